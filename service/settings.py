@@ -1,0 +1,76 @@
+"""Service configuration: one pydantic-settings class read from `VISION_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODELS = {
+    "classify": "shapes-classifier",
+    "detect": "shapes-detector",
+    "segment": "shapes-segmenter",
+}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; names are part of the interface (DESIGN.md, deployment files)."""
+
+    model_config = SettingsConfigDict(env_prefix="VISION_", extra="ignore", frozen=True)
+
+    models_dir: Path = Field(default=BUNDLED_MODELS_DIR, description="The model repository.")
+    default_models: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MODELS),
+        description="Model per task when a request names none (JSON); else the first by name.",
+    )
+    provider: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = auto.")
+    inference_workers: int = Field(
+        default=0, ge=0, description="Concurrent session runs per model; 0 = auto (cores on CPU, 1 on CUDA)."
+    )
+    decode_workers: int = Field(default=0, ge=0, description="Threads decoding images; 0 = number of cores.")
+    max_batch: int = Field(default=8, ge=1, le=1024)
+    max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+    queue_size: int = Field(default=64, ge=1, description="Images waiting per model before 503.")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    max_images: int = Field(default=16, ge=1)
+    api_keys: CommaList = Field(default_factory=list)
+    api_keys_file: Path | None = None
+    admin_key: SecretStr | None = None
+    cors_origins: CommaList = Field(default_factory=list)
+    log_format: Literal["json", "text"] = "text"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    warmup: bool = Field(default=True, description="Run each model once before reporting ready.")
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @cached_property
+    def all_api_keys(self) -> frozenset[str]:
+        """Keys from VISION_API_KEYS and VISION_API_KEYS_FILE together; empty means the API is open."""
+        keys = set(self.api_keys)
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            keys.update(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+        return frozenset(keys)
+
+    @property
+    def cores(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
