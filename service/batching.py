@@ -1,0 +1,145 @@
+"""Dynamic micro-batching: concurrent requests for one model version share a single `session.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+class QueueFullError(Exception):
+    """More images are waiting than the queue allows; the caller should shed load."""
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """One image's share of a batch run, with how long it waited and how long the run took."""
+
+    outputs: dict[str, np.ndarray]
+    queue_seconds: float
+    inference_seconds: float
+    batch_size: int
+
+
+@dataclass
+class _Pending:
+    pixels: np.ndarray
+    future: asyncio.Future[InferenceResult]
+    enqueued: float = field(default=0.0)
+
+
+class MicroBatcher:
+    """Collects up to `max_batch` images or waits `max_delay` seconds, then runs them together in order."""
+
+    def __init__(
+        self,
+        run: RunFn,
+        executor: Executor,
+        *,
+        max_batch: int,
+        max_delay: float,
+        queue_size: int,
+        concurrency: int,
+        on_batch: Callable[[int], None] = lambda size: None,
+        on_queue_depth: Callable[[int], None] = lambda depth: None,
+    ) -> None:
+        self._run = run
+        self._executor = executor
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.queue_size = queue_size
+        self._concurrency = concurrency
+        self._on_batch = on_batch
+        self._on_queue_depth = on_queue_depth
+        self._pending: deque[_Pending] = deque()
+        self._arrived = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.cancel()
+
+    async def infer(self, images: Sequence[np.ndarray]) -> list[InferenceResult]:
+        """Queue all images of one request at once (all or none), and wait for their results."""
+        if len(self._pending) + len(images) > self.queue_size:
+            raise QueueFullError(f"{len(self._pending)} images already waiting (limit {self.queue_size})")
+        loop = asyncio.get_running_loop()
+        items = [_Pending(pixels, loop.create_future(), loop.time()) for pixels in images]
+        self._pending.extend(items)
+        self._on_queue_depth(len(self._pending))
+        self._arrived.set()
+        try:
+            return list(await asyncio.gather(*(item.future for item in items)))
+        finally:
+            # A client that went away leaves nothing behind for a worker to run.
+            for item in items:
+                item.future.cancel()
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect(loop)
+            if batch:
+                await self._run_batch(loop, batch)
+
+    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Pending]:
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch = self._take(self.max_batch)
+        deadline = loop.time() + self.max_delay
+        while len(batch) < self.max_batch and (remaining := deadline - loop.time()) > 0:
+            if not self._pending:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                continue
+            batch.extend(self._take(self.max_batch - len(batch)))
+        return [item for item in batch if not item.future.done()]
+
+    def _take(self, count: int) -> list[_Pending]:
+        taken = [self._pending.popleft() for _ in range(min(count, len(self._pending)))]
+        self._on_queue_depth(len(self._pending))
+        return taken
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        started = loop.time()
+        stacked = np.stack([item.pixels for item in batch])
+        self._on_batch(len(batch))
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, stacked)
+        except Exception as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        finished = loop.time()
+        for row, item in enumerate(batch):
+            if item.future.done():
+                continue
+            share = {role: values[row] for role, values in outputs.items()}
+            item.future.set_result(
+                InferenceResult(share, started - item.enqueued, finished - started, len(batch))
+            )
