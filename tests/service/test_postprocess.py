@@ -1,0 +1,234 @@
+"""Post-processing by hand-checked cases: top-k, detection thresholds and per-class NMS, trimaps and PNGs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.imaging import Geometry
+from service.postprocess import (
+    TRIMAP_COLORS,
+    TRIMAP_OVERLAY_ALPHA,
+    Detection,
+    class_fractions,
+    detect,
+    render_trimap_png,
+    top_k,
+    trimap,
+)
+
+LABELS = ["circle", "square", "star"]
+TRIMAP = ["pet", "background", "border"]
+# Input 64x64 equals the original: normalised coordinates are pixel / 64, exact in binary floating point.
+SAME_SIZE = Geometry.plan(64, 64, 64, 64, "stretch")
+
+
+def candidates(*rows: tuple[tuple[int, int, int, int], float, int, float]):
+    """Detector outputs from (pixel box on a 64x64 input, predicted iou, class id, class probability) rows."""
+    boxes = np.array([box for box, _, _, _ in rows], dtype=np.float32) / 64
+    iou = np.array([iou for _, iou, _, _ in rows], dtype=np.float32)
+    probabilities = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    for row, (_, _, class_id, probability) in enumerate(rows):
+        probabilities[row] = (1 - probability) / (len(LABELS) - 1)
+        probabilities[row, class_id] = probability
+    return boxes, iou, probabilities
+
+
+def run_detect(outputs, geometry: Geometry = SAME_SIZE, **overrides: float) -> list[Detection]:
+    options = {"score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 100} | overrides
+    return detect(*outputs, LABELS, geometry, **options)
+
+
+def test_top_k_orders_best_first_and_clips_k() -> None:
+    probabilities = np.array([0.1, 0.6, 0.3], dtype=np.float32)
+    assert top_k(probabilities, LABELS, 2) == [
+        (1, "square", pytest.approx(0.6)),
+        (2, "star", pytest.approx(0.3)),
+    ]
+    assert [class_id for class_id, _, _ in top_k(probabilities, LABELS, 10)] == [1, 2, 0]
+
+
+def test_top_k_breaks_ties_by_class_id_and_checks_its_inputs() -> None:
+    assert [label for _, label, _ in top_k(np.array([0.25, 0.5, 0.25]), LABELS, 3)] == [
+        "square",
+        "circle",
+        "star",
+    ]
+    with pytest.raises(ValueError, match="labels"):
+        top_k(np.array([0.5, 0.5]), LABELS, 1)
+    with pytest.raises(ValueError, match="k must"):
+        top_k(np.array([0.2, 0.3, 0.5]), LABELS, 0)
+
+
+def test_overlapping_boxes_of_one_class_keep_only_the_best() -> None:
+    outputs = candidates(
+        ((0, 0, 32, 32), 0.8, 1, 0.9), ((2, 2, 34, 34), 1.0, 1, 0.5), ((40, 40, 60, 60), 1.0, 0, 0.5)
+    )
+    found = run_detect(outputs)
+    assert found == [
+        Detection(1, "square", pytest.approx(0.72), pytest.approx(0.8), (0.0, 0.0, 32.0, 32.0)),
+        Detection(0, "circle", 0.5, 1.0, (40.0, 40.0, 60.0, 60.0)),
+    ]
+
+
+def test_overlapping_boxes_of_different_classes_are_both_kept() -> None:
+    outputs = candidates(((0, 0, 32, 32), 1.0, 1, 0.9), ((0, 0, 32, 32), 1.0, 2, 0.8))
+    assert [(d.label, d.box) for d in run_detect(outputs)] == [
+        ("square", (0.0, 0.0, 32.0, 32.0)),
+        ("star", (0.0, 0.0, 32.0, 32.0)),
+    ]
+
+
+def test_nms_suppresses_only_above_the_iou_threshold() -> None:
+    # Same class, IoU exactly 0.5: (0,0,16,16) and (0,0,16,8).
+    outputs = candidates(((0, 0, 16, 16), 1.0, 0, 0.9), ((0, 0, 16, 8), 1.0, 0, 0.8))
+    assert len(run_detect(outputs, iou_threshold=0.5)) == 2
+    assert [d.box for d in run_detect(outputs, iou_threshold=0.4999)] == [(0.0, 0.0, 16.0, 16.0)]
+
+
+def test_a_suppressed_box_does_not_suppress_others() -> None:
+    # A overlaps B (IoU 0.6), B overlaps C (IoU 0.6), A and C overlap less (IoU 1/3): greedy keeps A and C.
+    outputs = candidates(
+        ((0, 0, 32, 16), 1.0, 0, 0.9), ((8, 0, 40, 16), 1.0, 0, 0.8), ((16, 0, 48, 16), 1.0, 0, 0.7)
+    )
+    assert [d.box[0] for d in run_detect(outputs, iou_threshold=0.5)] == [0.0, 16.0]
+
+
+def test_score_is_class_probability_times_iou_and_the_threshold_is_inclusive() -> None:
+    outputs = candidates(((0, 0, 8, 8), 0.5, 0, 0.5), ((20, 20, 28, 28), 0.5, 1, 0.49))
+    found = run_detect(outputs, score_threshold=0.25)
+    assert [(d.label, d.score, d.iou) for d in found] == [("circle", 0.25, 0.5)]
+    assert run_detect(outputs, score_threshold=0.2501) == []
+
+
+def test_degenerate_and_off_image_boxes_are_dropped() -> None:
+    outputs = candidates(
+        ((10, 10, 10, 30), 1.0, 0, 0.9),  # zero width
+        ((30, 30, 20, 40), 1.0, 0, 0.9),  # x_max < x_min
+        ((70, 10, 90, 30), 1.0, 0, 0.9),  # entirely right of the image: zero width after clipping
+        ((60, 60, 80, 80), 1.0, 1, 0.8),  # partly outside: clipped, kept
+    )
+    assert [d.box for d in run_detect(outputs)] == [(60.0, 60.0, 64.0, 64.0)]
+
+
+def test_detections_are_best_first_and_capped() -> None:
+    rows = [((8 * i, 0, 8 * i + 6, 6), 1.0, 0, 0.4 + 0.1 * i) for i in range(6)]
+    found = run_detect(candidates(*rows), max_detections=3)
+    assert [d.box[0] for d in found] == [40.0, 32.0, 24.0]
+    assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+
+
+def test_detect_maps_boxes_through_letterbox_padding() -> None:
+    geometry = Geometry.plan(200, 100, 64, 64, "letterbox")
+    outputs = candidates(((0, 16, 64, 48), 1.0, 2, 0.9), ((32, 32, 48, 40), 1.0, 0, 0.8))
+    assert [d.box for d in run_detect(outputs, geometry)] == [
+        (0.0, 0.0, 200.0, 100.0),
+        (100.0, 50.0, 150.0, 75.0),
+    ]
+
+
+def test_detect_refuses_outputs_that_do_not_agree() -> None:
+    boxes, iou, probabilities = candidates(((0, 0, 8, 8), 1.0, 0, 0.9))
+    with pytest.raises(ValueError, match="detector outputs"):
+        run_detect((boxes, np.concatenate([iou, iou]), probabilities))
+
+
+def letterbox_trimap_probabilities() -> tuple[Geometry, np.ndarray]:
+    """200x100 image letterboxed into 64x64: padding says border, content is pet left, background right."""
+    geometry = Geometry.plan(200, 100, 64, 64, "letterbox")
+    classes = np.full((64, 64), 2)
+    classes[16:48, :32] = 0
+    classes[16:48, 32:] = 1
+    return geometry, np.eye(3, dtype=np.float32)[classes]
+
+
+def test_trimap_crops_the_letterbox_and_lands_pixels_in_place() -> None:
+    geometry, probabilities = letterbox_trimap_probabilities()
+    mask = trimap(probabilities, geometry)
+    assert mask.dtype == np.uint8
+    assert mask.shape == (100, 200)
+    assert np.all(mask[:, :100] == 1)
+    assert np.all(mask[:, 100:] == 2)
+
+
+def test_trimap_of_a_lower_resolution_output_scales_the_content_region() -> None:
+    geometry, probabilities = letterbox_trimap_probabilities()
+    mask = trimap(probabilities[::2, ::2], geometry)
+    assert mask.shape == (100, 200)
+    assert np.all(mask[:, :100] == 1)
+    assert np.all(mask[:, 100:] == 2)
+
+
+def test_trimap_under_stretch_resizes_with_nearest() -> None:
+    probabilities = np.zeros((4, 4, 3), dtype=np.float32)
+    probabilities[..., 1] = 1
+    probabilities[:2, :2] = (0, 0, 1)
+    mask = trimap(probabilities, Geometry.plan(8, 6, 4, 4, "stretch"))
+    expected = np.full((6, 8), 2, dtype=np.uint8)
+    expected[:3, :4] = 3
+    np.testing.assert_array_equal(mask, expected)
+
+
+def sample_mask() -> np.ndarray:
+    mask = np.full((30, 50), 2, dtype=np.uint8)
+    mask[5:25, 10:30] = 1
+    mask[5:25, 30:32] = 3
+    return mask
+
+
+def decode_png(data: bytes) -> Image.Image:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    return Image.open(io.BytesIO(data))
+
+
+def test_mask_png_holds_the_exact_values_at_the_original_size() -> None:
+    geometry, probabilities = letterbox_trimap_probabilities()
+    mask = trimap(probabilities, geometry)
+    mask[0, 0] = 3
+    image = decode_png(render_trimap_png(mask, "mask"))
+    assert (image.mode, image.size) == ("L", (200, 100))
+    values = np.asarray(image)
+    np.testing.assert_array_equal(values, mask)
+    assert set(np.unique(values)) == {1, 2, 3}
+
+
+def test_color_png_gives_each_class_its_own_colour() -> None:
+    mask = sample_mask()
+    image = decode_png(render_trimap_png(mask, "color"))
+    assert (image.mode, image.size) == ("RGB", (50, 30))
+    pixels = np.asarray(image)
+    for value in (1, 2, 3):
+        assert np.all(pixels[mask == value] == TRIMAP_COLORS[value])
+    assert len({TRIMAP_COLORS[1], TRIMAP_COLORS[2], TRIMAP_COLORS[3]}) == 3
+
+
+def test_overlay_blends_the_colours_over_the_photo() -> None:
+    mask = sample_mask()
+    photo = Image.new("RGB", (50, 30), (100, 100, 100))
+    pixels = np.asarray(decode_png(render_trimap_png(mask, "overlay", photo))).astype(float)
+    assert pixels.shape == (30, 50, 3)
+    for value in (1, 2, 3):
+        alpha = round(255 * TRIMAP_OVERLAY_ALPHA[value]) / 255
+        expected = 100 + (np.array(TRIMAP_COLORS[value]) - 100) * alpha
+        np.testing.assert_allclose(
+            pixels[mask == value], np.tile(expected, ((mask == value).sum(), 1)), atol=1
+        )
+        assert 0 < alpha < 1
+
+
+def test_overlay_needs_a_matching_original() -> None:
+    with pytest.raises(ValueError, match="original"):
+        render_trimap_png(sample_mask(), "overlay")
+    with pytest.raises(ValueError, match="original"):
+        render_trimap_png(sample_mask(), "overlay", Image.new("RGB", (10, 10)))
+
+
+def test_class_fractions_count_pixels_per_label() -> None:
+    fractions = class_fractions(sample_mask(), TRIMAP)
+    assert fractions == {"pet": 400 / 1500, "background": 1060 / 1500, "border": 40 / 1500}
+    assert sum(fractions.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"1\.\.3"):
+        class_fractions(np.zeros((2, 2), dtype=np.uint8), TRIMAP)
