@@ -1,0 +1,142 @@
+"""Shared fixtures: hand-built test models, a real uvicorn server on loopback, Pillow-encoded images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import onnx_models
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_DEFAULTS = {"classify": "colours", "detect": "boxes", "segment": "threshold"}
+
+
+@pytest.fixture(scope="session")
+def test_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository of exact-answer models, plus two broken ones that must be refused."""
+    root = tmp_path_factory.mktemp("models")
+    onnx_models.colour_classifier(root, version=1)
+    onnx_models.colour_classifier(root, version=2)
+    onnx_models.brightness_classifier(root)
+    onnx_models.fixed_detector(root, name="boxes", resize="letterbox")
+    onnx_models.fixed_detector(root, name="boxes-stretch", resize="stretch")
+    onnx_models.threshold_segmenter(root)
+    onnx_models.misnamed_model(root)
+    onnx_models.misshapen_model(root)
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`uvicorn service.app:app` in its own process on a loopback port, configured by VISION_* variables."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port), "--no-access-log"],
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait(self, path: str = "/healthz/ready", timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if self.client.get(path).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{path} not 200 after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+ServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Start a live server with extra VISION_* settings (keyword arguments without the prefix)."""
+    servers: list[LiveServer] = []
+
+    def start(models_dir: Path, wait: bool = True, **settings: object) -> LiveServer:
+        env = {
+            "VISION_MODELS_DIR": str(models_dir),
+            "VISION_DEFAULT_MODELS": json.dumps(TEST_DEFAULTS),
+            "VISION_LOG_FORMAT": "json",
+        }
+        env.update({f"VISION_{key.upper()}": str(value) for key, value in settings.items()})
+        server = LiveServer(env, tmp_path_factory.mktemp("server") / "server.log")
+        servers.append(server)
+        if wait:
+            server.wait()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    """The shared live server over the test models, with small limits so limit tests stay cheap."""
+    return start_server(test_models_dir, max_upload_bytes=2_000_000, max_pixels=5_000_000, max_images=4)
+
+
+@pytest.fixture
+def client(server: LiveServer) -> httpx.Client:
+    assert server.alive(), server.logs()
+    return server.client
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """The bytes of `image` saved by Pillow in `fmt`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def solid(
+    colour: tuple[int, int, int] | int, size: tuple[int, int] = (64, 32), mode: str = "RGB"
+) -> Image.Image:
+    return Image.new(mode, size, colour)
