@@ -21,7 +21,7 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 serve: $(VENV)/.stamp-serve
-	$(BIN)/uvicorn service.app:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn service.app:app --host $(HOST) --port $(PORT) --no-access-log
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     max_images: int = Field(default=16, ge=1)
     api_keys: CommaList = Field(default_factory=list)
     api_keys_file: Path | None = None
-    admin_key: SecretStr | None = None
     cors_origins: CommaList = Field(default_factory=list)
     log_format: Literal["json", "text"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
