@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     decode_workers: int = Field(default=0, ge=0, description="Threads decoding images; 0 = number of cores.")
     max_batch: int = Field(default=8, ge=1, le=1024)
     max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
-    queue_size: int = Field(default=64, ge=1, description="Images waiting per model before 503.")
+    queue_size: int = Field(default=32, ge=1, description="Images waiting per model before 503.")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(default=40_000_000, ge=1)
     max_images: int = Field(default=16, ge=1)

@@ -1,4 +1,4 @@
-"""docs/openapi.json is what the app serves: regenerate it with `python -m service.openapi` after an API change."""
+"""docs/openapi.json is what the app serves; regenerate it with `python -m service.openapi`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ def test_exported_document_has_not_drifted() -> None:
 
 def test_every_schema_property_is_described_or_exemplified() -> None:
     schemas = openapi_document()["components"]["schemas"]
-    for name in ("ClassifyResponse", "DetectResponse", "Detection", "Prediction", "SegmentResult", "ErrorBody"):
-        assert name in schemas
+    expected = {"ClassifyResponse", "DetectResponse", "Detection", "Prediction", "SegmentResult", "ErrorBody"}
+    assert expected <= set(schemas)
     for field in ("label", "class_id", "score", "iou"):
         prop = schemas["Detection"]["properties"][field]
         assert prop.get("description") or prop.get("examples"), field
