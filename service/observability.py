@@ -150,6 +150,18 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         snapshot: dict[str, float] | None = None
         status = 500
+        finished = False
+
+        def finish() -> None:
+            nonlocal snapshot, finished
+            if finished:
+                return
+            finished = True
+            if snapshot is None:
+                snapshot = timing_snapshot(timings, time.perf_counter() - started)
+            timings.route = _route_template(scope)
+            _record(scope["method"], status, timings, snapshot)
+            _log_access(scope, status, timings, snapshot)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal snapshot, status
@@ -157,6 +169,9 @@ class ObservabilityMiddleware:
                 status = message["status"]
                 snapshot = timing_snapshot(timings, time.perf_counter() - started)
                 message = _with_headers(message, timings.request_id, snapshot)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Log before the last byte leaves: once a client has its answer, the line is already written.
+                finish()
             await send(message)
 
         token = _current.set(timings)
@@ -166,11 +181,7 @@ class ObservabilityMiddleware:
         finally:
             IN_PROGRESS.dec()
             _current.reset(token)
-            if snapshot is None:
-                snapshot = timing_snapshot(timings, time.perf_counter() - started)
-            timings.route = _route_template(scope)
-            _record(scope["method"], status, timings, snapshot)
-            _log_access(scope, status, timings, snapshot)
+            finish()
 
 
 def timing_snapshot(timings: RequestTimings, total_seconds: float) -> dict[str, float]:
