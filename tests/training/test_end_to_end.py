@@ -1,0 +1,97 @@
+"""Synthesise, train each task for an epoch, export, and load the ONNX files the way the service does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from service.contract import check_tensor_shapes, parse_metadata
+
+pytest.importorskip("tensorflow")
+
+from training.cli import main as cli
+from training.data.synth import SHAPES
+
+pytestmark = pytest.mark.slow
+
+TASKS = [("classify", "single", 32), ("detect", "scenes", 32), ("segment", "single", 32)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few dozen synthetic images per data set and one epoch of training for each task."""
+    root = tmp_path_factory.mktemp("e2e")
+    assert cli(["synth", "--out", str(root / "single"), "--count", "30", "--seed", "1"]) == 0
+    assert (
+        cli(["synth", "--out", str(root / "scenes"), "--count", "30", "--seed", "2", "--max-objects", "3"])
+        == 0
+    )
+    for task, data, size in TASKS:
+        args = [
+            "train",
+            task,
+            "--data",
+            str(root / data),
+            "--run",
+            str(root / f"run-{task}"),
+            "--size",
+            str(size),
+        ]
+        assert cli([*args, "--epochs", "1", "--batch", "8"]) == 0
+    return root
+
+
+def _open(path: Path) -> tuple[onnx.ModelProto, object, ort.InferenceSession]:
+    """Parse and shape-check a model file exactly as the service's registry does."""
+    proto = onnx.load(path)
+    metadata = parse_metadata({p.key: p.value for p in proto.metadata_props})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    check_tensor_shapes(
+        metadata,
+        {i.name: i.shape for i in session.get_inputs()},
+        {o.name: o.shape for o in session.get_outputs()},
+    )
+    return proto, metadata, session
+
+
+@pytest.mark.parametrize(("task", "data", "size"), TASKS)
+def test_train_export_and_serve_contract(task: str, data: str, size: int, runs: Path) -> None:
+    run = runs / f"run-{task}"
+    for artefact in ("model.keras", "metrics.json", "curves.png", "samples.png"):
+        assert (run / artefact).is_file()
+    assert (
+        cli(["export", "--run", str(run), "--name", f"tiny-{task}", "--models-dir", str(runs / "models")])
+        == 0
+    )
+
+    target = runs / "models" / f"tiny-{task}" / "1"
+    assert (target / "README.md").read_text().startswith(f"# tiny-{task} (version 1)")
+    _, metadata, session = _open(target / "model.onnx")
+    assert (metadata.task, metadata.name, metadata.version) == (task, f"tiny-{task}", 1)
+    assert metadata.labels == (("pet", "background", "border") if task == "segment" else SHAPES)
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    names = list(metadata.outputs.values())
+    outputs = dict(zip(metadata.outputs, session.run(names, {"image": images}), strict=True))
+    if task == "detect":
+        assert outputs["boxes"].shape[0] == 2
+        assert outputs["boxes"].shape[2] == 4
+        assert ((outputs["boxes"] >= 0) & (outputs["boxes"] <= 1)).all()
+        np.testing.assert_allclose(outputs["class_probabilities"].sum(-1), 1.0, atol=1e-4)
+    else:
+        np.testing.assert_allclose(outputs["probabilities"].sum(-1), 1.0, atol=1e-4)
+
+
+def test_export_int8_classifier_records_accuracy_change(runs: Path) -> None:
+    args = ["export", "--run", str(runs / "run-classify"), "--name", "tiny-int8", "--quantize"]
+    assert cli([*args, "--models-dir", str(runs / "models")]) == 0
+    proto, metadata, _ = _open(runs / "models" / "tiny-int8" / "1" / "model.onnx")
+    assert metadata.metrics["accuracy_change"] == pytest.approx(
+        metadata.metrics["accuracy"] - metadata.metrics["fp32_accuracy"]
+    )
+    ops = [node.op_type for node in proto.graph.node]
+    assert "QuantizeLinear" in ops
+    assert "Softmax" in ops

@@ -1,0 +1,1 @@
+"""Offline training: datasets -> Keras models -> training -> evaluation -> ONNX export (DESIGN.md)."""

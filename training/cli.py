@@ -1,0 +1,100 @@
+"""Command line: `python -m training {synth,train,evaluate,export}`; TensorFlow loads for the last three."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="write a synthetic data set in the Oxford-IIIT Pet layout")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--count", type=int, required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--max-objects", type=int, default=1)
+    synth.add_argument("--test-fraction", type=float, default=0.2)
+
+    train = sub.add_parser("train", help="train a model and score it on the held-out test split")
+    train.add_argument("task", choices=["classify", "detect", "segment"])
+    train.add_argument("--data", required=True, help="a directory in the Oxford-IIIT Pet layout, or 'digits'")
+    train.add_argument("--run", type=Path, required=True, help="run directory for model, plots, metrics")
+    train.add_argument("--arch", default="", help="architecture (default per task)")
+    train.add_argument("--size", type=int, default=64, help="square input size in pixels")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch", type=int, default=32)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--patience", type=int, default=5)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--weights", default=None, help="keras.applications weights: 'imagenet' or a file path"
+    )
+    train.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    train.add_argument(
+        "--init-from", default=None, help="a run directory whose matching layers start this model"
+    )
+
+    evaluate = sub.add_parser("evaluate", help="re-score a run's model on the held-out test split")
+    evaluate.add_argument("--run", type=Path, required=True)
+
+    export = sub.add_parser("export", help="write models/<name>/<version>/model.onnx and its model card")
+    export.add_argument("--run", type=Path, required=True)
+    export.add_argument("--name", required=True)
+    export.add_argument("--version", type=int, default=1)
+    export.add_argument("--models-dir", type=Path, default=Path("models"))
+    export.add_argument("--quantize", action="store_true", help="static QDQ INT8 (classifiers)")
+    return parser
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "synth":
+        from training.data.synth import write_dataset
+
+        write_dataset(args.out, args.count, args.seed, args.max_objects, args.test_fraction)
+        print(f"wrote {args.count} images to {args.out}")
+        return 0
+    _quiet_tensorflow()
+    if args.command == "train":
+        from training.train import TrainConfig, train
+
+        config = TrainConfig(
+            task=args.task,
+            data=args.data,
+            run_dir=str(args.run),
+            arch=args.arch,
+            size=args.size,
+            epochs=args.epochs,
+            batch=args.batch,
+            learning_rate=args.lr,
+            patience=args.patience,
+            seed=args.seed,
+            weights=args.weights,
+            augment=not args.no_augment,
+            init_from=args.init_from,
+        )
+        print(json.dumps(train(config), indent=2, default=float))
+        return 0
+    if args.command == "evaluate":
+        from training.train import evaluate_run
+
+        print(json.dumps(evaluate_run(args.run), indent=2, default=float))
+        return 0
+    from training.export import ExportMismatchError, export_run
+
+    try:
+        path = export_run(args.run, args.models_dir, args.name, args.version, int8=args.quantize)
+    except ExportMismatchError as exc:
+        print(f"export refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,91 @@
+"""Decode a split of the Oxford-IIIT Pet layout once into numpy arrays at the model's input size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
+
+MAX_BOXES = 8
+
+
+@dataclass(frozen=True)
+class ArraySet:
+    """Images [N, H, W, C] float32 0..255 and labels [N]; where the task has them, boxes [N, M, 4] normalised
+    with classes [N, M] (-1 pads) and masks [N, H, W] (trimap value - 1)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray | None = None
+    box_classes: np.ndarray | None = None
+    masks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: np.ndarray) -> ArraySet:
+        pick = {name: None if value is None else value[index] for name, value in vars(self).items()}
+        return replace(self, **pick)
+
+
+def load_image(path: object, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Decode, convert and stretch-resize (bilinear, like the service) to float32 0..255 [H, W, C]."""
+    with Image.open(path) as image:  # type: ignore[arg-type]
+        image = image.convert("RGB" if channels == 3 else "L").resize(size[::-1], Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32)
+    return pixels if channels == 3 else pixels[..., None]
+
+
+def _boxes(record: Record, dataset: OxfordDataset) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.zeros((MAX_BOXES, 4), np.float32)
+    labels = np.full(MAX_BOXES, -1, np.int32)
+    if record.xml is None:
+        return boxes, labels
+    with Image.open(record.image) as image:
+        width, height = image.size
+    for i, obj in enumerate(read_voc_xml(record.xml)[:MAX_BOXES]):
+        x1, y1, x2, y2 = obj.box
+        boxes[i] = (x1 / width, y1 / height, x2 / width, y2 / height)
+        labels[i] = object_class(obj, record, dataset)
+    return boxes, labels
+
+
+def load_split(
+    dataset: OxfordDataset, split: str, task: str, size: tuple[int, int], channels: int = 3
+) -> ArraySet:
+    """The split's images with what `task` needs; records lacking that (XML, trimap) are skipped."""
+    records = [
+        r
+        for r in dataset.split(split)
+        if (task != "detect" or r.xml is not None) and (task != "segment" or r.trimap is not None)
+    ]
+    if not records:
+        raise ValueError(f"{dataset.root}: no {split} images with the annotations {task!r} needs")
+    images = np.stack([load_image(r.image, size, channels) for r in records])
+    labels = np.array([dataset.label(r) for r in records], np.int32)
+    result = ArraySet(images=images, labels=labels)
+    if task == "detect":
+        pairs = [_boxes(r, dataset) for r in records]
+        result = replace(
+            result, boxes=np.stack([b for b, _ in pairs]), box_classes=np.stack([c for _, c in pairs])
+        )
+    if task == "segment":
+        masks = [_trimap(r, size) for r in records]
+        result = replace(result, masks=np.stack(masks))
+    return result
+
+
+def _trimap(record: Record, size: tuple[int, int]) -> np.ndarray:
+    with Image.open(record.trimap) as trimap:  # type: ignore[arg-type]
+        resized = trimap.convert("L").resize(size[::-1], Image.Resampling.NEAREST)
+        return np.clip(np.asarray(resized, np.int32) - 1, 0, 2).astype(np.uint8)
+
+
+def train_val_split(data: ArraySet, val_fraction: float, seed: int) -> tuple[ArraySet, ArraySet]:
+    """Seeded split of trainval into training and validation (early stopping); test stays untouched."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = max(1, round(len(data) * val_fraction))
+    return data.subset(order[n_val:]), data.subset(order[:n_val])

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (numpy only) and running trained models on held-out data."""

@@ -1,0 +1,265 @@
+"""Keras -> ONNX with the `vision.*` contract metadata, checked against Keras before anything is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+import tf2onnx
+
+from service.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
+from training.evaluate.evaluate import evaluate_predictor, predict_all
+from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
+
+OPSET = 17
+MAX_ABS_DIFF = 1e-4
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]  # never Softmax, ConvTranspose or the detector's decoding
+HEADLINE = {"classify": ("accuracy",), "detect": ("map50", "mean_iou"), "segment": ("miou", "pixel_accuracy")}
+
+
+class ExportMismatchError(RuntimeError):
+    """ONNX Runtime disagrees with Keras on real inputs; nothing was written."""
+
+
+def to_onnx(model: keras.Model) -> onnx.ModelProto:
+    """Convert through a tf.function with a fixed input signature (the route that works with Keras 3)."""
+    shape = [None, *model.inputs[0].shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model(image, training=False)
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET)
+    return proto
+
+
+def onnx_predictor(session: ort.InferenceSession) -> Any:
+    names = [o.name for o in session.get_outputs()]
+
+    def predict(images: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, {"image": images.astype(np.float32)}), strict=True))
+
+    return predict
+
+
+def session_for(proto: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def check_against_keras(proto: onnx.ModelProto, model: keras.Model, images: np.ndarray) -> float:
+    """Max abs difference over all outputs on real images; raises when above 1e-4 or any argmax differs."""
+    expected = predict_all(keras_predictor(model), images)
+    actual = predict_all(onnx_predictor(session_for(proto)), images)
+    worst = 0.0
+    for role, want in expected.items():
+        got = actual[role]
+        diff = float(np.max(np.abs(got - want)))
+        worst = max(worst, diff)
+        if diff > MAX_ABS_DIFF:
+            raise ExportMismatchError(f"{role}: ONNX differs from Keras by {diff:.2e} > {MAX_ABS_DIFF}")
+        if want.shape[-1] > 1 and not np.array_equal(got.argmax(-1), want.argmax(-1)):
+            raise ExportMismatchError(f"{role}: ONNX and Keras disagree on the argmax")
+    return worst
+
+
+def quantize(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto:
+    """Static QDQ INT8 (per-channel weights) of Conv/MatMul/Gemm, calibrated on training images."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": calibration[i : i + 16]} for i in range(0, len(calibration), 16)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared, target = Path(tmp, "fp32.onnx"), Path(tmp, "prep.onnx"), Path(tmp, "int8.onnx")
+        onnx.save(proto, source)
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=QUANTIZED_OPS,
+        )
+        return onnx.load(target)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def build_metadata(
+    name: str, version: int, run: dict[str, Any], metrics: dict[str, Any], proto: onnx.ModelProto
+) -> ModelMetadata:
+    config = run["config"]
+    return ModelMetadata(
+        schema_version="1",
+        task=config["task"],
+        name=name,
+        version=version,
+        labels=tuple(run["labels"]),
+        input={
+            "name": "image",
+            "height": config["size"],
+            "width": config["size"],
+            "channels": 1 if config["data"] == "digits" else 3,
+        },
+        resize="stretch",
+        outputs={o.name: o.name for o in proto.graph.output},
+        metrics=metrics,
+        trained={
+            "dataset": run["dataset"],
+            "epochs": run["epochs_run"],
+            "image_size": [config["size"], config["size"]],
+            "architecture": config["arch"],
+            "date": dt.date.today().isoformat(),
+            "git_commit": git_commit(),
+            "seed": config["seed"],
+            "train_images": run["train_images"],
+        },
+    )
+
+
+def attach_and_validate(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
+    """Write the metadata into the proto and re-read it through the service's own checks."""
+    del proto.metadata_props[:]
+    for key, value in to_metadata_props(metadata).items():
+        proto.metadata_props.add(key=key, value=value)
+    parsed = parse_metadata({p.key: p.value for p in proto.metadata_props})
+    session = session_for(proto)
+    check_tensor_shapes(
+        parsed,
+        {i.name: i.shape for i in session.get_inputs()},
+        {o.name: o.shape for o in session.get_outputs()},
+    )
+
+
+def export_run(run_dir: Path, models_dir: Path, name: str, version: int, int8: bool = False) -> Path:
+    """Export a run to models_dir/name/version/model.onnx plus its model card; returns the ONNX path."""
+    run = json.loads((run_dir / "run.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = TrainConfig(**run["config"])
+    model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
+    data = load_task_data(config)
+    proto = to_onnx(model)
+    metrics["onnx_max_abs_diff"] = check_against_keras(proto, model, data.test.images[:32])
+    if int8:
+        proto, metrics = _quantized(proto, config.task, data, metrics)
+    metadata = build_metadata(name, version, run, metrics, proto)
+    attach_and_validate(proto, metadata)
+    target = models_dir / name / str(version)
+    target.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, target / "model.onnx")
+    for picture in ("curves.png", "samples.png"):
+        if (run_dir / picture).exists():
+            shutil.copyfile(run_dir / picture, target / picture)
+    (target / "README.md").write_text(model_card(metadata, run, int8))
+    return target / "model.onnx"
+
+
+def _quantized(
+    proto: onnx.ModelProto, task: str, data: Any, metrics: dict[str, Any]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """INT8 model and its own held-out metrics, with the change against FP32 recorded."""
+    if task != "classify":
+        raise ValueError(
+            "INT8 export is offered for classifiers only (Softmax/ConvTranspose-heavy heads lose too much)"
+        )
+    calibration = data.train.images[np.random.default_rng(0).permutation(len(data.train))[:256]]
+    quantized = quantize(proto, calibration)
+    labels = tuple(data.labels)
+    fp32 = evaluate_predictor(onnx_predictor(session_for(proto)), task, data.test, labels)
+    int8 = evaluate_predictor(onnx_predictor(session_for(quantized)), task, data.test, labels)
+    updated = {key: value for key, value in metrics.items() if key != "onnx_max_abs_diff"}
+    updated.update(
+        accuracy=int8["accuracy"],
+        fp32_accuracy=fp32["accuracy"],
+        accuracy_change=int8["accuracy"] - fp32["accuracy"],
+        quantization="static QDQ INT8, per-channel weights, " + "/".join(QUANTIZED_OPS),
+        calibration_images=len(calibration),
+    )
+    return quantized, updated
+
+
+def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
+    """README.md beside the model: what it is, how it scored on the held-out split, how to rebuild it."""
+    config, spec, found = run["config"], metadata.input, metadata.metrics
+    rows = "\n".join(
+        f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+        for key, value in found.items()
+        if not isinstance(value, dict)
+    )
+    headline = ", ".join(f"{k} {found[k]:.3f}" for k in HEADLINE[metadata.task] if k in found)
+    quantised = " INT8 (static QDQ) quantisation of the FP32 model." if int8 else ""
+    labels = ", ".join(f"`{label}`" for label in metadata.labels)
+    outputs = ", ".join(f"`{role}`" for role in metadata.outputs)
+    training = (
+        f"Architecture `{config['arch']}`, {run['epochs_run']} epochs (early stopping, patience "
+        f"{config['patience']}) on {run['train_images']} images of `{run['dataset']}` ({run['val_images']} "
+        f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
+        f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
+    )
+    return f"""# {metadata.name} (version {metadata.version})
+
+Task `{metadata.task}`; {headline} on the held-out `test` split ({found.get("images", "?")} images),
+which training and early stopping never saw.{quantised}
+
+- Labels: {labels}
+- Input `{spec.name}`: {spec.height}x{spec.width}x{spec.channels} {spec.layout} float32, raw 0..255 pixels,
+  `{metadata.resize}` resize; rescaling happens inside the graph.
+- Outputs: {outputs}
+- {training}
+
+## Held-out metrics
+
+| metric | value |
+| --- | --- |
+{rows}
+
+{_nested(found)}
+## Training curves
+
+![training curves](curves.png)
+
+## Sample predictions (held-out images)
+
+![sample predictions](samples.png)
+
+Rebuild with `make models` (fixed seeds; the Makefile lists this model's exact commands).
+"""
+
+
+def _nested(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            cells = ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+            )
+            parts.append(f"- {key}: {cells}\n")
+    return "".join(parts)

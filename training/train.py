@@ -1,0 +1,260 @@
+"""Train one task: data -> model -> fit (early stopping, checkpoints) -> held-out metrics -> plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from training import architectures
+from training.architectures.yolo import GridDetectionLoss, SplitDetections
+from training.data import pipelines
+from training.data.arrays import ArraySet, load_split, train_val_split
+from training.data.digits import DIGIT_LABELS, load_digits_splits
+from training.data.oxford import load_layout
+from training.data.pipelines import Augment
+from training.evaluate.evaluate import evaluate_predictor, predict_all
+from training.plots import plot_curves, plot_samples
+
+DIGITS = "digits"
+TRIMAP_LABELS = ("pet", "background", "border")
+DEFAULT_ARCH = {"classify": "small_cnn", "detect": "grid", "segment": "unet"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved as run.json beside the model."""
+
+    task: str
+    data: str
+    run_dir: str
+    arch: str = ""
+    size: int = 64
+    epochs: int = 20
+    batch: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 5
+    seed: int = 0
+    val_fraction: float = 0.1
+    weights: str | None = None
+    augment: bool = True
+    init_from: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.arch = self.arch or ("lenet5" if self.data == DIGITS else DEFAULT_ARCH[self.task])
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.data == DIGITS else 3
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Labels and the three splits of a run; `test` is only ever scored, never fitted or early-stopped on."""
+
+    labels: tuple[str, ...]
+    train: ArraySet
+    val: ArraySet
+    test: ArraySet
+    dataset_name: str
+
+
+def load_task_data(config: TrainConfig) -> TaskData:
+    """Digits from scikit-learn, or a directory in the Oxford-IIIT Pet layout."""
+    if config.data == DIGITS:
+        if config.task != "classify":
+            raise ValueError("the digits data set only supports the classify task")
+        splits = load_digits_splits(config.size, seed=config.seed)
+        labels, name = DIGIT_LABELS, "sklearn-digits"
+    else:
+        dataset = load_layout(Path(config.data))
+        size = (config.size, config.size)
+        splits = {split: load_split(dataset, split, config.task, size) for split in ("trainval", "test")}
+        labels = TRIMAP_LABELS if config.task == "segment" else dataset.classes
+        name = f"oxford-layout:{Path(config.data).name}"
+    train, val = train_val_split(splits["trainval"], config.val_fraction, config.seed)
+    return TaskData(labels=tuple(labels), train=train, val=val, test=splits["test"], dataset_name=name)
+
+
+def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
+    shape = (config.size, config.size, config.channels)
+    if config.task == "classify":
+        return architectures.build_classifier(config.arch, shape, num_classes, weights=config.weights)
+    if config.task == "detect":
+        return architectures.DETECTORS[config.arch](shape, num_classes)
+    return architectures.SEGMENTERS[config.arch](shape)
+
+
+def contract_model(model: keras.Model, task: str) -> keras.Model:
+    """The trained model with its outputs named by contract role (what export converts)."""
+    if task == "detect":
+        return keras.Model(model.input, SplitDetections(name="split")(model.outputs[0]))
+    return keras.Model(model.input, {"probabilities": model.outputs[0]})
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> int:
+    """Copy weights layer by layer, in order, while layer types and weight shapes agree; returns the count.
+
+    Backbones built from the same encoder code (U-Net encoder -> classifier or detector) line up this way.
+    """
+    copied = 0
+    pairs = zip(
+        (layer for layer in source.layers if layer.weights),
+        (layer for layer in target.layers if layer.weights),
+        strict=False,
+    )
+    for src, dst in pairs:
+        same = type(src) is type(dst) and [w.shape for w in src.weights] == [w.shape for w in dst.weights]
+        if not same:
+            break
+        dst.set_weights(src.get_weights())
+        copied += 1
+    return copied
+
+
+def keras_predictor(model: keras.Model) -> Any:
+    def predict(images: np.ndarray) -> dict[str, np.ndarray]:
+        return {role: np.asarray(v) for role, v in model(images, training=False).items()}
+
+    return predict
+
+
+def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    # Digits are neither mirror- nor rotation-symmetric; the synthetic shapes are both.
+    symmetric = config.data != DIGITS
+    augment: Augment | None = Augment(flip=symmetric, rotate=symmetric, min_scale=0.85 if symmetric else 0.9)
+    if not config.augment:
+        augment = None
+    n_classes = len(data.labels)
+    if config.task == "classify":
+        build = pipelines.classify_dataset
+        return (
+            build(data.train, config.batch, augment, shuffle=True, seed=config.seed),
+            build(data.val, config.batch),
+        )
+    if config.task == "detect":
+        return (
+            pipelines.detect_dataset(
+                data.train, config.batch, grid, n_classes, augment, shuffle=True, seed=config.seed
+            ),
+            pipelines.detect_dataset(data.val, config.batch, grid, n_classes),
+        )
+    return (
+        pipelines.segment_dataset(data.train, config.batch, augment, shuffle=True, seed=config.seed),
+        pipelines.segment_dataset(data.val, config.batch),
+    )
+
+
+def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
+    )
+    optimizer = keras.optimizers.Adam(schedule)
+    if config.task == "detect":
+        model.compile(optimizer=optimizer, loss=GridDetectionLoss())
+    else:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+class TqdmProgress(keras.callbacks.Callback):
+    """A tqdm bar per epoch over its batches, and one summary line per epoch."""
+
+    def __init__(self, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.epochs, self.steps = epochs, steps
+        self.bar: tqdm | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.bar = tqdm(
+            total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch", disable=None
+        )
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{(logs or {}).get('loss', math.nan):.4f}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        summary = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        tqdm.write(f"epoch {epoch + 1}/{self.epochs} {summary}")
+        sys.stdout.flush()
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Fit, evaluate on the held-out test split, and write model.keras, run.json, metrics.json and PNGs."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    data = load_task_data(config)
+    model = build_model(config, len(data.labels))
+    if config.init_from:
+        source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
+        tqdm.write(f"initialised {transfer_weights(source, model)} layers from {config.init_from}")
+    grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
+    train_ds, val_ds = _datasets(config, data, grid)
+    steps = math.ceil(len(data.train) / config.batch)
+    _compile(model, config, steps)
+    callbacks = [
+        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras", save_best_only=True),
+        TqdmProgress(config.epochs, steps),
+    ]
+    started = time.perf_counter()
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0, shuffle=False
+    )
+    seconds = time.perf_counter() - started
+    model.save(run_dir / "model.keras")
+    exported = contract_model(model, config.task)
+    metrics = evaluate_predictor(keras_predictor(exported), config.task, data.test, data.labels)
+    metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
+    run_info = {
+        "config": asdict(config),
+        "labels": list(data.labels),
+        "dataset": data.dataset_name,
+        "epochs_run": len(history.history["loss"]),
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "train_seconds": round(seconds, 1),
+    }
+    _write_json(run_dir / "run.json", run_info)
+    _write_json(run_dir / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+    _write_json(run_dir / "metrics.json", metrics)
+    plot_curves(history.history, run_dir / "curves.png")
+    sample = data.test.images[:8]
+    plot_samples(
+        config.task,
+        sample,
+        predict_all(keras_predictor(exported), sample),
+        data.labels,
+        run_dir / "samples.png",
+        truth=data.test.labels[:8],
+    )
+    return metrics
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, default=float) + "\n")
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Reload a run's saved model and score it again on the held-out test split."""
+    run = json.loads((run_dir / "run.json").read_text())
+    config = TrainConfig(**run["config"])
+    model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
+    data = load_task_data(config)
+    metrics = evaluate_predictor(keras_predictor(model), config.task, data.test, data.labels)
+    metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
+    return metrics
