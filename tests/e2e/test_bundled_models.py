@@ -1,0 +1,138 @@
+"""The bundled models over HTTP: real digits come back as themselves; unseen synthetic scenes match."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, LiveServer, ServerFactory, encode
+from PIL import Image
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from service.settings import DEFAULT_MODELS
+from training.data.synth import Scene, render_scene
+
+MODELS_DIR = REPO_ROOT / "models"
+# Seeds the trainer never used (make models synthesises with seeds 1 and 2), so these scenes are unseen.
+UNSEEN_SEED = 20261123
+
+
+@pytest.fixture(scope="module")
+def bundled(start_server: ServerFactory) -> LiveServer:
+    # The service's own defaults, not the test models' ones conftest sets.
+    return start_server(MODELS_DIR, default_models=json.dumps(DEFAULT_MODELS))
+
+
+def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The digits test split exactly as the trainer draws it (stratified, 20 %, seed 0)."""
+    digits = load_digits()
+    index = np.arange(len(digits.target))
+    _, test = train_test_split(index, test_size=0.2, random_state=0, stratify=digits.target)
+    return digits.images[test], digits.target[test]
+
+
+def digit_png(pixels: np.ndarray) -> bytes:
+    return encode(Image.fromarray((pixels * (255 / 16)).round().astype(np.uint8), "L"), "PNG")
+
+
+def test_real_digits_come_back_as_themselves(bundled: LiveServer) -> None:
+    images, targets = held_out_digits()
+    predicted: list[int] = []
+    for start in range(0, len(images), 16):
+        files = [
+            ("image", (f"{i}.png", digit_png(image))) for i, image in enumerate(images[start : start + 16])
+        ]
+        response = bundled.client.post("/classify", params={"model": "digits"}, files=files)
+        assert response.status_code == 200, response.text
+        predicted += [int(r["predictions"][0]["label"]) for r in response.json()["results"]]
+    accuracy = float(np.mean(np.asarray(predicted) == targets))
+    assert accuracy >= 0.97, f"accuracy over HTTP {accuracy:.3f} on {len(targets)} held-out digits"
+
+
+def scenes(count: int, max_objects: int, seed: int) -> list[Scene]:
+    rng = np.random.default_rng(seed)
+    return [render_scene(rng, max_objects) for _ in range(count)]
+
+
+def jpeg(scene: Scene) -> bytes:
+    return encode(scene.image, "JPEG", quality=92)
+
+
+def test_unseen_shapes_are_classified(bundled: LiveServer) -> None:
+    batch = scenes(32, 1, UNSEEN_SEED)
+    correct = 0
+    for start in range(0, len(batch), 16):
+        files = [("image", (f"{i}.jpg", jpeg(s))) for i, s in enumerate(batch[start : start + 16])]
+        response = bundled.client.post("/classify", files=files)
+        assert response.status_code == 200, response.text
+        labels = [r["predictions"][0]["label"] for r in response.json()["results"]]
+        correct += sum(
+            label == s.objects[0].shape for label, s in zip(labels, batch[start : start + 16], strict=True)
+        )
+    assert correct / len(batch) >= 0.9, f"{correct}/{len(batch)} unseen shapes right"
+
+
+def box_iou(a: list[float], b: tuple[int, int, int, int]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 open: the bundled detector confuses small circles and hexagons (held-out mAP@0.5 0.59)",
+)
+def test_unseen_scenes_are_detected(bundled: LiveServer) -> None:
+    matched = found_total = truth_total = 0
+    ious: list[float] = []
+    for scene in scenes(16, 4, UNSEEN_SEED + 1):
+        response = bundled.client.post("/detect", files={"image": ("scene.jpg", jpeg(scene))})
+        assert response.status_code == 200, response.text
+        found = response.json()["results"][0]["detections"]
+        found_total += len(found)
+        truth_total += len(scene.objects)
+        unused = list(found)
+        for truth in scene.objects:
+            candidates = [
+                (box_iou([d["box"][k] for k in ("x_min", "y_min", "x_max", "y_max")], truth.box), d)
+                for d in unused
+                if d["label"] == truth.shape
+            ]
+            best = max(candidates, default=None, key=lambda pair: pair[0])
+            if best is not None and best[0] >= 0.5:
+                matched += 1
+                ious.append(best[0])
+                unused.remove(best[1])
+    recall, precision = matched / truth_total, matched / max(found_total, 1)
+    assert recall >= 0.85, f"recall {recall:.2f} ({matched}/{truth_total})"
+    assert precision >= 0.85, f"precision {precision:.2f} ({matched}/{found_total})"
+    assert float(np.mean(ious)) >= 0.7
+
+
+def test_unseen_scenes_are_segmented(bundled: LiveServer) -> None:
+    accuracies = []
+    for scene in scenes(8, 1, UNSEEN_SEED + 2):
+        response = bundled.client.post("/segment", files={"image": ("scene.jpg", jpeg(scene))})
+        assert response.status_code == 200, response.text
+        mask = np.asarray(Image.open(io.BytesIO(response.content)))
+        truth = np.asarray(scene.trimap)
+        assert mask.shape == truth.shape
+        accuracies.append(float(np.mean(mask == truth)))
+    assert np.mean(accuracies) >= 0.9, f"pixel accuracy {np.mean(accuracies):.3f}"
+
+
+def test_every_bundled_model_loads_and_reports_its_metrics(bundled: LiveServer) -> None:
+    body = bundled.client.get("/models").json()
+    assert body["failures"] == []
+    names = {model["name"]: model for model in body["models"]}
+    assert {"digits", "shapes-classifier", "shapes-detector", "shapes-segmenter"} <= set(names)
+    for model in names.values():
+        assert model["versions"][-1]["metrics"], model["name"]
+    assert bundled.client.get("/healthz/ready").status_code == 200
+    defaults = {m["default_for"]: m["name"] for m in body["models"] if m["default_for"]}
+    assert defaults == DEFAULT_MODELS
