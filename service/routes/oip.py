@@ -11,7 +11,7 @@ from service import __version__
 from service.auth import require_api_key
 from service.batching import QueueFullError
 from service.errors import InvalidParameterError, ModelNotFoundError, NotReadyError, OverloadedError
-from service.registry import LoadedModel
+from service.registry import LoadedModel, ModelRegistry
 from service.routes.dependencies import AUTH_ERRORS, Registry, State, error_responses
 from service.routes.health import readiness
 from service.routes.inference import MODEL_NAME_PATTERN
@@ -47,12 +47,12 @@ async def server_ready(state: State) -> Response:
     return Response(status_code=200 if readiness(state).status == "ok" else 503)
 
 
-def _metadata(model: LoadedModel) -> ModelMetadataV2:
+def _metadata(registry: ModelRegistry, model: LoadedModel) -> ModelMetadataV2:
     spec = model.metadata.input
     session = model.session
     return ModelMetadataV2(
         name=model.metadata.name,
-        versions=[str(model.metadata.version)],
+        versions=[str(version) for version in sorted(registry.models[model.metadata.name])],
         inputs=[
             TensorMetadata(
                 name=spec.name, datatype="FP32", shape=[-1, spec.height, spec.width, spec.channels]
@@ -69,7 +69,7 @@ def _metadata(model: LoadedModel) -> ModelMetadataV2:
 
 @protected.get("/models/{name}", response_model=ModelMetadataV2, responses=_ERRORS, summary="Model metadata")
 async def model_metadata(registry: Registry, name: ModelPath) -> ModelMetadataV2:
-    return _metadata(registry.find(name))
+    return _metadata(registry, registry.find(name))
 
 
 @protected.get(
@@ -81,7 +81,7 @@ async def model_metadata(registry: Registry, name: ModelPath) -> ModelMetadataV2
 async def model_version_metadata(
     registry: Registry, name: ModelPath, version: VersionPath
 ) -> ModelMetadataV2:
-    return _metadata(registry.find(name, version))
+    return _metadata(registry, registry.find(name, version))
 
 
 @protected.get("/models/{name}/ready", responses=_ERRORS, summary="Model ready")

@@ -15,7 +15,7 @@ def test_server_health_and_metadata(client: httpx.Client) -> None:
 
 def test_model_metadata(client: httpx.Client) -> None:
     body = client.get("/v2/models/colours").json()
-    assert body["versions"] == ["2"]
+    assert body["versions"] == ["1", "2"]
     assert body["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 8, 8, 3]}]
     assert body["outputs"] == [{"name": "probs", "datatype": "FP32", "shape": [-1, 3]}]
     assert client.get("/v2/models/colours/versions/1/ready").status_code == 200
