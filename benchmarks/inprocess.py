@@ -1,0 +1,160 @@
+"""The in-process limit: decode + resize + `session.run` with the service's own modules, no HTTP at all.
+
+Each stream is a thread that takes `batch` JPEGs, prepares them with `service.imaging.prepare_image` and
+runs them with `service.runtime.run_batch` on one shared session, as the service does. Streams run
+concurrently (Pillow and ONNX Runtime release the GIL), so this also finds whether concurrent runs beat
+one run using every core.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from service.contract import ModelMetadata, parse_metadata
+from service.imaging import ImageLimits, prepare_image
+from service.runtime import CPU, ExecutionPlan, open_session, run_batch
+
+LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
+
+
+@dataclass(frozen=True)
+class Config:
+    """How the cores are used: concurrent streams, intra-op threads per run and images per run."""
+
+    streams: int
+    threads: int
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.streams} run(s) x {self.threads} thread(s), batch {self.batch}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    config: Config
+    images_per_second: float
+    images: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def images_per_cpu_second(self) -> float:
+        """Work per unit of CPU actually received: steadier than throughput on a shared machine."""
+        return self.images / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
+
+    def row(self) -> dict[str, float | int]:
+        return {
+            "streams": self.config.streams,
+            "threads": self.config.threads,
+            "batch": self.config.batch,
+            "images_per_second": round(self.images_per_second, 2),
+            "images_per_cpu_second": round(self.images_per_cpu_second, 2),
+        }
+
+
+def read_metadata(path: Path) -> ModelMetadata:
+    model = onnx.load(str(path), load_external_data=False)
+    return parse_metadata({prop.key: prop.value for prop in model.metadata_props})
+
+
+def prepare(metadata: ModelMetadata, jpeg: bytes) -> np.ndarray:
+    """What the service does to one upload before batching: decode, orient, convert, resize."""
+    spec = metadata.input
+    prepared = prepare_image(
+        jpeg,
+        width=spec.width,
+        height=spec.height,
+        channels=spec.channels,
+        resize=metadata.resize,
+        limits=LIMITS,
+    )
+    return prepared.pixels
+
+
+def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
+    """Images per second through `config.streams` threads for `duration` seconds (after one warm-up run)."""
+    metadata = read_metadata(path)
+    session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
+    outputs = metadata.outputs
+    order = itertools.count()
+    counted = [0] * config.streams
+
+    def one_batch() -> int:
+        start = next(order) * config.batch
+        picked = [jpegs[(start + i) % len(jpegs)] for i in range(config.batch)]
+        batch = np.stack([prepare(metadata, jpeg) for jpeg in picked])
+        run_batch(session, metadata.input.name, outputs, batch)
+        return config.batch
+
+    def stream(index: int, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            counted[index] += one_batch()
+
+    one_batch()
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    deadline = started + duration
+    threads = [threading.Thread(target=stream, args=(i, deadline)) for i in range(config.streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
+    return Measurement(config, sum(counted) / seconds, sum(counted), seconds, cpu)
+
+
+def measure_run_only(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
+    """Images per second of `session.run` alone on batches decoded beforehand: what quantisation changes."""
+    metadata = read_metadata(path)
+    session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
+    batch = np.stack([prepare(metadata, jpegs[i % len(jpegs)]) for i in range(config.batch)])
+    counted = [0] * config.streams
+
+    def stream(index: int, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            run_batch(session, metadata.input.name, metadata.outputs, batch)
+            counted[index] += config.batch
+
+    run_batch(session, metadata.input.name, metadata.outputs, batch)
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    threads = [threading.Thread(target=stream, args=(i, started + duration)) for i in range(config.streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
+    return Measurement(config, sum(counted) / seconds, sum(counted), seconds, cpu)
+
+
+def default_configs(cores: int, batches: Sequence[int] = (1, 4, 8, 16)) -> list[Config]:
+    """One run using every core, one single-threaded run per core, and twice that many, at each batch size."""
+    shapes = [(1, cores), (cores, 1), (2 * cores, 1)] if cores > 1 else [(1, 1), (2, 1)]
+    return [Config(streams, threads, batch) for streams, threads in shapes for batch in batches]
+
+
+def sweep(
+    path: Path, jpegs: Sequence[bytes], configs: Sequence[Config], *, duration: float
+) -> list[Measurement]:
+    return [measure(path, jpegs, config, duration=duration) for config in configs]
+
+
+def decode_seconds(metadata: ModelMetadata, jpeg: bytes, repeats: int) -> float:
+    """Median time to prepare one upload for this model (decode + resize), single-threaded."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        prepare(metadata, jpeg)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))

@@ -1,0 +1,527 @@
+"""docs/benchmarks.md and its plots from one run's results JSON; the issue's bars are judged here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TASKS = ("classify", "detect", "segment")
+BAR_TASKS = ("classify", "detect")
+CONCURRENCY = 16
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One line of the issue's "Must show", with the measured figure and whether it holds."""
+
+    claim: str
+    measured: str
+    passed: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "**FAIL**", None: "not measured"}[self.passed]
+
+
+def served_tasks(results: Result) -> list[str]:
+    """The tasks whose bundled model was there to measure, in the usual order."""
+    return [task for task in TASKS if task in results.get("models", {})]
+
+
+def level(side: Result, task: str, clients: int) -> Result | None:
+    """The summary of `clients` concurrent clients on `task`, if that side measured it."""
+    for row in side.get("levels", {}).get(task, []):
+        if row["concurrency"] == clients:
+            return row
+    return None
+
+
+def best_inprocess(results: Result, task: str) -> Result | None:
+    rows = results.get("inprocess", {}).get(task, [])
+    return max(rows, key=lambda row: row["images_per_second"]) if rows else None
+
+
+def limit_for_bar(results: Result, task: str) -> float | None:
+    """The in-process limit the 16-client level is held to: re-measured next to it when available."""
+    adjacent = results.get("service", {}).get("adjacent_limit", {}).get(task)
+    best = best_inprocess(results, task)
+    if adjacent:
+        return float(adjacent["images_per_second"])
+    return float(best["images_per_second"]) if best else None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _throughput(row: Result | None) -> float | None:
+    return row["throughput"] if row else None
+
+
+def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}{suffix}"
+
+
+def _at_least(value: float | None, bar: float) -> bool | None:
+    return None if value is None else value >= bar
+
+
+def throughput_bars(results: Result) -> list[Bar]:
+    """Bar 1: the service at 16 clients against the in-process limit, the naive service and the peer."""
+    bars = []
+    service = results.get("service", {})
+    for task in BAR_TASKS:
+        ours = _throughput(level(service, task, CONCURRENCY))
+        limit = ratio(ours, limit_for_bar(results, task))
+        naive = ratio(ours, _throughput(level(results.get("naive", {}), task, CONCURRENCY)))
+        peer = ratio(ours, _throughput(level(results.get("peer", {}), task, CONCURRENCY)))
+        bars += [
+            Bar(
+                f"/{task} at 16 clients >= 0.85 x in-process limit",
+                _fmt(limit, suffix=" x"),
+                _at_least(limit, 0.85),
+            ),
+            Bar(
+                f"/{task} at 16 clients >= 5 x naive Keras service",
+                _fmt(naive, 1, " x"),
+                _at_least(naive, 5.0),
+            ),
+            Bar(
+                f"/{task} at 16 clients >= 1.2 x BentoML peer", _fmt(peer, suffix=" x"), _at_least(peer, 1.2)
+            ),
+        ]
+    return bars
+
+
+def latency_bars(results: Result) -> list[Bar]:
+    """Bar 2: a tight tail at 16 clients, and shedding (503) rather than time-outs at 64."""
+    bars = []
+    service = results.get("service", {})
+    for task in served_tasks(results):
+        at16 = level(service, task, CONCURRENCY)
+        spread = ratio(at16["p99_ms"], at16["p50_ms"]) if at16 else None
+        bars.append(
+            Bar(f"/{task} p99 <= 3 x p50 at 16 clients", _fmt(spread, suffix=" x"), _lower(spread, 3.0))
+        )
+        at64 = level(service, task, 64)
+        if at64 is None:
+            bars.append(Bar(f"/{task} sheds with 503 at 64 clients", "n/a", None))
+            continue
+        errors = at64["errors"]
+        shed, timeouts = errors.get("503", 0), errors.get("timeout", 0)
+        bars.append(
+            Bar(
+                f"/{task} sheds with 503 at 64 clients (no time-outs)",
+                f"{shed} x 503, {timeouts} time-outs of {at64['requests']}",
+                shed > 0 and timeouts == 0,
+            )
+        )
+    return bars
+
+
+def _lower(value: float | None, bar: float) -> bool | None:
+    return None if value is None else value <= bar
+
+
+def footprint_bars(results: Result) -> list[Bar]:
+    """Bar 3: start to ready and resident memory with every bundled model loaded."""
+    service = results.get("service", {})
+    start = service.get("seconds_to_ready")
+    rss = max(service.get("rss_mb_ready", 0.0), service.get("rss_mb_after_load", 0.0)) or None
+    return [
+        Bar("start to /healthz/ready <= 3 s", _fmt(start, suffix=" s"), _lower(start, 3.0)),
+        Bar(
+            "RSS with every bundled model loaded < 600 MB",
+            _fmt(rss, 0, " MB"),
+            None if rss is None else rss < 600,
+        ),
+    ]
+
+
+def int8_bars(results: Result) -> list[Bar]:
+    """Bar 4: the INT8 classifier faster than FP32 in this run, accuracy within one point."""
+    models = results.get("models", {})
+    if "int8" not in models:
+        return [Bar("INT8 classifier faster, accuracy within 1 point", "no INT8 model bundled", None)]
+    paired = results.get("int8_vs_fp32", {})
+    speedup = _paired_ratio(paired.get("decode_and_run", {}))
+    model_only = _paired_ratio(paired.get("run_only", {}))
+    served = ratio(
+        _throughput(results.get("service", {}).get("int8_16")),
+        _throughput(level(results.get("service", {}), "classify", CONCURRENCY)),
+    )
+    acc32 = models["classify"]["metrics"].get("accuracy")
+    acc8 = models["int8"]["metrics"].get("accuracy")
+    drop = None if acc32 is None or acc8 is None else 100 * (acc32 - acc8)
+    return [
+        Bar(
+            "INT8 faster than FP32: `session.run` alone",
+            _fmt(model_only, suffix=" x"),
+            _at_least(model_only, 1.0001),
+        ),
+        Bar(
+            "INT8 faster than FP32: decode + resize + run in-process",
+            _fmt(speedup, suffix=" x"),
+            _at_least(speedup, 1.0001),
+        ),
+        Bar(
+            "INT8 faster than FP32 through the service at 16",
+            _fmt(served, suffix=" x"),
+            _at_least(served, 1.0001),
+        ),
+        Bar("INT8 accuracy within 1 point of FP32", _fmt(drop, suffix=" points lower"), _lower(drop, 1.0)),
+    ]
+
+
+def _paired_ratio(pair: Result) -> float | None:
+    if "int8" not in pair or "classify" not in pair:
+        return None
+    return ratio(pair["int8"]["images_per_second"], pair["classify"]["images_per_second"])
+
+
+def all_bars(results: Result) -> list[Bar]:
+    return [*throughput_bars(results), *latency_bars(results), *footprint_bars(results), *int8_bars(results)]
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _errors(row: Result) -> str:
+    return ", ".join(f"{count} x {status}" for status, count in row["errors"].items()) or "none"
+
+
+def model_table(results: Result, task: str) -> list[str]:
+    """One row per way of serving the model: the limit, the service per level, the naive service, the peer."""
+    rows: list[list[object]] = []
+    best = best_inprocess(results, task)
+    adjacent = results.get("service", {}).get("adjacent_limit", {}).get(task)
+    for name, row in (("in-process limit (sweep)", best), ("in-process limit, next to 16 clients", adjacent)):
+        if row:
+            label = f"{row['streams']} run(s) x {row['threads']} thread(s), batch {row['batch']}"
+            speed, efficiency = (
+                f"{row['images_per_second']:.1f}",
+                f"{row.get('images_per_cpu_second', 0):.1f}",
+            )
+            rows.append([name, label, speed, "", "", "", "", "", efficiency, ""])
+    for side, name in (("service", "this service"), ("naive", "naive Keras"), ("peer", "BentoML peer")):
+        data = results.get(side, {})
+        if "error" in data:
+            rows.append([name, "", "failed", "", "", "", "", "", "", data["error"][:120].replace("\n", " ")])
+            continue
+        for row in data.get("levels", {}).get(task, []):
+            rows.append(
+                [
+                    name,
+                    row["concurrency"],
+                    f"{row['throughput']:.1f}",
+                    f"{row['p50_ms']:.1f}",
+                    f"{row['p95_ms']:.1f}",
+                    f"{row['p99_ms']:.1f}",
+                    row["requests"],
+                    f"{row['client_cores']:.2f} / {row['server_cores']:.2f}",
+                    _fmt(ratio(row["throughput"], row["server_cores"]), 1),
+                    _errors(row),
+                ]
+            )
+    header = [
+        "serving",
+        "clients",
+        "img/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "requests",
+        "cores: load gen / server",
+        "img per CPU-s",
+        "errors",
+    ]
+    return _table(header, rows)
+
+
+def inprocess_table(results: Result) -> list[str]:
+    measured = [task for task in (*TASKS, "int8") if results.get("inprocess", {}).get(task)]
+    configs = [(row["streams"], row["threads"], row["batch"]) for row in results["inprocess"][measured[0]]]
+    rows = []
+    for streams, threads, batch in configs:
+        cells: list[object] = [f"{streams} x {threads}", batch]
+        for task in measured:
+            match = [
+                row
+                for row in results["inprocess"][task]
+                if (row["streams"], row["threads"], row["batch"]) == (streams, threads, batch)
+            ]
+            cells.append(f"{match[0]['images_per_second']:.1f}" if match else "")
+        rows.append(cells)
+    names = [results["models"][task]["name"] for task in measured]
+    return _table(["runs x intra-op threads", "batch", *names], rows)
+
+
+def plot(results: Result, plots: Path) -> list[Path]:
+    """Throughput and p99 against concurrency, one figure per model, every way of serving on it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in served_tasks(results):
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for side, name, style in (
+            ("service", "this service", "o-"),
+            ("naive", "naive Keras", "s--"),
+            ("peer", "BentoML", "^-."),
+        ):
+            rows = results.get(side, {}).get("levels", {}).get(task, [])
+            if not rows:
+                continue
+            clients = [row["concurrency"] for row in rows]
+            left.plot(clients, [row["throughput"] for row in rows], style, label=name)
+            right.plot(clients, [row["p99_ms"] for row in rows], style, label=name)
+        best = best_inprocess(results, task)
+        if best:
+            left.axhline(best["images_per_second"], color="grey", linestyle=":", label="in-process limit")
+        for axis, title in ((left, "throughput (images/s)"), (right, "p99 latency (ms)")):
+            axis.set_xscale("log", base=2)
+            axis.set_xticks([1, 4, 16, 64], labels=["1", "4", "16", "64"])
+            axis.set_xlabel("concurrent clients")
+            axis.set_title(title)
+            axis.grid(alpha=0.3)
+        right.set_yscale("log")
+        left.legend(fontsize=8)
+        figure.suptitle(f"{results['models'][task]['name']} ({task})")
+        figure.tight_layout()
+        path = plots / f"{task}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _side_facts(results: Result) -> list[str]:
+    rows = []
+    for side, name in (
+        ("service", "this service"),
+        ("naive", "naive Keras (TensorFlow)"),
+        ("peer", "BentoML peer"),
+    ):
+        data = results.get(side, {})
+        if "error" in data:
+            rows.append([name, "failed", "", ""])
+            continue
+        rows.append(
+            [
+                name,
+                _fmt(data.get("seconds_to_ready"), suffix=" s"),
+                _fmt(data.get("rss_mb_ready"), 0, " MB"),
+                _fmt(data.get("rss_mb_after_load"), 0, " MB"),
+            ]
+        )
+    return _table(["process", "start to ready", "RSS when ready", "RSS after the load"], rows)
+
+
+def _big_jpeg(results: Result) -> list[str]:
+    big = results.get("service", {}).get("big_jpeg")
+    if not big:
+        return ["Not measured."]
+    large, small = big["large"], big["small"]
+    return [
+        f"One client posting a {big['width']}x{big['height']} JPEG ({big['bytes'] / 2**20:.1f} MiB) to "
+        "`/classify`, next to the same client posting the usual 640x480 upload:",
+        "",
+        *_table(
+            ["upload", "decode + resize in-process", "end-to-end p50", "end-to-end p95", "img/s (1 client)"],
+            [
+                [
+                    f"{big['width']}x{big['height']}",
+                    f"{big['prepare_ms_large']:.1f} ms",
+                    f"{large['p50_ms']:.1f} ms",
+                    f"{large['p95_ms']:.1f} ms",
+                    f"{large['throughput']:.1f}",
+                ],
+                [
+                    "640x480",
+                    f"{big['prepare_ms_small']:.1f} ms",
+                    f"{small['p50_ms']:.1f} ms",
+                    f"{small['p95_ms']:.1f} ms",
+                    f"{small['throughput']:.1f}",
+                ],
+            ],
+        ),
+    ]
+
+
+def _int8(results: Result) -> list[str]:
+    models = results.get("models", {})
+    if "int8" not in models:
+        return ["No INT8 classifier is bundled, so nothing was compared."]
+    rows = []
+    for task, name in (("classify", "FP32"), ("int8", "INT8 (static QDQ)")):
+        paired = results.get("int8_vs_fp32", {})
+        alone, both = paired.get("run_only", {}).get(task), paired.get("decode_and_run", {}).get(task)
+        served = (
+            level(results.get("service", {}), "classify", CONCURRENCY)
+            if task == "classify"
+            else results.get("service", {}).get("int8_16")
+        )
+        metrics = models[task]["metrics"]
+        rows.append(
+            [
+                f"{name}: `{models[task]['name']}` v{models[task]['version']}",
+                f"{models[task]['bytes'] / 2**20:.2f} MB",
+                f"{alone['images_per_second']:.1f}" if alone else "n/a",
+                f"{both['images_per_second']:.1f}" if both else "n/a",
+                _fmt(_throughput(served), 1),
+                _fmt(metrics.get("accuracy"), 4),
+                metrics.get("dataset", ""),
+            ]
+        )
+    return _table(
+        [
+            "model",
+            "file",
+            "run alone img/s",
+            "decode + run img/s",
+            "service img/s at 16",
+            "accuracy",
+            "dataset",
+        ],
+        rows,
+    )
+
+
+def _generator_note(results: Result) -> str:
+    rows = [
+        row for task in served_tasks(results) if (row := level(results.get("service", {}), task, CONCURRENCY))
+    ]
+    if not rows:
+        return ""
+    cores = max(row["client_cores"] for row in rows)
+    per_request = max(1000 * row["client_cores"] / row["throughput"] for row in rows if row["throughput"])
+    return (
+        f"- The load generator shares the machine: at 16 clients it used up to {cores:.2f} of the "
+        f"{results['machine']['cores']} cores ({per_request:.2f} ms of CPU per request). The service is "
+        "measured with that cost taken out of its cores; the in-process limit has every core to itself."
+    )
+
+
+def _failing_notes(bars: Sequence[Bar]) -> list[str]:
+    failing = [bar for bar in bars if bar.passed is False]
+    if not failing:
+        return ["- Every bar that was measured holds in this run."]
+    return [f"- Fails in this run: {bar.claim} (measured {bar.measured})." for bar in failing]
+
+
+METHOD = [
+    "- In-process limit: threads that each take a batch of the same JPEGs, run",
+    "  `service.imaging.prepare_image` and `service.runtime.run_batch` on one shared session (the service's",
+    "  own code and session options): one run using every core, one single-threaded run per core, and",
+    "  twice as many single-threaded runs, at batch 1, 4, 8 and 16. The best of these is the limit.",
+    "- This service: `uvicorn service.app:app` started by the runner on a loopback port with the bundled",
+    "  models and default settings; start to ready is from `Popen` to the first 200 from `/healthz/ready`",
+    "  (polled every 20 ms), the median of three starts.",
+    "- Naive: `benchmarks/naive_keras.py`, FastAPI calling Keras `model.predict` on one image per request",
+    "  inside an `async` endpoint, as course code does, on the trainer's Keras checkpoints of these models.",
+    "- Peer: BentoML (own venv, `.venv-peer`) serving the same ONNX files with its adaptive batching (max",
+    "  batch 16), one worker, two threads, ONNX Runtime with two intra-op threads, the same Pillow decode",
+    "  with draft mode: `benchmarks/peer_bentoml.py`.",
+    "- Load generator: `benchmarks/loadgen.py`, keep-alive HTTP/1.1 on asyncio streams with requests encoded",
+    "  once. Cores: CPU used by the generator, and by the server's process tree, during the level.",
+    "  img per CPU-s: images per CPU-second the server (or the in-process loop) actually received, a",
+    "  figure that other jobs on a shared machine disturb less than throughput.",
+    "- The bar against the in-process limit uses the best sweep configuration re-measured right before",
+    "  the 16-client level (same minutes of the machine); the sweep's own best is shown above it.",
+    "- RSS: resident memory of the server's process tree from `/proc/<pid>/statm`.",
+]
+CAVEATS = [
+    "- The machine is shared (other jobs may run; see the load average above); runs vary by up to ~1.7x",
+    "  in absolute terms. Ratios within one run are steadier than absolute figures across runs.",
+    "- Levels are seconds long, so p99 at 1 and 4 clients rests on a few hundred samples.",
+]
+
+
+def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
+    machine = results["machine"]
+    bars = all_bars(results)
+    settings = results.get("service_settings", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m benchmarks`); do not edit by hand: rerun it. Every figure",
+        "below comes from one run on one machine, so the ratios compare like with like even where the",
+        "absolute figures are noisy.",
+        "",
+        f"- Date: {results['date']}; whole run {results['total_seconds']:.0f} s.",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, "
+        f"Linux {machine['kernel']}; Python {machine['python']}, onnxruntime {machine['onnxruntime']}, "
+        f"CPU provider. Load average at start: {', '.join(map(str, machine['load_average_at_start']))}.",
+        f"- Images: {results['images']['count']} {results['images']['source']}, "
+        f"{results['images']['size'][0]}x{results['images']['size'][1]} JPEG, sent as multipart/form-data.",
+        f"- Service settings (defaults): {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}.",
+        f"- Each load level: 1 s warm-up, then {results['settings']['level_seconds']:.0f} s (capped in "
+        "requests) of closed-loop clients; latencies are of successful responses; a client answered 503 "
+        "waits 100 ms before its next request.",
+        "",
+        "## The issue's bars",
+        "",
+        *_table(["claim", "measured", "verdict"], [[bar.claim, bar.measured, bar.verdict] for bar in bars]),
+        "",
+    ]
+    for task, path in zip(served_tasks(results), plot_paths, strict=True):
+        model = results["models"][task]
+        lines += [
+            f"## {model['name']} v{model['version']} (`/{task}`)",
+            "",
+            *model_table(results, task),
+            "",
+            f"![{task}: throughput and p99 against concurrency]({path.relative_to(doc.parent).as_posix()})",
+            "",
+        ]
+    lines += [
+        "## In-process limit: every configuration tried (images/s, decode + resize + run)",
+        "",
+        *inprocess_table(results),
+        "",
+        "## Start, memory",
+        "",
+        *_side_facts(results),
+        "",
+        "## A 12-megapixel upload",
+        "",
+        *_big_jpeg(results),
+        "",
+        "## INT8 against FP32",
+        "",
+        "`run alone`: `session.run` on batches decoded beforehand; `decode + run`: as the in-process limit.",
+        "Both with FP32's best configuration, FP32 and INT8 alternated twice (best of two each), so that",
+        "both models see the same minutes of the machine.",
+        "Accuracy: each model's own `vision.metrics` (held-out split), as the exporter measured it.",
+        "",
+        *_int8(results),
+        "",
+        "## How it was measured",
+        "",
+        *METHOD,
+        "",
+        "## Notes",
+        "",
+        *_failing_notes(bars),
+        _generator_note(results),
+        *CAVEATS,
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def write(results: Result, doc: Path, plots: Path) -> None:
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    plot_paths = plot(results, plots)
+    doc.write_text(render(results, plot_paths, doc), encoding="utf-8")

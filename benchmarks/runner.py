@@ -1,0 +1,479 @@
+"""`make bench`: every measurement in one run, results to JSON, then docs/benchmarks.md and its plots.
+
+Order: the in-process limit, this service (start to ready, RSS, 1/4/16/64 clients per model, INT8, a 12 MP
+upload), the naive Keras service, then the BentoML peer. Each server runs alone on the machine while measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from benchmarks import images, inprocess, loadgen, report, servers
+from service.settings import DEFAULT_MODELS, Settings
+
+logger = logging.getLogger("benchmarks")
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_LEVELS = (1, 4, 16, 64)
+NAIVE_LEVELS = (1, 16)
+BAR_LEVEL = 16
+STARTS = 3
+INT8_SUFFIX = "-int8"
+BATCH_KNOBS = {"threads", "inference_workers", "decode_workers", "max_batch", "max_delay_ms", "queue_size"}
+
+
+@dataclass(frozen=True)
+class Options:
+    models_dir: Path
+    level_seconds: float
+    inprocess_seconds: float
+    max_requests: int
+    port: int
+    peer_python: Path
+    keras_dir: Path
+    results: Path
+    doc: Path
+    plots: Path
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    task: str
+    name: str
+    version: int
+    path: Path
+    metrics: dict[str, Any]
+    quantized: bool
+
+
+def is_quantized(path: Path) -> bool:
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for node in graph.node)
+
+
+def versions_of(models_dir: Path, name: str) -> list[BundledModel]:
+    """Every version of `name` in the repository (Triton layout), lowest first."""
+    found = sorted(
+        (int(path.parent.name), path)
+        for path in (models_dir / name).glob("*/model.onnx")
+        if path.parent.name.isdigit()
+    )
+    models = []
+    for version, path in found:
+        meta = inprocess.read_metadata(path)
+        models.append(BundledModel(meta.task, name, version, path, dict(meta.metrics), is_quantized(path)))
+    return models
+
+
+def bundled_models(models_dir: Path) -> tuple[dict[str, BundledModel], BundledModel | None]:
+    """The FP32 model per task (highest version), and the INT8 classifier: a version or a `-int8` model."""
+    found: dict[str, BundledModel] = {}
+    int8: BundledModel | None = None
+    for task, name in DEFAULT_MODELS.items():
+        versions = versions_of(models_dir, name)
+        fp32 = [model for model in versions if not model.quantized]
+        if not fp32:
+            logger.warning("bundled model %s missing under %s: %s is not measured", name, models_dir, task)
+            continue
+        found[task] = fp32[-1]
+        if task == "classify":
+            quantized = [model for model in versions if model.quantized]
+            quantized += [m for m in versions_of(models_dir, name + INT8_SUFFIX) if m.quantized]
+            int8 = quantized[-1] if quantized else None
+    if not found:
+        raise SystemExit(f"no bundled model under {models_dir} (run `make models`)")
+    return found, int8
+
+
+def route(task: str, model: BundledModel) -> str:
+    return f"/{task}?model={model.name}&version={model.version}"
+
+
+def measure_inprocess(model: BundledModel, jpegs: Sequence[bytes], opts: Options) -> list[dict[str, Any]]:
+    configs = inprocess.default_configs(Settings().cores)
+    rows = []
+    for measurement in inprocess.sweep(model.path, jpegs, configs, duration=opts.inprocess_seconds):
+        rows.append(measurement.row())
+        logger.info("in-process %s %s: %s", model.name, measurement.config.label, measurement.row())
+    return rows
+
+
+def adjacent_limit(
+    model: BundledModel, jpegs: Sequence[bytes], best: dict[str, Any], opts: Options
+) -> dict[str, Any]:
+    """The best in-process configuration again, right before the service's 16-client level: the same
+    minutes of a shared machine, so the ratio is not skewed by load that came and went in between."""
+    config = inprocess.Config(best["streams"], best["threads"], best["batch"])
+    row = inprocess.measure(model.path, jpegs, config, duration=opts.level_seconds).row()
+    logger.info("in-process %s %s again: %s", model.name, config.label, row)
+    return row
+
+
+def int8_against_fp32(
+    fp32: BundledModel, int8: BundledModel, best: dict[str, Any], jpegs: Sequence[bytes], opts: Options
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """FP32 and INT8 with FP32's best configuration, `session.run` alone and decode + run, alternated
+    twice (best of two) so that both models see the same minutes of a shared machine."""
+    config = inprocess.Config(best["streams"], best["threads"], best["batch"])
+    modes = {"run_only": inprocess.measure_run_only, "decode_and_run": inprocess.measure}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {"classify": [], "int8": []} for mode in modes}
+    for _ in range(2):
+        for key, model in (("classify", fp32), ("int8", int8)):
+            for mode, measure in modes.items():
+                rows[mode][key].append(
+                    measure(model.path, jpegs, config, duration=opts.inprocess_seconds).row()
+                )
+    chosen = {
+        mode: {key: max(found, key=lambda row: row["images_per_second"]) for key, found in by_model.items()}
+        for mode, by_model in rows.items()
+    }
+    logger.info("INT8 against FP32: %s", chosen)
+    return chosen
+
+
+def level_summary(
+    server: servers.Server, target: loadgen.Target, jpegs: Sequence[bytes], clients: int, opts: Options
+) -> dict[str, Any]:
+    result = loadgen.measure(
+        target,
+        jpegs,
+        concurrency=clients,
+        duration=opts.level_seconds,
+        max_requests=opts.max_requests,
+        server_cpu=server.cpu,
+    )
+    summary = result.summary()
+    logger.info("%s %s x%d: %s", server.name, target.path, clients, summary)
+    return summary
+
+
+def load_levels(
+    tasks: Sequence[str],
+    server: servers.Server,
+    path_for: Callable[[str], str],
+    jpegs: Sequence[bytes],
+    levels: Sequence[int],
+    opts: Options,
+    before_level: Callable[[str, int], None] = lambda task, clients: None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every task at every concurrency level against one running server."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        target = loadgen.Target("127.0.0.1", server.port, path_for(task))
+        results[task] = []
+        for clients in levels:
+            before_level(task, clients)
+            results[task].append(level_summary(server, target, jpegs, clients, opts))
+    return results
+
+
+def server_facts(server: servers.Server) -> dict[str, Any]:
+    return {
+        "seconds_to_ready": round(server.seconds_to_ready, 3),
+        "rss_mb_ready": round(server.rss() / 2**20, 1),
+    }
+
+
+def bench_service(
+    models: dict[str, BundledModel],
+    int8: BundledModel | None,
+    best: dict[str, dict[str, Any]],
+    jpegs: Sequence[bytes],
+    big: bytes,
+    opts: Options,
+) -> dict[str, Any]:
+    env = {"VISION_MODELS_DIR": str(opts.models_dir), "VISION_LOG_LEVEL": "warning"}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "service.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(opts.port),
+    ]
+
+    def launch() -> servers.Server:
+        return servers.start(
+            "service",
+            command,
+            port=opts.port,
+            ready_path="/healthz/ready",
+            env=env,
+            log_dir=opts.results.parent,
+        )
+
+    # Cold starts vary with the page cache and the machine's load: time a few and keep the median.
+    starts = []
+    for _ in range(STARTS - 1):
+        cold = launch()
+        starts.append(cold.seconds_to_ready)
+        cold.stop()
+    server = launch()
+    starts.append(server.seconds_to_ready)
+    adjacent: dict[str, dict[str, Any]] = {}
+
+    def remeasure_limit(task: str, clients: int) -> None:
+        if clients == BAR_LEVEL and task in best:
+            adjacent[task] = adjacent_limit(models[task], jpegs, best[task], opts)
+
+    try:
+        facts = server_facts(server)
+        facts["seconds_to_ready"] = round(statistics.median(starts), 3)
+        facts["starts"] = [round(seconds, 3) for seconds in starts]
+        facts["levels"] = load_levels(
+            list(models),
+            server,
+            lambda task: route(task, models[task]),
+            jpegs,
+            SERVICE_LEVELS,
+            opts,
+            remeasure_limit,
+        )
+        facts["adjacent_limit"] = adjacent
+        if int8 is not None and "classify" in models:
+            target = loadgen.Target("127.0.0.1", server.port, route("classify", int8))
+            facts["int8_16"] = level_summary(server, target, jpegs, BAR_LEVEL, opts)
+        if "classify" in models:
+            facts["big_jpeg"] = big_upload(server, models["classify"], big, jpegs, opts)
+        facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
+    finally:
+        server.stop()
+    return facts
+
+
+def big_upload(
+    server: servers.Server, model: BundledModel, big: bytes, jpegs: Sequence[bytes], opts: Options
+) -> dict[str, Any]:
+    """One client sending a 12 MP JPEG to /classify, next to the same client sending the usual upload."""
+    target = loadgen.Target("127.0.0.1", server.port, route("classify", model))
+    seconds = min(opts.level_seconds, 5.0)
+    large = loadgen.measure(
+        target, [big], concurrency=1, duration=seconds, max_requests=40, server_cpu=server.cpu
+    )
+    small = loadgen.measure(
+        target, jpegs, concurrency=1, duration=seconds, max_requests=400, server_cpu=server.cpu
+    )
+    metadata = inprocess.read_metadata(model.path)
+    return {
+        "bytes": len(big),
+        "width": images.BIG_SIZE[0],
+        "height": images.BIG_SIZE[1],
+        "large": large.summary(),
+        "small": small.summary(),
+        "prepare_ms_large": round(1000 * inprocess.decode_seconds(metadata, big, 5), 2),
+        "prepare_ms_small": round(1000 * inprocess.decode_seconds(metadata, jpegs[0], 20), 2),
+    }
+
+
+def keras_runs(models: dict[str, BundledModel], runs_dir: Path) -> dict[str, Path]:
+    """The trainer's run directory behind each bundled model: same task, architecture and input size."""
+    found: dict[str, Path] = {}
+    for task, model in models.items():
+        trained = inprocess.read_metadata(model.path).trained
+        candidates = []
+        for run_json in runs_dir.glob("*/run.json"):
+            config = json.loads(run_json.read_text()).get("config", {})
+            same = config.get("task") == task and config.get("arch") == trained.get("architecture")
+            same = same and [config.get("size")] * 2 == list(trained.get("image_size", []))
+            if same and (run_json.parent / "model.keras").exists():
+                candidates.append(run_json.parent)
+        if candidates:
+            found[task] = max(candidates, key=lambda run: (run / "model.keras").stat().st_mtime)
+    return found
+
+
+def bench_naive(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: Options) -> dict[str, Any]:
+    checkpoints = keras_runs(models, opts.keras_dir)
+    if set(checkpoints) != set(models):
+        missing = sorted(set(models) - set(checkpoints))
+        return {"error": f"no Keras checkpoint under {opts.keras_dir} for: {missing}"}
+    port = opts.port + 1
+    env = {
+        "BENCH_NAIVE_MODELS": json.dumps({task: str(path) for task, path in checkpoints.items()}),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.naive_keras:app", "--host", "127.0.0.1"]
+    server = servers.start(
+        "naive",
+        [*command, "--port", str(port)],
+        port=port,
+        ready_path="/ready",
+        env=env,
+        log_dir=opts.results.parent,
+    )
+    try:
+        facts = server_facts(server)
+        facts["checkpoints"] = {task: str(path) for task, path in checkpoints.items()}
+        facts["levels"] = load_levels(
+            list(models), server, lambda task: f"/{task}", jpegs, NAIVE_LEVELS, opts
+        )
+        facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
+    finally:
+        server.stop()
+    return facts
+
+
+def bench_peer(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: Options) -> dict[str, Any]:
+    bentoml = opts.peer_python.parent / "bentoml"
+    if not bentoml.exists():
+        return {"error": f"{bentoml} missing: the peer venv was not created (`make bench` creates it)"}
+    port = opts.port + 2
+    env = {
+        "BENCH_PEER_MODELS": json.dumps({task: str(model.path) for task, model in models.items()}),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "BENTOML_HOME": str(opts.results.parent / "bentoml-home"),
+    }
+    command = [str(bentoml), "serve", "benchmarks.peer_bentoml:VisionPeer", "--host", "127.0.0.1"]
+    server = servers.start(
+        "peer",
+        [*command, "--port", str(port)],
+        port=port,
+        ready_path="/readyz",
+        env=env,
+        log_dir=opts.results.parent,
+    )
+    try:
+        facts = server_facts(server)
+        facts["version"] = peer_version(opts.peer_python)
+        facts["levels"] = load_levels(
+            list(models), server, lambda task: f"/{task}", jpegs, SERVICE_LEVELS, opts
+        )
+        facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
+    finally:
+        server.stop()
+    return facts
+
+
+def peer_version(python: Path) -> str:
+    command = [str(python), "-c", "import bentoml; print(bentoml.__version__)"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def guarded(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one side of the comparison; a side that fails is reported, not fatal."""
+    try:
+        return work()
+    except Exception as exc:
+        logger.exception("%s failed", name)
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def machine() -> dict[str, Any]:
+    import numpy
+    import onnxruntime
+
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor()
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu": cpu,
+        "cores": Settings().cores,
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def model_facts(model: BundledModel) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "version": model.version,
+        "path": str(model.path.relative_to(ROOT)) if model.path.is_relative_to(ROOT) else str(model.path),
+        "bytes": model.path.stat().st_size,
+        "metrics": model.metrics,
+        "quantized": model.quantized,
+    }
+
+
+def run(opts: Options) -> dict[str, Any]:
+    started = time.perf_counter()
+    models, int8 = bundled_models(opts.models_dir)
+    jpegs, source = images.upload_set()
+    big = images.big_jpeg()
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "images": {"source": source, "count": len(jpegs), "size": list(images.UPLOAD_SIZE)},
+        "settings": {"level_seconds": opts.level_seconds, "inprocess_seconds": opts.inprocess_seconds},
+        "service_settings": Settings().model_dump(mode="json", include=BATCH_KNOBS),
+        "models": {task: model_facts(model) for task, model in models.items()},
+    }
+    if int8 is not None:
+        results["models"]["int8"] = model_facts(int8)
+    measured = {**models, **({"int8": int8} if int8 else {})}
+    results["inprocess"] = {task: measure_inprocess(model, jpegs, opts) for task, model in measured.items()}
+    best = {
+        task: max(rows, key=lambda row: row["images_per_second"])
+        for task, rows in results["inprocess"].items()
+    }
+    if int8 is not None and "classify" in models:
+        results["int8_vs_fp32"] = int8_against_fp32(models["classify"], int8, best["classify"], jpegs, opts)
+    results["service"] = guarded("service", lambda: bench_service(models, int8, best, jpegs, big, opts))
+    results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))
+    results["peer"] = guarded("peer", lambda: bench_peer(models, jpegs, opts))
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--models-dir", type=Path, default=Settings().models_dir)
+    parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
+    parser.add_argument("--inprocess-seconds", type=float, default=2.5, help="seconds per in-process config")
+    parser.add_argument("--max-requests", type=int, default=5000, help="request cap per load level")
+    parser.add_argument("--port", type=int, default=18210, help="service port; naive +1, peer +2 (loopback)")
+    parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
+    parser.add_argument("--keras-dir", type=Path, default=ROOT / "runs", help="the trainer's run directories")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the doc from the results JSON")
+    args = parser.parse_args(argv)
+    options = Options(
+        models_dir=args.models_dir.resolve(),
+        level_seconds=args.level_seconds,
+        inprocess_seconds=args.inprocess_seconds,
+        max_requests=args.max_requests,
+        port=args.port,
+        peer_python=args.peer_python,
+        keras_dir=args.keras_dir,
+        results=args.results,
+        doc=args.doc,
+        plots=args.doc.parent / "benchmarks",
+    )
+    return options, args.report_only
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    opts, report_only = parse_args(argv)
+    if report_only:
+        report.write(json.loads(opts.results.read_text()), opts.doc, opts.plots)
+        return
+    opts.results.parent.mkdir(parents=True, exist_ok=True)
+    results = run(opts)
+    opts.results.write_text(json.dumps(results, indent=2))
+    report.write(results, opts.doc, opts.plots)
+    logger.info("wrote %s and %s in %.0f s", opts.results, opts.doc, results["total_seconds"])

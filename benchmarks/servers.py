@@ -1,0 +1,124 @@
+"""Start a server under test as its own process tree, time it to ready, read its RSS and CPU from /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (BentoML and uvicorn reloaders fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of these processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(pids: Sequence[int]) -> int:
+    """Resident set size of these processes added up (shared pages counted once per process)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Server:
+    """A server process started by the benchmark; stopped with its whole process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    seconds_to_ready: float
+    log: Path
+
+    def cpu(self) -> float:
+        return cpu_seconds(process_tree(self.process.pid))
+
+    def rss(self) -> int:
+        return rss_bytes(process_tree(self.process.pid))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(
+    name: str,
+    command: Sequence[str],
+    *,
+    port: int,
+    ready_path: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    timeout: float = 120.0,
+) -> Server:
+    """Launch `command` in its own session and poll `ready_path` every 20 ms until it answers 200."""
+    log = log_dir / f"{name}.log"
+    handle = log.open("wb")
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        list(command),
+        env={**os.environ, **env},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}{ready_path}"
+    while not _ready(url):
+        if process.poll() is not None or time.perf_counter() - started > timeout:
+            server = Server(name, process, port, float("nan"), log)
+            server.stop()
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} did not become ready on port {port}:\n{tail}")
+        time.sleep(0.02)
+    return Server(name, process, port, time.perf_counter() - started, log)

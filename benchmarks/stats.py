@@ -1,0 +1,70 @@
+"""Latency and throughput summaries of one load level: pure arithmetic, tested on its own."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks, as numpy's default."""
+    if not values:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must lie in 0..100, got {q}")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class LevelResult:
+    """What one load level produced: per-request latencies of successes and counts by status."""
+
+    concurrency: int
+    wall_seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    client_cpu_seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status.startswith("2"))
+
+    @property
+    def throughput(self) -> float:
+        """Successful responses per second of wall time."""
+        return self.ok / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return 1000 * percentile(self.latencies, q)
+
+    def errors(self) -> dict[str, int]:
+        """Every non-2xx outcome by status (or `timeout`, `conn`)."""
+        return {
+            status: count for status, count in sorted(self.statuses.items()) if not status.startswith("2")
+        }
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "concurrency": self.concurrency,
+            "requests": sum(self.statuses.values()),
+            "ok": self.ok,
+            "wall_s": round(self.wall_seconds, 3),
+            "throughput": round(self.throughput, 2),
+            "p50_ms": round(self.latency_ms(50), 2),
+            "p95_ms": round(self.latency_ms(95), 2),
+            "p99_ms": round(self.latency_ms(99), 2),
+            "errors": self.errors(),
+            "client_cores": round(self.client_cpu_seconds / self.wall_seconds, 3)
+            if self.wall_seconds
+            else 0.0,
+            "server_cores": round(self.server_cpu_seconds / self.wall_seconds, 3)
+            if self.wall_seconds
+            else 0.0,
+        }
