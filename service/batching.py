@@ -119,6 +119,10 @@ class MicroBatcher:
             batch.extend(self._take(self.max_batch - len(batch)))
         return [item for item in batch if not item.future.done()]
 
+    def _stack_and_run(self, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+        # Stacking copies every image: done in the worker thread, the event loop stays free for requests.
+        return self._run(np.stack(images))
+
     def _take(self, count: int) -> list[_Pending]:
         taken = [self._pending.popleft() for _ in range(min(count, len(self._pending)))]
         self._on_queue_depth(len(self._pending))
@@ -126,10 +130,10 @@ class MicroBatcher:
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         started = loop.time()
-        stacked = np.stack([item.pixels for item in batch])
         self._on_batch(len(batch))
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run, stacked)
+            images = [item.pixels for item in batch]
+            outputs = await loop.run_in_executor(self._executor, self._stack_and_run, images)
         except Exception as exc:
             for item in batch:
                 if not item.future.done():
