@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -86,7 +87,7 @@ class MicroBatcher:
         if len(self._pending) + len(images) > self.queue_size:
             raise QueueFullError(f"{len(self._pending)} images already waiting (limit {self.queue_size})")
         loop = asyncio.get_running_loop()
-        items = [_Pending(pixels, loop.create_future(), loop.time()) for pixels in images]
+        items = [_Pending(pixels, loop.create_future(), time.perf_counter()) for pixels in images]
         self._pending.extend(items)
         self._on_queue_depth(len(self._pending))
         self._arrived.set()
@@ -129,7 +130,8 @@ class MicroBatcher:
         return taken
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
-        started = loop.time()
+        # Durations use perf_counter: uvloop's loop.time() ticks in whole milliseconds.
+        started = time.perf_counter()
         self._on_batch(len(batch))
         try:
             images = [item.pixels for item in batch]
@@ -139,7 +141,7 @@ class MicroBatcher:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        finished = loop.time()
+        finished = time.perf_counter()
         for row, item in enumerate(batch):
             if item.future.done():
                 continue
