@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -71,8 +73,6 @@ def test_not_ready_until_models_are_loaded(test_models_dir: Path) -> None:
                 await ac.post("/classify", content=b"x", headers={"Content-Type": "image/png"}),
             )
 
-    import asyncio
-
     ready, live, classify = asyncio.run(probe())
     assert ready.status_code == 503
     assert ready.json() == {"status": "loading", "reason": "models are still loading", "models": []}
@@ -98,8 +98,6 @@ def test_ready_is_503_with_reason_when_a_default_model_is_broken(
 
 
 def _eventually_loaded(client: httpx.Client) -> httpx.Response:
-    import time
-
     for _ in range(200):
         response = client.get("/healthz/ready")
         if response.json()["status"] != "loading":
