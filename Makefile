@@ -67,8 +67,8 @@ models: $(VENV)/.stamp-dev
 	$(TRAIN) export --run runs/digits --name digits --version 1
 	$(TRAIN) train segment --data runs/data/shapes --run runs/shapes-segmenter --size 64 --epochs 10 --patience 4
 	$(TRAIN) export --run runs/shapes-segmenter --name shapes-segmenter --version 1
-	$(TRAIN) train classify --data runs/data/shapes --run runs/shapes-classifier --size 64 --epochs 10 \
-		--patience 4 --arch unet_encoder --init-from runs/shapes-segmenter --lr 1e-3
+	$(TRAIN) train classify --data runs/data/shapes --run runs/shapes-classifier --size 64 --epochs 22 \
+		--patience 6 --arch unet_encoder --init-from runs/shapes-segmenter --lr 1e-3
 	$(TRAIN) export --run runs/shapes-classifier --name shapes-classifier --version 1
 	$(TRAIN) export --run runs/shapes-classifier --name shapes-classifier-int8 --version 1 --quantize
 	$(TRAIN) train detect --data runs/data/scenes --run runs/shapes-detector --size 96 --epochs 7 \
