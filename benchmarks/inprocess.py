@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +86,6 @@ def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: flo
     session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
     outputs = metadata.outputs
     order = itertools.count()
-    counted = [0] * config.streams
 
     def one_batch() -> int:
         start = next(order) * config.batch
@@ -95,22 +94,7 @@ def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: flo
         run_batch(session, metadata.input.name, outputs, batch)
         return config.batch
 
-    def stream(index: int, deadline: float) -> None:
-        while time.perf_counter() < deadline:
-            counted[index] += one_batch()
-
-    one_batch()
-    cpu_before = time.process_time()
-    started = time.perf_counter()
-    deadline = started + duration
-    threads = [threading.Thread(target=stream, args=(i, deadline)) for i in range(config.streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu_before
-    return Measurement(config, sum(counted) / seconds, sum(counted), seconds, cpu)
+    return _timed_streams(config, one_batch, duration)
 
 
 def measure_run_only(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
@@ -118,14 +102,23 @@ def measure_run_only(path: Path, jpegs: Sequence[bytes], config: Config, *, dura
     metadata = read_metadata(path)
     session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
     batch = np.stack([prepare(metadata, jpegs[i % len(jpegs)]) for i in range(config.batch)])
+
+    def one_batch() -> int:
+        run_batch(session, metadata.input.name, metadata.outputs, batch)
+        return config.batch
+
+    return _timed_streams(config, one_batch, duration)
+
+
+def _timed_streams(config: Config, one_batch: Callable[[], int], duration: float) -> Measurement:
+    """Run `one_batch` in `config.streams` threads for `duration` seconds, after one warm-up call."""
     counted = [0] * config.streams
 
     def stream(index: int, deadline: float) -> None:
         while time.perf_counter() < deadline:
-            run_batch(session, metadata.input.name, metadata.outputs, batch)
-            counted[index] += config.batch
+            counted[index] += one_batch()
 
-    run_batch(session, metadata.input.name, metadata.outputs, batch)
+    one_batch()
     cpu_before = time.process_time()
     started = time.perf_counter()
     threads = [threading.Thread(target=stream, args=(i, started + duration)) for i in range(config.streams)]
