@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from", default=None, help="a run directory whose matching layers start this model"
     )
+    train.add_argument(
+        "--freeze", type=int, default=0, help="with --init-from: keep the first N layers with weights fixed"
+    )
 
     evaluate = sub.add_parser("evaluate", help="re-score a run's model on the held-out test split")
     evaluate.add_argument("--run", type=Path, required=True)
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             weights=args.weights,
             augment=not args.no_augment,
             init_from=args.init_from,
+            freeze=args.freeze,
         )
         print(json.dumps(train(config), indent=2, default=float))
         return 0

@@ -48,6 +48,7 @@ class TrainConfig:
     weights: str | None = None
     augment: bool = True
     init_from: str | None = None
+    freeze: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,6 +121,18 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> int:
         dst.set_weights(src.get_weights())
         copied += 1
     return copied
+
+
+def freeze_layers(model: keras.Model, count: int) -> int:
+    """Stop training the first `count` layers that have weights; returns how many were frozen.
+
+    Early layers of a transferred backbone hold generic edge and texture filters; freezing them also skips
+    their backward pass, which is most of the cost at full resolution.
+    """
+    layers = [layer for layer in model.layers if layer.weights][:count]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
 
 
 def keras_predictor(model: keras.Model) -> Any:
@@ -201,7 +214,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = build_model(config, len(data.labels))
     if config.init_from:
         source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
-        tqdm.write(f"initialised {transfer_weights(source, model)} layers from {config.init_from}")
+        copied = transfer_weights(source, model)
+        tqdm.write(f"initialised {copied} layers from {config.init_from}")
+        frozen = freeze_layers(model, min(config.freeze, copied))
+        if frozen:
+            tqdm.write(f"froze the first {frozen} of them")
     grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
     train_ds, val_ds = _datasets(config, data, grid)
     steps = math.ceil(len(data.train) / config.batch)

@@ -13,6 +13,8 @@ from service.contract import check_tensor_shapes, parse_metadata
 
 pytest.importorskip("tensorflow")
 
+import keras
+
 from training.cli import main as cli
 from training.data.synth import SHAPES
 
@@ -95,3 +97,25 @@ def test_export_int8_classifier_records_accuracy_change(runs: Path) -> None:
     ops = [node.op_type for node in proto.graph.node]
     assert "QuantizeLinear" in ops
     assert "Softmax" in ops
+
+
+def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Path) -> None:
+    source_run, run = runs / "run-segment", runs / "run-transfer"
+    args = ["train", "classify", "--data", str(runs / "single"), "--run", str(run), "--size", "32"]
+    transfer = ["--arch", "unet_encoder", "--init-from", str(source_run), "--freeze", "4"]
+    assert cli([*args, *transfer, "--epochs", "1", "--batch", "8"]) == 0
+
+    source = keras.models.load_model(source_run / "model.keras", compile=False)
+    trained = keras.models.load_model(run / "model.keras", compile=False)
+    pairs = list(
+        zip(
+            (layer for layer in source.layers if layer.weights),
+            (layer for layer in trained.layers if layer.weights),
+            strict=False,
+        )
+    )[:6]
+    same = [
+        all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
+        for src, dst in pairs
+    ]
+    assert same == [True, True, True, True, False, False]
