@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from service.imaging import ImageLimits, prepare_image
 from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
 
 MAX_BOXES = 8
+# Training data is trusted and local: the limits only guard against a corrupt file, not a hostile upload.
+TRAINING_IMAGE_LIMITS = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 30)
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,17 @@ class ArraySet:
         return replace(self, **pick)
 
 
-def load_image(path: object, size: tuple[int, int], channels: int = 3) -> np.ndarray:
-    """Decode, convert and stretch-resize (bilinear, like the service) to float32 0..255 [H, W, C]."""
-    with Image.open(path) as image:  # type: ignore[arg-type]
-        image = image.convert("RGB" if channels == 3 else "L").resize(size[::-1], Image.Resampling.BILINEAR)
-        pixels = np.asarray(image, dtype=np.float32)
-    return pixels if channels == 3 else pixels[..., None]
+def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Decode and stretch-resize exactly as the service does (JPEG draft mode included): float32 [H, W, C]."""
+    prepared = prepare_image(
+        path.read_bytes(),
+        width=size[1],
+        height=size[0],
+        channels=channels,
+        resize="stretch",
+        limits=TRAINING_IMAGE_LIMITS,
+    )
+    return prepared.pixels
 
 
 def _boxes(record: Record, dataset: OxfordDataset) -> tuple[np.ndarray, np.ndarray]:
