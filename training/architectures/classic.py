@@ -7,7 +7,10 @@ from keras import layers
 
 
 def lenet5(input_shape: tuple[int, int, int] = (32, 32, 1), classes: int = 10) -> keras.Model:
-    """LeCun et al. 1998: two conv + average-pool stages, a 120-map conv, then 84 units and a softmax."""
+    """LeCun et al. 1998: two conv + average-pool stages, a 120-map conv, then 84 units and a softmax.
+
+    Dropout before each dense layer is the one addition: on 1,300 training digits the net otherwise overfits.
+    """
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255)(inputs)
     x = layers.Conv2D(6, 5, activation="tanh", padding="same" if input_shape[0] < 32 else "valid")(x)
@@ -15,8 +18,8 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 1), classes: int = 10) -
     x = layers.Conv2D(16, 5, activation="tanh")(x)
     x = layers.AveragePooling2D(2)(x)
     x = layers.Conv2D(120, 5, activation="tanh")(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(84, activation="tanh")(x)
+    x = layers.Dropout(0.3)(layers.Flatten()(x))
+    x = layers.Dropout(0.3)(layers.Dense(84, activation="tanh")(x))
     outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="lenet5")
 
