@@ -224,6 +224,10 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
         f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
     )
+    if config.get("init_from"):
+        freeze = config.get("freeze")
+        frozen = f", its first {freeze} layers with weights kept fixed" if freeze else ""
+        training += f" Started from the run `{config['init_from']}`{frozen}."
     return f"""# {metadata.name} (version {metadata.version})
 
 Task `{metadata.task}`; {headline} on the held-out `test` split ({found.get("images", "?")} images),
