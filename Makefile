@@ -54,26 +54,51 @@ bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer
 	$(BIN)/python -m benchmarks
 
 # `make models`: rebuild every bundled model from scratch with fixed seeds (CPU only; see each model card).
-# The shapes classifier and detector start from the segmenter's encoder (transfer learning): from scratch,
-# the shape classes need far more steps than two CPU cores give in minutes.
+# The shapes classifier starts from the segmenter's encoder and the detector from the classifier's (transfer
+# learning): from scratch, the shape classes need far more steps than two CPU cores give in minutes.
+# The steps form a graph of stamp files under runs/, so `make -j2` runs independent ones (synthesis, digits,
+# exports) beside the training chain instead of leaving a core idle.
 TRAIN := $(BIN)/python -m training
+RUNS := runs
+MODEL_STAMPS := $(foreach m,shapes-detector digits shapes-segmenter shapes-classifier shapes-classifier-int8,\
+	$(RUNS)/exported/$(m))
+
+.DELETE_ON_ERROR:
 
 models: $(VENV)/.stamp-dev
-	rm -rf runs/data/shapes runs/data/scenes runs/digits runs/shapes-classifier runs/shapes-detector \
-		runs/shapes-segmenter
-	$(TRAIN) synth --out runs/data/shapes --count 2500 --seed 1
-	$(TRAIN) synth --out runs/data/scenes --count 3000 --seed 2 --max-objects 4
-	$(TRAIN) train classify --data digits --run runs/digits --size 32 --epochs 40 --patience 10 --lr 1e-3
-	$(TRAIN) export --run runs/digits --name digits --version 1
-	$(TRAIN) train segment --data runs/data/shapes --run runs/shapes-segmenter --size 64 --epochs 10 --patience 4
-	$(TRAIN) export --run runs/shapes-segmenter --name shapes-segmenter --version 1
-	$(TRAIN) train classify --data runs/data/shapes --run runs/shapes-classifier --size 64 --epochs 22 \
-		--patience 6 --arch unet_encoder --init-from runs/shapes-segmenter --lr 1e-3
-	$(TRAIN) export --run runs/shapes-classifier --name shapes-classifier --version 1
-	$(TRAIN) export --run runs/shapes-classifier --name shapes-classifier-int8 --version 1 --quantize
-	$(TRAIN) train detect --data runs/data/scenes --run runs/shapes-detector --size 96 --epochs 7 \
-		--patience 4 --arch encoder_grid --init-from runs/shapes-segmenter --lr 1e-3
-	$(TRAIN) export --run runs/shapes-detector --name shapes-detector --version 1
+	rm -rf $(RUNS)/data/shapes $(RUNS)/data/scenes $(RUNS)/exported $(RUNS)/digits $(RUNS)/shapes-segmenter \
+		$(RUNS)/shapes-classifier $(RUNS)/shapes-detector
+	$(MAKE) -j2 $(MODEL_STAMPS)
+
+$(RUNS)/data/shapes/done:
+	$(TRAIN) synth --out $(@D) --count 2500 --seed 1
+	touch $@
+
+$(RUNS)/data/scenes/done:
+	$(TRAIN) synth --out $(@D) --count 3000 --seed 2 --max-objects 4
+	touch $@
+
+$(RUNS)/digits/model.keras:
+	$(TRAIN) train classify --data digits --run $(@D) --size 32 --epochs 40 --batch 16 --patience 40 --lr 1e-3
+
+$(RUNS)/shapes-segmenter/model.keras: $(RUNS)/data/shapes/done
+	$(TRAIN) train segment --data $(<D) --run $(@D) --size 64 --epochs 8 --patience 4
+
+$(RUNS)/shapes-classifier/model.keras: $(RUNS)/shapes-segmenter/model.keras
+	$(TRAIN) train classify --data $(RUNS)/data/shapes --run $(@D) --size 64 --epochs 14 --patience 6 \
+		--arch unet_encoder --init-from $(<D) --lr 2e-3
+
+$(RUNS)/shapes-detector/model.keras: $(RUNS)/shapes-classifier/model.keras $(RUNS)/data/scenes/done
+	$(TRAIN) train detect --data $(RUNS)/data/scenes --run $(@D) --size 96 --epochs 7 --patience 4 \
+		--arch encoder_grid --init-from $(<D) --freeze 8 --lr 1e-3
+
+$(RUNS)/exported/%-int8: $(RUNS)/%/model.keras
+	$(TRAIN) export --run $(<D) --name $(@F) --version 1 --quantize
+	mkdir -p $(@D) && touch $@
+
+$(RUNS)/exported/%: $(RUNS)/%/model.keras
+	$(TRAIN) export --run $(<D) --name $(@F) --version 1
+	mkdir -p $(@D) && touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -83,10 +83,6 @@ def box_iou(a: list[float], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 open: the bundled detector confuses small circles and hexagons (held-out mAP@0.5 0.59)",
-)
 def test_unseen_scenes_are_detected(bundled: LiveServer) -> None:
     matched = found_total = truth_total = 0
     ious: list[float] = []
