@@ -33,11 +33,18 @@ class ServiceState:
     load_error: str | None = None
 
 
-def service_state(request: Request) -> ServiceState:
+def state_of(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def ready_registry(state: Annotated[ServiceState, Depends(service_state)]) -> ModelRegistry:
+# Both are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
+# per request for an attribute lookup. Neither depends on another: each sub-dependency costs a resolution.
+async def service_state(request: Request) -> ServiceState:
+    return state_of(request)
+
+
+async def ready_registry(request: Request) -> ModelRegistry:
+    state = state_of(request)
     if state.registry is None:
         reason = state.load_error or "models are still loading"
         raise NotReadyError(f"not ready: {reason}", headers={"Retry-After": "1"})

@@ -20,7 +20,7 @@ from service.errors import (
 from service.imaging import ImageLimits
 from service.pipeline import Inference, in_pool, run_images, timed, timed_stage
 from service.registry import LoadedModel
-from service.routes.dependencies import AUTH_ERRORS, UPLOAD_ERRORS, Registry, State, error_responses
+from service.routes.dependencies import AUTH_ERRORS, UPLOAD_ERRORS, Registry, error_responses, state_of
 from service.schemas import (
     Box,
     ClassifyResponse,
@@ -73,9 +73,9 @@ _ERRORS = error_responses(
 )
 
 
-async def _infer(
-    request: Request, state: State, model: LoadedModel, *, keep_original: bool = False
-) -> Inference:
+async def _infer(request: Request, model: LoadedModel, *, keep_original: bool = False) -> Inference:
+    # The state comes from the request rather than a `State` dependency: one less resolution per request.
+    state = state_of(request)
     timings = observability.current_timings()
     if timings is not None:
         timings.model = model.key
@@ -104,7 +104,6 @@ def _size(inference: Inference, index: int) -> ImageSize:
 )
 async def classify(
     request: Request,
-    state: State,
     registry: Registry,
     model: ModelName = None,
     version: ModelVersion = None,
@@ -112,7 +111,7 @@ async def classify(
 ) -> ClassifyResponse:
     """Top-k classes with softmax probabilities for each uploaded image, in upload order."""
     chosen = registry.resolve("classify", model, version)
-    inference = await _infer(request, state, chosen)
+    inference = await _infer(request, chosen)
     labels = chosen.metadata.labels
     with timed("postprocess", chosen.key):
         results = [
@@ -139,7 +138,6 @@ async def classify(
 )
 async def detect(
     request: Request,
-    state: State,
     registry: Registry,
     model: ModelName = None,
     version: ModelVersion = None,
@@ -153,7 +151,7 @@ async def detect(
 ) -> DetectResponse:
     """Per image, detections best first: class, score, predicted IoU and a box in original pixels."""
     chosen = registry.resolve("detect", model, version)
-    inference = await _infer(request, state, chosen)
+    inference = await _infer(request, chosen)
     with timed("postprocess", chosen.key):
         results = [
             DetectResult(
@@ -206,7 +204,6 @@ Style = Literal["mask", "color", "overlay"]
 )
 async def segment(
     request: Request,
-    state: State,
     registry: Registry,
     model: ModelName = None,
     version: ModelVersion = None,
@@ -222,7 +219,7 @@ async def segment(
 ) -> Response:
     """A trimap the size of the input image, as PNG or (with `format=json`, for batches) as JSON."""
     chosen = registry.resolve("segment", model, version)
-    inference = await _infer(request, state, chosen, keep_original=style == "overlay")
+    inference = await _infer(request, chosen, keep_original=style == "overlay")
     if response_format == "png" and len(inference.images) > 1:
         raise BadRequestError("a PNG answer holds one image: send one, or ask for format=json")
     labels = chosen.metadata.labels
@@ -230,7 +227,7 @@ async def segment(
         "postprocess",
         chosen.key,
         in_pool(
-            state.decode_pool,
+            state_of(request).decode_pool,
             lambda: [_render(inference, index, style) for index in range(len(inference.images))],
         ),
     )
