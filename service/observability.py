@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
 import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,6 +63,15 @@ MODELS_LOADED = Gauge(
 )
 MODEL_LOAD_FAILURES = Gauge("vision_model_load_failures", "Model files refused at the last repository load.")
 IN_PROGRESS = Gauge("vision_requests_in_progress", "HTTP requests being handled now.")
+# Labelled children of the per-request collectors above (never cleared, so a child stays valid): `labels()`
+# validates and locks on every call, several times per request.
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+# Request ids: a generator of our own (seeded from os.urandom, again in a forked child), immune to anyone
+# seeding the global one. uuid4 layout: version nibble 4, variant bits 10.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 class RequestTimings:
@@ -92,6 +103,19 @@ class RequestTimings:
             self.add(name, time.perf_counter() - started)
 
 
+def _child(metric: MetricWrapperBase, *values: str) -> Any:
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
+def new_request_id() -> str:
+    """A random uuid4 as 32 hex digits; not via os.urandom, whose syscall gives the GIL away each request."""
+    return f"{(_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+
+
 def current_timings() -> RequestTimings | None:
     """The timings of the request being handled: in its handler and code awaited or run in threads from it."""
     return _current.get()
@@ -101,18 +125,18 @@ def record_stage(stage: str, model: str, seconds: float) -> None:
     """Add `seconds` of `stage` to the current request; the histogram sees the total at the end."""
     timings = _current.get()
     if timings is None:
-        STAGE_DURATION.labels(stage=stage, model=model).observe(seconds)
+        _child(STAGE_DURATION, stage, model).observe(seconds)
         return
     timings.stage_models[stage] = model
     timings.add(stage, seconds)
 
 
 def observe_batch(model: str, size: int) -> None:
-    BATCH_SIZE.labels(model=model).observe(size)
+    _child(BATCH_SIZE, model).observe(size)
 
 
 def set_queue_depth(model: str, depth: int) -> None:
-    QUEUE_DEPTH.labels(model=model).set(depth)
+    _child(QUEUE_DEPTH, model).set(depth)
 
 
 def set_models_loaded(models: Iterable[tuple[str, int, str, str]]) -> None:
@@ -146,7 +170,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        timings = RequestTimings(_incoming_request_id(scope) or uuid.uuid4().hex, scope["path"])
+        timings = RequestTimings(_incoming_request_id(scope) or new_request_id(), scope["path"])
         started = time.perf_counter()
         snapshot: dict[str, float] | None = None
         status = 500
@@ -219,14 +243,17 @@ def _route_template(scope: Scope) -> str:
 
 
 def _record(method: str, status: int, timings: RequestTimings, snapshot: dict[str, float]) -> None:
-    REQUESTS.labels(route=timings.route, method=method, status=str(status)).inc()
-    REQUEST_DURATION.labels(route=timings.route).observe(snapshot["total"] / 1000)
+    _child(REQUESTS, timings.route, method, str(status)).inc()
+    _child(REQUEST_DURATION, timings.route).observe(snapshot["total"] / 1000)
     for stage, seconds in timings.stages.items():
         model = timings.stage_models.get(stage) or timings.model or NO_MODEL
-        STAGE_DURATION.labels(stage=stage, model=model).observe(seconds)
+        _child(STAGE_DURATION, stage, model).observe(seconds)
 
 
 def _log_access(scope: Scope, status: int, timings: RequestTimings, snapshot: dict[str, float]) -> None:
+    level = logging.DEBUG if timings.route in QUIET_ROUTES else logging.INFO
+    if not access_logger.isEnabledFor(level):
+        return
     stages = {name: duration for name, duration in snapshot.items() if name != "total"}
     client = scope.get("client")
     fields = {
@@ -239,7 +266,6 @@ def _log_access(scope: Scope, status: int, timings: RequestTimings, snapshot: di
         "stages_ms": stages,
         "client": client[0] if client else None,
     }
-    level = logging.DEBUG if timings.route in QUIET_ROUTES else logging.INFO
     access_logger.log(level, "%s %s %d", scope["method"], timings.route, status, extra={"fields": fields})
 
 
