@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+from typing import TYPE_CHECKING
 
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,8 +19,14 @@ from service.errors import (
     error_body,
 )
 
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
 IMAGE_FIELD = "image"
 RAW_MEDIA_TYPES = ("application/octet-stream",)
+# Starlette's form limits, kept: text fields are ignored but still counted and capped.
+MAX_FIELDS = 32
+MAX_FIELD_BYTES = 1024 * 1024
 
 
 class BodyLimitMiddleware:
@@ -72,11 +80,6 @@ async def _send_too_large(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _InMemoryMultiPartParser(MultiPartParser):
-    # The body is already capped, so parts stay in memory: no upload ever touches the file system.
-    spool_max_size = 2**62
-
-
 async def read_images(request: Request, max_images: int) -> list[bytes]:
     """The uploaded images in order: every `image` field of a multipart form, or one raw image body."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -97,21 +100,119 @@ async def read_images(request: Request, max_images: int) -> list[bytes]:
 
 
 async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
-    parser = _InMemoryMultiPartParser(request.headers, request.stream(), max_files=max_images, max_fields=32)
+    _, params = parse_options_header(request.headers["content-type"])
+    if b"boundary" not in params:
+        raise BadRequestError("malformed multipart body: Missing boundary in multipart.")
+    boundary = params[b"boundary"]
+    parts = _FileParts(_charset(params.get(b"charset", b"utf-8")), max_images)
+    _parse(await request.body(), boundary, parts)
+    images: list[bytes] = []
+    for field, data in parts.files:
+        if field != IMAGE_FIELD:
+            raise BadRequestError(f"unexpected file field {field!r}: upload images as {IMAGE_FIELD!r}")
+        images.append(data)
+    return images
+
+
+def _parse(body: bytes, boundary: bytes, parts: _FileParts) -> None:
+    parser = MultipartParser(boundary, parts.callbacks())
     try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        if exc.message.startswith("Too many files"):
-            raise TooManyImagesError(f"more than {max_images} images in one request") from None
-        raise BadRequestError(f"malformed multipart body: {exc.message}") from None
+        parser.write(body)
+        parser.finalize()
+    except FormParserError:
+        raise BadRequestError("malformed multipart body: Invalid multipart data.") from None
+
+
+class _FileParts:
+    """Each file part as bytes, in order, under Starlette's form limits, from python-multipart's callbacks.
+
+    Starlette's own form parser would add a spooled file and awaited copies per upload."""
+
+    def __init__(self, charset: str, max_files: int) -> None:
+        self.files: list[tuple[str, bytes]] = []
+        self._charset = charset
+        self._max_files = max_files
+        self._file_count = 0
+        self._field_count = 0
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._name = ""
+        self._chunks: list[bytes] | None = None
+        self._field_bytes = 0
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": lambda: self.begin(self._disposition),
+            "on_part_data": lambda data, start, end: self.add_data(data[start:end]),
+            "on_part_end": self.end,
+        }
+
+    def begin(self, disposition: bytes) -> None:
+        """A part's headers are read: check its name and count it as a file or a field."""
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise BadRequestError(
+                'malformed multipart body: The Content-Disposition header field "name" must be provided.'
+            )
+        self._name = _decode(options[b"name"], self._charset)
+        self._chunks = None
+        self._field_bytes = 0
+        if b"filename" in options:
+            self._file_count += 1
+            if self._file_count > self._max_files:
+                raise TooManyImagesError(f"more than {self._max_files} images in one request")
+            self._chunks = []
+        else:
+            self._field_count += 1
+            if self._field_count > MAX_FIELDS:
+                raise BadRequestError(
+                    f"malformed multipart body: Too many fields. Maximum number of fields is {MAX_FIELDS}."
+                )
+
+    def add_data(self, data: bytes) -> None:
+        if self._chunks is not None:
+            self._chunks.append(data)
+            return
+        self._field_bytes += len(data)
+        if self._field_bytes > MAX_FIELD_BYTES:
+            raise BadRequestError(
+                f"malformed multipart body: Part exceeded maximum size of {MAX_FIELD_BYTES // 1024}KB."
+            )
+
+    def end(self) -> None:
+        if self._chunks is not None:
+            self.files.append((self._name, b"".join(self._chunks)))
+
+    def _part_begin(self) -> None:
+        self._disposition = b""
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = self._header_value = b""
+
+
+def _charset(declared: bytes | str) -> str:
+    name = declared.decode("latin-1") if isinstance(declared, bytes) else declared
     try:
-        images: list[bytes] = []
-        for field, value in form.multi_items():
-            if not isinstance(value, UploadFile):
-                continue
-            if field != IMAGE_FIELD:
-                raise BadRequestError(f"unexpected file field {field!r}: upload images as {IMAGE_FIELD!r}")
-            images.append(await value.read())
-        return images
-    finally:
-        await form.close()
+        return codecs.lookup(name).name
+    except LookupError:
+        return "latin-1"
+
+
+def _decode(raw: bytes, charset: str) -> str:
+    try:
+        return raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return raw.decode("latin-1")
