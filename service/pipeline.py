@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -60,7 +60,39 @@ async def run_images(
 
 async def _map_in_pool(pool: Executor, work: Callable[[bytes], T], items: Sequence[bytes]) -> list[T]:
     loop = asyncio.get_running_loop()
-    return list(await asyncio.gather(*(loop.run_in_executor(pool, work, item) for item in items)))
+    if len(items) == 1:
+        return [await _submit(loop, pool, work, items[0])]
+    return list(await asyncio.gather(*(_submit(loop, pool, work, item) for item in items)))
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, pool: Executor, work: Callable[[bytes], T], item: bytes
+) -> asyncio.Future[T]:
+    """`work(item)` in `pool` as an asyncio future settled by one loop callback: half the event-loop work of
+    `run_in_executor`, which chains two futures through several callbacks. Cancelling it cancels the work."""
+    outcome: asyncio.Future[T] = loop.create_future()
+    job = pool.submit(work, item)
+    outcome.add_done_callback(lambda settled: job.cancel() if settled.cancelled() else None)
+
+    def settle(done: Future[T]) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_copy_outcome, done, outcome)
+
+    job.add_done_callback(settle)
+    return outcome
+
+
+def _copy_outcome(done: Future[T], outcome: asyncio.Future[T]) -> None:
+    if outcome.done():
+        return
+    if done.cancelled():
+        outcome.cancel()
+        return
+    error = done.exception()
+    if error is None:
+        outcome.set_result(done.result())
+    else:
+        outcome.set_exception(error)
 
 
 @contextmanager
