@@ -103,18 +103,18 @@ def contract_model(model: keras.Model, task: str) -> keras.Model:
     return keras.Model(model.input, {"probabilities": model.outputs[0]})
 
 
+def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers that hold weights, in order: the unit that transfer and freezing count in."""
+    return [layer for layer in model.layers if layer.weights]
+
+
 def transfer_weights(source: keras.Model, target: keras.Model) -> int:
     """Copy weights layer by layer, in order, while layer types and weight shapes agree; returns the count.
 
     Backbones built from the same encoder code (U-Net encoder -> classifier or detector) line up this way.
     """
     copied = 0
-    pairs = zip(
-        (layer for layer in source.layers if layer.weights),
-        (layer for layer in target.layers if layer.weights),
-        strict=False,
-    )
-    for src, dst in pairs:
+    for src, dst in zip(weighted_layers(source), weighted_layers(target), strict=False):
         same = type(src) is type(dst) and [w.shape for w in src.weights] == [w.shape for w in dst.weights]
         if not same:
             break
@@ -129,7 +129,7 @@ def freeze_layers(model: keras.Model, count: int) -> int:
     Early layers of a transferred backbone hold generic edge and texture filters; freezing them also skips
     their backward pass, which is most of the cost at full resolution.
     """
-    layers = [layer for layer in model.layers if layer.weights][:count]
+    layers = weighted_layers(model)[:count]
     for layer in layers:
         layer.trainable = False
     return len(layers)

@@ -17,6 +17,7 @@ import keras
 
 from training.cli import main as cli
 from training.data.synth import SHAPES
+from training.train import weighted_layers
 
 pytestmark = pytest.mark.slow
 
@@ -107,13 +108,7 @@ def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Pa
 
     source = keras.models.load_model(source_run / "model.keras", compile=False)
     trained = keras.models.load_model(run / "model.keras", compile=False)
-    pairs = list(
-        zip(
-            (layer for layer in source.layers if layer.weights),
-            (layer for layer in trained.layers if layer.weights),
-            strict=False,
-        )
-    )[:6]
+    pairs = list(zip(weighted_layers(source), weighted_layers(trained), strict=False))[:6]
     same = [
         all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
         for src, dst in pairs
