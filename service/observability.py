@@ -187,15 +187,23 @@ class ObservabilityMiddleware:
             _record(scope["method"], status, timings, snapshot)
             _log_access(scope, status, timings, snapshot)
 
+        held_start: Message | None = None
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal snapshot, status
+            nonlocal snapshot, status, held_start
             if message["type"] == "http.response.start":
                 status = message["status"]
                 snapshot = timing_snapshot(timings, time.perf_counter() - started)
-                message = _with_headers(message, timings.request_id, snapshot)
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                # Log before the last byte leaves: once a client has its answer, the line is already written.
+                # Held until the body is ready, so headers and body leave back to back: a replica killed
+                # between the two would leave the proxy with a response it can neither finish nor retry.
+                held_start = _with_headers(message, timings.request_id, snapshot)
+                return
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Log before any byte leaves: once a client has its answer, the line is already written.
                 finish()
+            if held_start is not None:
+                start, held_start = held_start, None
+                await send(start)
             await send(message)
 
         token = _current.set(timings)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import observability
@@ -255,3 +256,71 @@ def test_text_logging_keeps_the_fields(client: httpx.Client, monkeypatch: pytest
     (line,) = [line for line in stream.getvalue().splitlines() if '"text-line"' in line]
     assert "vision.access: POST /items/{item_id} 200" in line
     assert 'model="toy:3"' in line
+
+
+class OrderRecorder(logging.Handler):
+    """Puts each access line into the same list as the ASGI messages the server is handed."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.append("log")
+
+
+def asgi_events(app: FastAPI, path: str) -> list[str]:
+    """Drive `app` as a server would for `POST path` and list what reached the server, in order."""
+    events: list[str] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        more = "+" if message.get("more_body") else ""
+        events.append({"http.response.start": "start", "http.response.body": "body" + more}[message["type"]])
+
+    handler = OrderRecorder(events)
+    observability.access_logger.addHandler(handler)
+    previous = observability.access_logger.level
+    observability.access_logger.setLevel(logging.INFO)
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        observability.access_logger.removeHandler(handler)
+        observability.access_logger.setLevel(previous)
+    return events
+
+
+def test_headers_and_body_leave_back_to_back_after_the_log_line() -> None:
+    # A replica killed between headers and body leaves the proxy a response it can neither finish nor retry.
+    assert asgi_events(build_app(), "/items/7") == ["log", "start", "body"]
+
+
+def test_streamed_response_starts_with_its_first_chunk() -> None:
+    app = build_app()
+
+    @app.post("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(iter([b"a", b"b"]))
+
+    assert asgi_events(app, "/stream") == ["start", "body+", "body+", "log", "body"]
