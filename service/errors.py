@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.imaging import ImageError
+from service.observability import REQUEST_ID_HEADER, request_id_of
 
 logger = logging.getLogger("vision.errors")
 
@@ -119,8 +120,18 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal error; the request id in the logs has the details")
+    # Starlette answers this one outside the observability middleware, so the id is added here.
+    request_id = request_id_of(request.scope)
+    logger.exception(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"fields": {"request_id": request_id}},
+    )
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    message = "internal error; the request id in the logs has the details"
+    return error_response(500, "internal_error", message, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

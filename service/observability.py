@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STAGES = ("decode", "queue", "inference", "postprocess")
 REQUEST_ID_HEADER = "X-Request-ID"
+# Where the middleware leaves the id in the ASGI scope: the 500 handler runs outside the middleware.
+_SCOPE_REQUEST_ID = "vision.request_id"
 UNMATCHED_ROUTE = "<unmatched>"
 NO_MODEL = "none"
 # Probes and scrapes arrive every few seconds; their access lines are DEBUG so they do not drown real traffic.
@@ -116,6 +118,11 @@ def new_request_id() -> str:
     return f"{(_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
+def request_id_of(scope: Scope) -> str | None:
+    """The id the request is logged under, also after the middleware has let go of it."""
+    return scope.get(_SCOPE_REQUEST_ID)
+
+
 def current_timings() -> RequestTimings | None:
     """The timings of the request being handled: in its handler and code awaited or run in threads from it."""
     return _current.get()
@@ -171,6 +178,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         timings = RequestTimings(_incoming_request_id(scope) or new_request_id(), scope["path"])
+        scope[_SCOPE_REQUEST_ID] = timings.request_id
         started = time.perf_counter()
         snapshot: dict[str, float] | None = None
         status = 500

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import observability
+from service.errors import install_error_handlers
 
 MODEL = "toy:3"
 INFERENCE_SECONDS = 0.004
@@ -29,6 +30,7 @@ HEX_ID = re.compile(r"[0-9a-f]{32}")
 def build_app() -> FastAPI:
     """A tiny app whose handler uses every timing hook the real routes use."""
     app = FastAPI()
+    install_error_handlers(app)
     observability.install(app)
 
     @app.post("/items/{item_id}")
@@ -47,6 +49,10 @@ def build_app() -> FastAPI:
     @app.get("/broken")
     async def broken() -> None:
         raise HTTPException(status_code=503, detail="not ready")
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("a bug")
 
     return app
 
@@ -167,6 +173,24 @@ def test_failed_request_is_logged_with_its_status_and_no_stages(
     (record,) = access_records(caplog, "broken-1")
     assert record.fields["status"] == 503  # type: ignore[attr-defined]
     assert record.fields["stages_ms"] == {}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("sent", [{"X-Request-ID": "crash-1"}, {}])
+def test_unexpected_error_names_its_request_id_in_answer_and_logs(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, sent: dict[str, str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = client.get("/crash", headers=sent)
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    request_id = response.headers["x-request-id"]
+    assert HEX_ID.fullmatch(request_id) if not sent else request_id == sent["X-Request-ID"]
+    (error,) = [record for record in caplog.records if record.name == "vision.errors"]
+    assert error.fields == {"request_id": request_id}  # type: ignore[attr-defined]
+    assert error.exc_info is not None
+    assert "a bug" in str(error.exc_info[1])
+    (access,) = access_records(caplog, request_id)
+    assert access.fields["status"] == 500  # type: ignore[attr-defined]
 
 
 def test_unmatched_paths_share_one_route_label(
