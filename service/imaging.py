@@ -137,8 +137,9 @@ class Geometry:
         mapped[:, 1::2] = (
             (boxes[:, 1::2] * self.input_height - self.pad_y) * self.original_height / content_height
         )
-        np.clip(mapped[:, 0::2], 0.0, self.original_width, out=mapped[:, 0::2])
-        np.clip(mapped[:, 1::2], 0.0, self.original_height, out=mapped[:, 1::2])
+        # Ufuncs rather than np.clip, whose Python wrappers cost more than the arithmetic here.
+        limits = np.array([self.original_width, self.original_height] * 2, dtype=np.float64)
+        np.minimum(np.maximum(mapped, 0.0, out=mapped), limits, out=mapped)
         return mapped
 
 

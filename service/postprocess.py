@@ -154,13 +154,14 @@ def _check_detector_outputs(
     return boxes, iou, class_probabilities
 
 
+# np.maximum rather than np.clip below: clip's Python wrappers cost ~9 us a call, several per box per request.
 def _areas(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0.0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
 
 
 def _iou_one_to_many(box: np.ndarray, area: float, others: np.ndarray, other_areas: np.ndarray) -> np.ndarray:
-    width = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    height = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    width = np.maximum(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0.0)
+    height = np.maximum(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0.0)
     intersection = width * height
     return intersection / (area + other_areas - intersection)
 
@@ -174,7 +175,7 @@ def _detection(
     labels: Sequence[str],
 ) -> Detection:
     class_id = int(class_ids[candidate])
-    x_min, y_min, x_max, y_max = (float(value) for value in box)
+    x_min, y_min, x_max, y_max = box.tolist()
     return Detection(
         class_id=class_id,
         label=labels[class_id],
