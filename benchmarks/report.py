@@ -399,6 +399,38 @@ def _int8(results: Result) -> list[str]:
     )
 
 
+def int8_gemm_section(results: Result) -> list[str]:
+    """What ONNX Runtime's integer GEMM gains over float on this CPU: the ceiling for any INT8 model."""
+    rows = results.get("int8_gemm")
+    if not rows:
+        return []
+    flags = results["machine"].get("vector_flags", [])
+    vnni = [flag for flag in flags if "vnni" in flag or flag.startswith("amx")]
+    table = _table(
+        ["GEMM (M x K x N)", "FP32 GMAC/s", "INT8 GMAC/s", "INT8 / FP32"],
+        [
+            [
+                " x ".join(map(str, row["shape"])),
+                f"{row['fp32_gmacs']:.1f}",
+                f"{row['int8_gmacs']:.1f}",
+                _fmt(ratio(row["int8_gmacs"], row["fp32_gmacs"]), suffix=" x"),
+            ]
+            for row in rows
+        ],
+    )
+    extensions = f"CPU vector extensions: {', '.join(flags) or 'none listed'}; " + (
+        f"with {', '.join(vnni)}." if vnni else "no VNNI, whose int8 dot products are what make INT8 fast."
+    )
+    return [
+        "The ceiling: ONNX Runtime's `MatMulInteger` (u8 x s8) against `MatMul` (FP32), one thread, in this",
+        "run. A quantised conv is such an integer GEMM plus quantise, dequantise and requantise work, so",
+        "an INT8 model only wins where this ratio leaves room for that work.",
+        extensions,
+        "",
+        *table,
+    ]
+
+
 def _generator_note(results: Result) -> str:
     rows = [
         row for task in served_tasks(results) if (row := level(results.get("service", {}), task, CONCURRENCY))
@@ -507,6 +539,8 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         "Accuracy: each model's own `vision.metrics` (held-out split), as the exporter measured it.",
         "",
         *_int8(results),
+        "",
+        *int8_gemm_section(results),
         "",
         "## How it was measured",
         "",

@@ -23,7 +23,7 @@ from typing import Any
 
 import onnx
 
-from benchmarks import images, inprocess, loadgen, report, servers
+from benchmarks import images, inprocess, kernels, loadgen, report, servers
 from service.settings import DEFAULT_MODELS, Settings
 
 logger = logging.getLogger("benchmarks")
@@ -380,7 +380,8 @@ def machine() -> dict[str, Any]:
     import numpy
     import onnxruntime
 
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    lines = cpuinfo.splitlines()
     cpu = next(
         (line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor()
     )
@@ -388,6 +389,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": Settings().cores,
+        "vector_flags": kernels.cpu_vector_flags(cpuinfo),
         "memory_gb": round(mem_kb / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -431,6 +433,7 @@ def run(opts: Options) -> dict[str, Any]:
     }
     if int8 is not None and "classify" in models:
         results["int8_vs_fp32"] = int8_against_fp32(models["classify"], int8, best["classify"], jpegs, opts)
+        results["int8_gemm"] = kernels.gemm_speeds()
     results["service"] = guarded("service", lambda: bench_service(models, int8, best, jpegs, big, opts))
     results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))
     results["peer"] = guarded("peer", lambda: bench_peer(models, jpegs, opts))
