@@ -485,6 +485,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
     machine = results["machine"]
     bars = all_bars(results)
     settings = results.get("service_settings", {})
+    knobs = ", ".join(f"{key}={'auto' if v is None else v}" for key, v in sorted(settings.items()))
     lines = [
         "# Benchmarks",
         "",
@@ -498,7 +499,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         f"CPU provider. Load average at start: {', '.join(map(str, machine['load_average_at_start']))}.",
         f"- Images: {results['images']['count']} {results['images']['source']}, "
         f"{results['images']['size'][0]}x{results['images']['size'][1]} JPEG, sent as multipart/form-data.",
-        f"- Service settings (defaults): {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}.",
+        f"- Service settings (defaults): {knobs}.",
         f"- Each load level: 1 s warm-up, then {results['settings']['level_seconds']:.0f} s (capped in "
         "requests) of closed-loop clients; latencies are of successful responses; a client answered 503 "
         "waits 100 ms before its next request.",

@@ -17,7 +17,7 @@ from service.errors import install_error_handlers
 from service.registry import BatchingConfig, ModelRegistry
 from service.routes import health, inference, models, oip
 from service.routes.dependencies import ServiceState
-from service.runtime import plan_execution
+from service.runtime import batch_delay_seconds, plan_execution
 from service.settings import Settings
 from service.uploads import BodyLimitMiddleware
 
@@ -76,17 +76,21 @@ def _build_registry(settings: Settings) -> ModelRegistry:
     plan = plan_execution(
         settings.provider, cores=settings.cores, threads=settings.threads, workers=settings.inference_workers
     )
+    delay = batch_delay_seconds(plan, settings.max_delay_ms)
     logger.info(
-        "execution plan: providers %s, %d intra-op threads x %d concurrent runs",
+        "execution plan: providers %s, %d intra-op threads x %d concurrent runs, batches of up to %d "
+        "waiting up to %.1f ms",
         ",".join(plan.providers),
         plan.intra_op_threads,
         plan.concurrent_runs,
+        settings.max_batch,
+        delay * 1000,
     )
     return ModelRegistry(
         root=settings.models_dir,
         plan=plan,
         executor=ThreadPoolExecutor(plan.concurrent_runs, thread_name_prefix="inference"),
-        batching=BatchingConfig(settings.max_batch, settings.max_delay_ms / 1000, settings.queue_size),
+        batching=BatchingConfig(settings.max_batch, delay, settings.queue_size),
         preferred_defaults=settings.default_models,
     )
 

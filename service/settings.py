@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     )
     decode_workers: int = Field(default=0, ge=0, description="Threads decoding images; 0 = number of cores.")
     max_batch: int = Field(default=8, ge=1, le=1024)
-    max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+    max_delay_ms: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="How long a free worker waits to fill a batch; unset = auto (0 on CPU, 2 on CUDA).",
+    )
     queue_size: int = Field(default=32, ge=1, description="Images waiting per model before 503.")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(default=40_000_000, ge=1)

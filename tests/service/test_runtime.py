@@ -8,7 +8,16 @@ import onnxruntime as ort
 import pytest
 from conftest import ServerFactory
 
-from service.runtime import CPU, CUDA, ProviderUnavailableError, open_session, plan_execution, session_device
+from service.runtime import (
+    CPU,
+    CUDA,
+    ExecutionPlan,
+    ProviderUnavailableError,
+    batch_delay_seconds,
+    open_session,
+    plan_execution,
+    session_device,
+)
 
 HAS_CUDA = CUDA in ort.get_available_providers()
 
@@ -29,6 +38,14 @@ def test_explicit_threads_and_workers_win() -> None:
 def test_workers_share_the_cores() -> None:
     plan = plan_execution("cpu", cores=8, threads=0, workers=2)
     assert plan.intra_op_threads == 4
+
+
+def test_batch_delay_is_auto_per_device_unless_set() -> None:
+    cpu, cuda = ExecutionPlan((CPU,), 1, 2), ExecutionPlan((CUDA, CPU), 1, 1)
+    assert batch_delay_seconds(cpu, None) == 0.0
+    assert batch_delay_seconds(cuda, None) == pytest.approx(0.002)
+    assert batch_delay_seconds(cpu, 5.0) == pytest.approx(0.005)
+    assert batch_delay_seconds(cuda, 0.0) == 0.0
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime build has CUDA")
