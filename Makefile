@@ -21,7 +21,7 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 serve: $(VENV)/.stamp-serve
-	$(BIN)/uvicorn service.app:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/vision-service --host $(HOST) --port $(PORT)
 
 # nginx and docker-compose run the deployment checks in tests/deploy; installed from Debian only when missing, as root.
 deploy-tools:

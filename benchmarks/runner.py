@@ -198,16 +198,7 @@ def bench_service(
     opts: Options,
 ) -> dict[str, Any]:
     env = {"VISION_MODELS_DIR": str(opts.models_dir), "VISION_LOG_LEVEL": "warning"}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "service.app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(opts.port),
-    ]
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port)]
 
     def launch() -> servers.Server:
         return servers.start(

@@ -43,16 +43,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`uvicorn service.app:app` in its own process on a loopback port, configured by VISION_* variables."""
+    """`python -m service` in its own process on a loopback port, configured by VISION_* variables."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
-            [*command, "--port", str(self.port), "--no-access-log"],
+            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(self.port)],
             env={**os.environ, **env},
             cwd=REPO_ROOT,
             stdout=self._log,

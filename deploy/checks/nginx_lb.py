@@ -1,4 +1,4 @@
-"""The load balancer for real: nginx with deploy/nginx.conf before two `uvicorn service.app:app` processes.
+"""The load balancer for real: nginx with deploy/nginx.conf before two `python -m service` processes.
 
 A bounded load test (300 POST /classify, 8 at a time) runs through nginx while one backend is killed
 (SIGKILL, requests in flight) and restarted; not one request may fail. Also checks that X-Request-ID passes
@@ -92,7 +92,7 @@ def nginx_binary() -> str:
 
 
 class Backend:
-    """One `uvicorn service.app:app` on a fixed loopback port, which can be killed and started again."""
+    """One `python -m service` on a fixed loopback port, which can be killed and started again."""
 
     def __init__(self, port: int, env: dict[str, str], log: Path) -> None:
         self.port = port
@@ -102,17 +102,8 @@ class Backend:
         self.process = self.start()
 
     def start(self) -> Process:
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        self.process = Process([*argv, "--no-access-log"], env=self.env, cwd=REPO, log_path=self.log)
+        argv = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = Process(argv, env=self.env, cwd=REPO, log_path=self.log)
         return self.process
 
     def wait_ready(self) -> None:
