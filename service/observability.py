@@ -218,6 +218,10 @@ class ObservabilityMiddleware:
         IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Whatever the app had begun to answer, Starlette's error handler now answers 500.
+            status = 500
+            raise
         finally:
             IN_PROGRESS.dec()
             _current.reset(token)

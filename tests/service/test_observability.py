@@ -54,6 +54,14 @@ def build_app() -> FastAPI:
     async def crash() -> None:
         raise RuntimeError("a bug")
 
+    @app.get("/crash-mid-stream")
+    async def crash_mid_stream() -> StreamingResponse:
+        def chunks() -> Iterator[bytes]:
+            raise RuntimeError("a bug after the headers")
+            yield b"never"
+
+        return StreamingResponse(chunks())
+
     return app
 
 
@@ -190,6 +198,18 @@ def test_unexpected_error_names_its_request_id_in_answer_and_logs(
     assert error.exc_info is not None
     assert "a bug" in str(error.exc_info[1])
     (access,) = access_records(caplog, request_id)
+    assert access.fields["status"] == 500  # type: ignore[attr-defined]
+
+
+def test_response_failing_after_its_headers_is_still_a_clean_500(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vision.access")
+    response = client.get("/crash-mid-stream", headers={"X-Request-ID": "crash-2"})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert response.headers["x-request-id"] == "crash-2"
+    (access,) = access_records(caplog, "crash-2")
     assert access.fields["status"] == 500  # type: ignore[attr-defined]
 
 
