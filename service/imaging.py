@@ -241,6 +241,11 @@ def decode_upright(
         raise ImageTooLargeError(f"the image has too many pixels: {exc}") from None
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"the {image.format} image is truncated or damaged: {exc}") from None
+    return upright(image, orientation)
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """`image` turned as EXIF `orientation` (1..8) says: a photo, or an annotation drawn on its pixels."""
     method = _TRANSPOSE.get(orientation)
     return image if method is None else image.transpose(method)
 

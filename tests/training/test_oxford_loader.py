@@ -6,9 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import ExifTags, Image
 
-from training.data.arrays import load_split
-from training.data.oxford import VocObject, class_name_of, load_layout, read_list, read_voc_xml
+from service.imaging import upright
+from training.data.arrays import load_split, upright_box
+from training.data.oxford import (
+    VocObject,
+    class_name_of,
+    load_layout,
+    read_list,
+    read_voc_xml,
+    write_list_files,
+    write_voc_xml,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "oxford_pet"
 
@@ -80,3 +90,51 @@ def test_segmentation_arrays_hold_the_three_trimap_classes(dataset) -> None:  # 
     assert set(np.unique(data.masks)) == {0, 1, 2}
     assert data.masks[0, 16, 16] == 0  # pet in the middle
     assert data.masks[0, 0, 0] == 1  # background in the corner
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_box_moves_with_the_photo(orientation: int) -> None:
+    stored = Image.new("L", (60, 40))
+    stored.paste(255, (12, 4, 30, 34))
+    turned = upright(stored, orientation)
+    left, top, right, bottom = turned.getbbox()  # type: ignore[misc]
+    width, height = turned.size
+    expected = (left / width, top / height, right / width, bottom / height)
+    np.testing.assert_allclose(upright_box((12 / 60, 4 / 40, 30 / 60, 34 / 40), orientation), expected)
+
+
+def rotated_pet_layout(root: Path, orientation: int) -> None:
+    """One photo stored sideways with an EXIF orientation; its trimap and box drawn on the stored pixels."""
+    images, trimaps, xmls = root / "images", root / "annotations" / "trimaps", root / "annotations" / "xmls"
+    for folder in (images, trimaps, xmls):
+        folder.mkdir(parents=True)
+    box = (10, 5, 30, 35)
+    photo = Image.new("RGB", (60, 40))
+    photo.paste((255, 255, 255), box)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    photo.save(images / "Abyssinian_1.jpg", quality=95, exif=exif)
+    trimap = Image.new("L", (60, 40), 2)
+    trimap.paste(1, box)
+    trimap.save(trimaps / "Abyssinian_1.png")
+    write_voc_xml(xmls / "Abyssinian_1.xml", "Abyssinian_1.jpg", (60, 40), [("cat", box, False, False)])
+    write_list_files(root, ["Abyssinian"], [("Abyssinian_1", 1)], test=set())
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_masks_and_boxes_stay_on_the_pet_of_an_exif_rotated_photo(tmp_path: Path, orientation: int) -> None:
+    rotated_pet_layout(tmp_path, orientation)
+    dataset = load_layout(tmp_path)
+    segment = load_split(dataset, "trainval", "segment", (32, 32))
+    bright = segment.images[0].mean(axis=2) > 128
+    assert segment.masks is not None
+    # The trimap's pet is where the upright photo is white, give or take the resized edges.
+    assert np.mean(bright == (segment.masks[0] == 0)) > 0.95
+    detect = load_split(dataset, "trainval", "detect", (32, 32))
+    assert detect.boxes is not None
+    x1, y1, x2, y2 = (detect.boxes[0, 0] * 32).round().astype(int)
+    rows, cols = np.nonzero(bright)
+    assert abs(cols.min() - x1) <= 1
+    assert abs(rows.min() - y1) <= 1
+    assert abs(cols.max() + 1 - x2) <= 1
+    assert abs(rows.max() + 1 - y2) <= 1

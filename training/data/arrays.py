@@ -8,10 +8,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.imaging import ImageLimits, prepare_image
+from service.imaging import ImageLimits, exif_orientation, prepare_image, upright
 from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
 
 MAX_BOXES = 8
+# Where a normalised point (x, y) of the stored pixels lands once the photo is turned upright, per EXIF
+# orientation (service.imaging turns the photo; trimaps and VOC boxes are drawn on the stored pixels).
+_UPRIGHT_POINT = {
+    1: lambda x, y: (x, y),
+    2: lambda x, y: (1 - x, y),
+    3: lambda x, y: (1 - x, 1 - y),
+    4: lambda x, y: (x, 1 - y),
+    5: lambda x, y: (y, x),
+    6: lambda x, y: (1 - y, x),
+    7: lambda x, y: (1 - y, 1 - x),
+    8: lambda x, y: (y, 1 - x),
+}
 # Training data is trusted and local: the limits only guard against a corrupt file, not a hostile upload.
 TRAINING_IMAGE_LIMITS = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 30)
 
@@ -48,16 +60,28 @@ def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarr
     return prepared.pixels
 
 
+def upright_box(box: tuple[float, float, float, float], orientation: int) -> tuple[float, ...]:
+    """A normalised (x1, y1, x2, y2) box on the stored pixels -> the same box on the upright photo."""
+    x1, y1, x2, y2 = box
+    corners = [_UPRIGHT_POINT[orientation](x, y) for x, y in ((x1, y1), (x2, y2))]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _stored_size_and_orientation(path: Path) -> tuple[tuple[int, int], int]:
+    with Image.open(path) as image:
+        return image.size, exif_orientation(image)
+
+
 def _boxes(record: Record, dataset: OxfordDataset) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.zeros((MAX_BOXES, 4), np.float32)
     labels = np.full(MAX_BOXES, -1, np.int32)
     if record.xml is None:
         return boxes, labels
-    with Image.open(record.image) as image:
-        width, height = image.size
+    (width, height), orientation = _stored_size_and_orientation(record.image)
     for i, obj in enumerate(read_voc_xml(record.xml)[:MAX_BOXES]):
         x1, y1, x2, y2 = obj.box
-        boxes[i] = (x1 / width, y1 / height, x2 / width, y2 / height)
+        boxes[i] = upright_box((x1 / width, y1 / height, x2 / width, y2 / height), orientation)
         labels[i] = object_class(obj, record, dataset)
     return boxes, labels
 
@@ -88,8 +112,10 @@ def load_split(
 
 
 def _trimap(record: Record, size: tuple[int, int]) -> np.ndarray:
+    _, orientation = _stored_size_and_orientation(record.image)
     with Image.open(record.trimap) as trimap:  # type: ignore[arg-type]
-        resized = trimap.convert("L").resize(size[::-1], Image.Resampling.NEAREST)
+        turned = upright(trimap.convert("L"), orientation)
+        resized = turned.resize(size[::-1], Image.Resampling.NEAREST)
         return np.clip(np.asarray(resized, np.int32) - 1, 0, 2).astype(np.uint8)
 
 
