@@ -301,23 +301,18 @@ def bench_naive(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: O
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     command = [sys.executable, "-m", "uvicorn", "benchmarks.naive_keras:app", "--host", "127.0.0.1"]
-    server = servers.start(
+    facts = bench_other(
         "naive",
         [*command, "--port", str(port)],
         port=port,
         ready_path="/ready",
         env=env,
-        log_dir=opts.results.parent,
+        levels=NAIVE_LEVELS,
+        models=models,
+        jpegs=jpegs,
+        opts=opts,
     )
-    try:
-        facts = server_facts(server)
-        facts["checkpoints"] = {task: str(path) for task, path in checkpoints.items()}
-        facts["levels"] = load_levels(
-            list(models), server, lambda task: f"/{task}", jpegs, NAIVE_LEVELS, opts
-        )
-        facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
-    finally:
-        server.stop()
+    facts["checkpoints"] = {task: str(path) for task, path in checkpoints.items()}
     return facts
 
 
@@ -332,20 +327,40 @@ def bench_peer(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: Op
         "BENTOML_HOME": str(opts.results.parent / "bentoml-home"),
     }
     command = [str(bentoml), "serve", "benchmarks.peer_bentoml:VisionPeer", "--host", "127.0.0.1"]
-    server = servers.start(
+    facts = bench_other(
         "peer",
         [*command, "--port", str(port)],
         port=port,
         ready_path="/readyz",
         env=env,
-        log_dir=opts.results.parent,
+        levels=SERVICE_LEVELS,
+        models=models,
+        jpegs=jpegs,
+        opts=opts,
+    )
+    facts["version"] = peer_version(opts.peer_python)
+    return facts
+
+
+def bench_other(
+    name: str,
+    command: list[str],
+    *,
+    port: int,
+    ready_path: str,
+    env: dict[str, str],
+    levels: Sequence[int],
+    models: dict[str, BundledModel],
+    jpegs: Sequence[bytes],
+    opts: Options,
+) -> dict[str, Any]:
+    """Start a server to compare with, load each model's `/<task>` at `levels` clients, stop it."""
+    server = servers.start(
+        name, command, port=port, ready_path=ready_path, env=env, log_dir=opts.results.parent
     )
     try:
         facts = server_facts(server)
-        facts["version"] = peer_version(opts.peer_python)
-        facts["levels"] = load_levels(
-            list(models), server, lambda task: f"/{task}", jpegs, SERVICE_LEVELS, opts
-        )
+        facts["levels"] = load_levels(list(models), server, lambda task: f"/{task}", jpegs, levels, opts)
         facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
     finally:
         server.stop()
