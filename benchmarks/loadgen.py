@@ -149,12 +149,14 @@ async def run_level(
     duration: float,
     max_requests: int,
     server_cpu: Callable[[], float] = lambda: 0.0,
+    server_loop_cpu: Callable[[], float] | None = None,
 ) -> LevelResult:
     """Closed loop: `concurrency` clients send back to back until `duration` seconds or `max_requests`."""
     requests = [encode_request(target, image, index) for index, image in enumerate(images)]
     result = LevelResult(concurrency=concurrency, wall_seconds=0.0)
     order = itertools.count()
     cpu_before, server_before = time.process_time(), server_cpu()
+    loop_before = server_loop_cpu() if server_loop_cpu else 0.0
     started = time.perf_counter()
     deadline = started + duration
     await asyncio.gather(
@@ -163,6 +165,8 @@ async def run_level(
     result.wall_seconds = time.perf_counter() - started
     result.client_cpu_seconds = time.process_time() - cpu_before
     result.server_cpu_seconds = server_cpu() - server_before
+    if server_loop_cpu:
+        result.server_loop_cpu_seconds = server_loop_cpu() - loop_before
     return result
 
 
@@ -175,6 +179,7 @@ def measure(
     max_requests: int,
     warmup: float = 1.0,
     server_cpu: Callable[[], float] = lambda: 0.0,
+    server_loop_cpu: Callable[[], float] | None = None,
 ) -> LevelResult:
     """Warm the level up (results dropped), then measure it."""
     if warmup > 0:
@@ -189,5 +194,6 @@ def measure(
             duration=duration,
             max_requests=max_requests,
             server_cpu=server_cpu,
+            server_loop_cpu=server_loop_cpu,
         )
     )

@@ -199,6 +199,22 @@ def _errors(row: Result) -> str:
     return ", ".join(f"{count} x {status}" for status, count in row["errors"].items()) or "none"
 
 
+def cpu_split(results: Result, task: str) -> list[str]:
+    """Where the service's CPU went per request at 16 clients, beside the in-process cost per image."""
+    row = level(results.get("service", {}), task, CONCURRENCY)
+    limit = results.get("service", {}).get("adjacent_limit", {}).get(task) or best_inprocess(results, task)
+    if not row or "loop_cpu_ms_per_request" not in row or not limit:
+        return []
+    return [
+        f"At {CONCURRENCY} clients (one image per request) the service used "
+        f"{row['loop_cpu_ms_per_request']:.2f} ms of CPU per request on its event-loop thread (HTTP, "
+        f"routing, validation, post-processing, JSON) and {row['other_cpu_ms_per_request']:.2f} ms on its "
+        f"decode and inference threads; the in-process limit spends "
+        f"{1000 / limit['images_per_cpu_second']:.2f} ms per image.",
+        "",
+    ]
+
+
 def model_table(results: Result, task: str) -> list[str]:
     """One row per way of serving the model: the limit, the service per level, the naive service, the peer."""
     rows: list[list[object]] = []
@@ -516,6 +532,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
             "",
             *model_table(results, task),
             "",
+            *cpu_split(results, task),
             f"![{task}: throughput and p99 against concurrency]({path.relative_to(doc.parent).as_posix()})",
             "",
         ]

@@ -147,7 +147,12 @@ def int8_against_fp32(
 
 
 def level_summary(
-    server: servers.Server, target: loadgen.Target, jpegs: Sequence[bytes], clients: int, opts: Options
+    server: servers.Server,
+    target: loadgen.Target,
+    jpegs: Sequence[bytes],
+    clients: int,
+    opts: Options,
+    split_loop_cpu: bool = False,
 ) -> dict[str, Any]:
     result = loadgen.measure(
         target,
@@ -156,6 +161,7 @@ def level_summary(
         duration=opts.level_seconds,
         max_requests=opts.max_requests,
         server_cpu=server.cpu,
+        server_loop_cpu=server.loop_cpu if split_loop_cpu else None,
     )
     summary = result.summary()
     logger.info("%s %s x%d: %s", server.name, target.path, clients, summary)
@@ -170,6 +176,7 @@ def load_levels(
     levels: Sequence[int],
     opts: Options,
     before_level: Callable[[str, int], None] = lambda task, clients: None,
+    split_loop_cpu: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every task at every concurrency level against one running server."""
     results: dict[str, list[dict[str, Any]]] = {}
@@ -178,7 +185,7 @@ def load_levels(
         results[task] = []
         for clients in levels:
             before_level(task, clients)
-            results[task].append(level_summary(server, target, jpegs, clients, opts))
+            results[task].append(level_summary(server, target, jpegs, clients, opts, split_loop_cpu))
     return results
 
 
@@ -236,6 +243,7 @@ def bench_service(
             SERVICE_LEVELS,
             opts,
             remeasure_limit,
+            split_loop_cpu=True,
         )
         facts["adjacent_limit"] = adjacent
         if int8 is not None and "classify" in models:

@@ -47,6 +47,15 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU time of one thread of `pid`, in seconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     """Resident set size of these processes added up (shared pages counted once per process)."""
     total = 0
@@ -70,6 +79,10 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(process_tree(self.process.pid))
+
+    def loop_cpu(self) -> float:
+        """CPU time of the main thread, which runs the event loop of a single-process asyncio server."""
+        return thread_cpu_seconds(self.process.pid, self.process.pid)
 
     def rss(self) -> int:
         return rss_bytes(process_tree(self.process.pid))

@@ -31,6 +31,8 @@ class LevelResult:
     statuses: Counter[str] = field(default_factory=Counter)
     client_cpu_seconds: float = 0.0
     server_cpu_seconds: float = 0.0
+    # The server's event-loop thread alone, where it was measured (this service): None elsewhere.
+    server_loop_cpu_seconds: float | None = None
 
     @property
     def ok(self) -> int:
@@ -67,4 +69,16 @@ class LevelResult:
             "server_cores": round(self.server_cpu_seconds / self.wall_seconds, 3)
             if self.wall_seconds
             else 0.0,
+            **self._cpu_split(),
+        }
+
+    def _cpu_split(self) -> dict[str, float]:
+        """Server CPU per request on the event loop and on every other thread, in ms."""
+        requests = sum(self.statuses.values())
+        if self.server_loop_cpu_seconds is None or not requests:
+            return {}
+        other = self.server_cpu_seconds - self.server_loop_cpu_seconds
+        return {
+            "loop_cpu_ms_per_request": round(1000 * self.server_loop_cpu_seconds / requests, 3),
+            "other_cpu_ms_per_request": round(1000 * other / requests, 3),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import all_bars, latency_bars, throughput_bars
+from benchmarks.report import all_bars, cpu_split, latency_bars, throughput_bars
 
 
 def _level(clients: int, throughput: float, **errors: int) -> dict[str, Any]:
@@ -61,3 +61,15 @@ def test_missing_sides_are_not_measured_rather_than_passed() -> None:
     verdicts = {bar.claim: bar.passed for bar in all_bars(results)}
     assert verdicts["/classify at 16 clients >= 1.2 x BentoML peer"] is None
     assert verdicts["INT8 classifier faster, accuracy within 1 point"] is None
+
+
+def test_cpu_split_sits_beside_the_in_process_cost_per_image() -> None:
+    results = _results(90.0)
+    at_16 = results["service"]["levels"]["classify"][0]
+    at_16.update(loop_cpu_ms_per_request=1.6, other_cpu_ms_per_request=4.5)
+    results["inprocess"]["classify"][0]["images_per_cpu_second"] = 250.0
+    (line, _) = cpu_split(results, "classify")
+    assert "1.60 ms of CPU per request on its event-loop thread" in line
+    assert "4.50 ms on its decode and inference threads" in line
+    assert "4.00 ms per image" in line
+    assert cpu_split(results, "detect") == []

@@ -44,3 +44,17 @@ def test_summary_counts_only_2xx_as_throughput_and_lists_every_other_outcome() -
     assert summary["errors"] == {"503": 3, "timeout": 1}
     assert summary["client_cores"] == 0.25
     assert summary["server_cores"] == 1.5
+    assert "loop_cpu_ms_per_request" not in summary
+
+
+def test_summary_splits_server_cpu_between_event_loop_and_other_threads_when_measured() -> None:
+    result = LevelResult(
+        concurrency=16,
+        wall_seconds=1.0,
+        statuses=Counter({"200": 200}),
+        server_cpu_seconds=1.2,
+        server_loop_cpu_seconds=0.3,
+    )
+    summary = result.summary()
+    assert summary["loop_cpu_ms_per_request"] == pytest.approx(1.5)
+    assert summary["other_cpu_ms_per_request"] == pytest.approx(4.5)
