@@ -209,7 +209,7 @@ def cpu_split(results: Result, task: str) -> list[str]:
         f"At {CONCURRENCY} clients (one image per request) the service used "
         f"{row['loop_cpu_ms_per_request']:.2f} ms of CPU per request on its event-loop thread (HTTP, "
         f"routing, validation, post-processing, JSON) and {row['other_cpu_ms_per_request']:.2f} ms on its "
-        f"decode and inference threads; the in-process limit spends "
+        f"worker threads (decoding, inference, mask PNGs); the in-process limit spends "
         f"{1000 / limit['images_per_cpu_second']:.2f} ms per image.",
         "",
     ]

@@ -70,6 +70,6 @@ def test_cpu_split_sits_beside_the_in_process_cost_per_image() -> None:
     results["inprocess"]["classify"][0]["images_per_cpu_second"] = 250.0
     (line, _) = cpu_split(results, "classify")
     assert "1.60 ms of CPU per request on its event-loop thread" in line
-    assert "4.50 ms on its decode and inference threads" in line
+    assert "4.50 ms on its worker threads" in line
     assert "4.00 ms per image" in line
     assert cpu_split(results, "detect") == []
