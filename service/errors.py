@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.imaging import ImageError
-from service.observability import REQUEST_ID_HEADER, request_id_of
+from service.observability import REQUEST_ID_HEADER, mark_logged, request_id_of
 
 logger = logging.getLogger("vision.errors")
 
@@ -129,6 +129,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         exc_info=exc,
         extra={"fields": {"request_id": request_id}},
     )
+    mark_logged(exc)
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     message = "internal error; the request id in the logs has the details"
     return error_response(500, "internal_error", message, headers=headers)

@@ -27,6 +27,7 @@ STAGES = ("decode", "queue", "inference", "postprocess")
 REQUEST_ID_HEADER = "X-Request-ID"
 # Where the middleware leaves the id in the ASGI scope: the 500 handler runs outside the middleware.
 _SCOPE_REQUEST_ID = "vision.request_id"
+_LOGGED_MARK = "_vision_logged"
 UNMATCHED_ROUTE = "<unmatched>"
 NO_MODEL = "none"
 # Probes and scrapes arrive every few seconds; their access lines are DEBUG so they do not drown real traffic.
@@ -319,6 +320,19 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def mark_logged(exc: BaseException) -> None:
+    """Note that `exc` has been logged with its request id, so uvicorn's copy of it can be dropped."""
+    setattr(exc, _LOGGED_MARK, True)
+
+
+class _DropAlreadyLogged(logging.Filter):
+    """Starlette re-raises a handled 500's exception and uvicorn logs it again, without the request id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, _LOGGED_MARK, False)
+
+
 def configure_logging(level: str, fmt: Literal["json", "text"]) -> None:
     """Send every record (uvicorn's included) to stderr as JSON lines or text; idempotent."""
     root = logging.getLogger()
@@ -334,5 +348,9 @@ def configure_logging(level: str, fmt: Literal["json", "text"]) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    for duplicate in [f for f in uvicorn_errors.filters if isinstance(f, _DropAlreadyLogged)]:
+        uvicorn_errors.removeFilter(duplicate)
+    uvicorn_errors.addFilter(_DropAlreadyLogged())
     # Our access line replaces uvicorn's, which lacks request id, route template and timings.
     logging.getLogger("uvicorn.access").disabled = True

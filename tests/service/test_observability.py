@@ -364,3 +364,20 @@ def test_streamed_response_starts_with_its_first_chunk() -> None:
         return StreamingResponse(iter([b"a", b"b"]))
 
     assert asgi_events(app, "/stream") == ["start", "body+", "body+", "log", "body"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_500_is_logged_once_with_its_request_id(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    observability.configure_logging("info", "json")
+    client.get("/crash", headers={"X-Request-ID": "crash-once"})
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.error("Exception in ASGI application\n", exc_info=RuntimeError("not handled by us"))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    tracebacks = [line for line in lines if "exception" in line]
+    assert [line["logger"] for line in tracebacks] == ["vision.errors", "uvicorn.error"]
+    assert tracebacks[0]["request_id"] == "crash-once"
+    assert "not handled by us" in tracebacks[1]["exception"]
