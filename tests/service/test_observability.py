@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import re
@@ -260,24 +259,25 @@ def test_metrics_route_survives_many_apps() -> None:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
+    """Puts back the logging set-up that `configure_logging` changes."""
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
+    uvicorn_filters = list(logging.getLogger("uvicorn.error").filters)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = False
+    logging.getLogger("uvicorn.error").filters[:] = uvicorn_filters
 
 
 @pytest.mark.usefixtures("restore_logging")
 def test_json_logging_writes_one_parseable_line_per_request(
-    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    client: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
     observability.configure_logging("INFO", "json")
     observability.configure_logging("info", "json")
     client.post("/items/9", headers={"X-Request-ID": "json-line"})
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     mine = [line for line in lines if line.get("request_id") == "json-line"]
     assert len(mine) == 1
     assert mine[0]["logger"] == "vision.access"
@@ -288,12 +288,10 @@ def test_json_logging_writes_one_parseable_line_per_request(
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_text_logging_keeps_the_fields(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
+def test_text_logging_keeps_the_fields(client: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     observability.configure_logging("info", "text")
     client.post("/items/9", headers={"X-Request-ID": "text-line"})
-    (line,) = [line for line in stream.getvalue().splitlines() if '"text-line"' in line]
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if '"text-line"' in line]
     assert "vision.access: POST /items/{item_id} 200" in line
     assert 'model="toy:3"' in line
 
@@ -368,15 +366,13 @@ def test_streamed_response_starts_with_its_first_chunk() -> None:
 
 @pytest.mark.usefixtures("restore_logging")
 def test_a_500_is_logged_once_with_its_request_id(
-    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    client: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
     observability.configure_logging("info", "json")
     client.get("/crash", headers={"X-Request-ID": "crash-once"})
     uvicorn_errors = logging.getLogger("uvicorn.error")
     uvicorn_errors.error("Exception in ASGI application\n", exc_info=RuntimeError("not handled by us"))
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     tracebacks = [line for line in lines if "exception" in line]
     assert [line["logger"] for line in tracebacks] == ["vision.errors", "uvicorn.error"]
     assert tracebacks[0]["request_id"] == "crash-once"
