@@ -45,13 +45,15 @@ def best_inprocess(results: Result, task: str) -> Result | None:
     return max(rows, key=lambda row: row["images_per_second"]) if rows else None
 
 
-def limit_for_bar(results: Result, task: str) -> float | None:
+def limit_row(results: Result, task: str) -> Result | None:
     """The in-process limit the 16-client level is held to: re-measured next to it when available."""
     adjacent = results.get("service", {}).get("adjacent_limit", {}).get(task)
-    best = best_inprocess(results, task)
-    if adjacent:
-        return float(adjacent["images_per_second"])
-    return float(best["images_per_second"]) if best else None
+    return adjacent or best_inprocess(results, task)
+
+
+def limit_for_bar(results: Result, task: str) -> float | None:
+    row = limit_row(results, task)
+    return float(row["images_per_second"]) if row else None
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -202,7 +204,7 @@ def _errors(row: Result) -> str:
 def cpu_split(results: Result, task: str) -> list[str]:
     """Where the service's CPU went per request at 16 clients, beside the in-process cost per image."""
     row = level(results.get("service", {}), task, CONCURRENCY)
-    limit = results.get("service", {}).get("adjacent_limit", {}).get(task) or best_inprocess(results, task)
+    limit = limit_row(results, task)
     if not row or "loop_cpu_ms_per_request" not in row or not limit:
         return []
     return [

@@ -35,25 +35,23 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU time from a /proc `stat` file, in seconds (0 once the process or thread is gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time of these processes, in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+    return sum(_stat_cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids)
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
     """User + system CPU time of one thread of `pid`, in seconds (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{tid}/stat"))
 
 
 def rss_bytes(pids: Sequence[int]) -> int:
