@@ -129,17 +129,14 @@ class Geometry:
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes must have shape [K, 4], got {list(boxes.shape)}")
         content_width, content_height = self.content_size
-        mapped = np.empty_like(boxes)
         # Multiply by original/content rather than divide by scale: exact for boxes on pixel edges.
-        mapped[:, 0::2] = (
-            (boxes[:, 0::2] * self.input_width - self.pad_x) * self.original_width / content_width
-        )
-        mapped[:, 1::2] = (
-            (boxes[:, 1::2] * self.input_height - self.pad_y) * self.original_height / content_height
-        )
+        mapped = boxes * ([self.input_width, self.input_height] * 2)
+        mapped -= [self.pad_x, self.pad_y] * 2
+        mapped *= [self.original_width, self.original_height] * 2
+        mapped /= [content_width, content_height] * 2
         # Ufuncs rather than np.clip, whose Python wrappers cost more than the arithmetic here.
-        limits = np.array([self.original_width, self.original_height] * 2, dtype=np.float64)
-        np.minimum(np.maximum(mapped, 0.0, out=mapped), limits, out=mapped)
+        np.maximum(mapped, 0.0, out=mapped)
+        np.minimum(mapped, [self.original_width, self.original_height] * 2, out=mapped)
         return mapped
 
 

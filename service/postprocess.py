@@ -56,20 +56,28 @@ def detect(
     """One image's candidates ([K,4], [K], [K,C]) -> detections best first, after per-class NMS."""
     boxes, iou, class_probabilities = _check_detector_outputs(boxes, iou, class_probabilities)
     _check_labels(class_probabilities.shape[1], labels)
-    class_ids = np.argmax(class_probabilities, axis=1)
-    scores = class_probabilities[np.arange(len(class_ids)), class_ids] * iou
+    class_ids = class_probabilities.argmax(axis=1)
+    scores = class_probabilities.max(axis=1) * iou
     candidates = np.flatnonzero(scores >= score_threshold)
-    pixel_boxes = geometry.boxes_to_original(boxes[candidates])
+    if not candidates.size:
+        return []
+    ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
+    pixel_boxes = geometry.boxes_to_original(boxes[ranked])
     areas = _areas(pixel_boxes)
     solid = areas > 0
-    candidates, pixel_boxes, areas = candidates[solid], pixel_boxes[solid], areas[solid]
-    order = np.argsort(-scores[candidates], kind="stable")
-    kept = non_max_suppression(
-        pixel_boxes[order], areas[order], class_ids[candidates[order]], iou_threshold, max_detections
-    )
+    ranked, pixel_boxes, areas = ranked[solid], pixel_boxes[solid], areas[solid]
+    kept = non_max_suppression(pixel_boxes, areas, class_ids[ranked], iou_threshold, max_detections)
+    # Whole columns to Python at once: indexing NumPy scalars one by one costs a call each.
+    found = ranked[kept]
     return [
-        _detection(int(candidates[order[i]]), pixel_boxes[order[i]], class_ids, scores, iou, labels)
-        for i in kept
+        Detection(class_id=class_id, label=labels[class_id], score=score, iou=predicted, box=tuple(box))
+        for class_id, score, predicted, box in zip(
+            class_ids[found].tolist(),
+            scores[found].tolist(),
+            iou[found].tolist(),
+            pixel_boxes[kept].tolist(),
+            strict=True,
+        )
     ]
 
 
@@ -81,14 +89,15 @@ def non_max_suppression(
     alive = np.ones(len(boxes), dtype=bool)
     kept: list[int] = []
     for index in range(len(boxes)):
-        if len(kept) >= limit:
-            break
         if not alive[index]:
             continue
         kept.append(index)
-        rest = index + 1 + np.flatnonzero(alive[index + 1 :] & (class_ids[index + 1 :] == class_ids[index]))
-        overlap = _iou_one_to_many(boxes[index], areas[index], boxes[rest], areas[rest])
-        alive[rest[overlap > iou_threshold]] = False
+        if len(kept) == limit:
+            break
+        # Compared with every box, not only the later ones: one vector op each instead of index bookkeeping;
+        # earlier boxes are already decided, so what this does to them is never read.
+        overlap = _iou_one_to_many(boxes[index], areas[index], boxes, areas)
+        alive &= ~((overlap > iou_threshold) & (class_ids == class_ids[index]))
     return kept
 
 
@@ -164,25 +173,6 @@ def _iou_one_to_many(box: np.ndarray, area: float, others: np.ndarray, other_are
     height = np.maximum(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0.0)
     intersection = width * height
     return intersection / (area + other_areas - intersection)
-
-
-def _detection(
-    candidate: int,
-    box: np.ndarray,
-    class_ids: np.ndarray,
-    scores: np.ndarray,
-    iou: np.ndarray,
-    labels: Sequence[str],
-) -> Detection:
-    class_id = int(class_ids[candidate])
-    x_min, y_min, x_max, y_max = box.tolist()
-    return Detection(
-        class_id=class_id,
-        label=labels[class_id],
-        score=float(scores[candidate]),
-        iou=float(iou[candidate]),
-        box=(x_min, y_min, x_max, y_max),
-    )
 
 
 def _mask_content_region(geometry: Geometry, mask_width: int, mask_height: int) -> tuple[int, int, int, int]:

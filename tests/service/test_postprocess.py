@@ -121,6 +121,58 @@ def test_detections_are_best_first_and_capped() -> None:
     assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
 
 
+def greedy_nms_by_definition(outputs, iou_threshold: float) -> list[tuple[int, tuple[float, ...]]]:
+    """Per-class greedy NMS written out from its definition, over pixel boxes clipped to a 64x64 input."""
+    boxes, iou, probabilities = outputs
+    rows = sorted(
+        (
+            (float(probabilities[i].max()) * float(iou[i]), int(probabilities[i].argmax()), i)
+            for i in range(len(iou))
+        ),
+        key=lambda row: -row[0],
+    )
+    kept: list[tuple[int, tuple[float, ...]]] = []
+    for score, class_id, i in rows:
+        box = tuple(min(float(v) * 64, 64.0) for v in boxes[i])
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        if score < 0.25 or area <= 0:
+            continue
+        same_class = [other for other_class, other in kept if other_class == class_id]
+        if all(overlap(box, other) <= iou_threshold for other in same_class):
+            kept.append((class_id, box))
+    return kept
+
+
+def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    width = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    height = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    intersection = width * height
+    return intersection / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_agrees_with_its_definition_on_crowded_random_scenes(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, 48, size=(60, 2))
+    sizes = rng.integers(4, 24, size=(60, 2))
+    rows = [
+        (
+            (int(x), int(y), int(x + w), int(y + h)),
+            float(rng.uniform(0.3, 1)),
+            int(rng.integers(0, 3)),
+            float(rng.uniform(0.4, 1)),
+        )
+        for (x, y), (w, h) in zip(corners, sizes, strict=True)
+    ]
+    outputs = candidates(*rows)
+    found = run_detect(outputs, iou_threshold=0.3)
+    expected = greedy_nms_by_definition(outputs, 0.3)
+    assert 5 < len(expected) < 60
+    assert [(d.class_id, d.box) for d in found] == [
+        (class_id, pytest.approx(box)) for class_id, box in expected
+    ]
+
+
 def test_detect_maps_boxes_through_letterbox_padding() -> None:
     geometry = Geometry.plan(200, 100, 64, 64, "letterbox")
     outputs = candidates(((0, 16, 64, 48), 1.0, 2, 0.9), ((32, 32, 48, 40), 1.0, 0, 0.8))
