@@ -250,8 +250,10 @@ def test_mask_png_holds_the_exact_values_at_the_original_size() -> None:
 def test_color_png_gives_each_class_its_own_colour() -> None:
     mask = sample_mask()
     image = decode_png(render_trimap_png(mask, "color"))
-    assert (image.mode, image.size) == ("RGB", (50, 30))
-    pixels = np.asarray(image)
+    # A palette image: the pixels hold the trimap values and the palette paints them.
+    assert (image.mode, image.size) == ("P", (50, 30))
+    np.testing.assert_array_equal(np.asarray(image), mask)
+    pixels = np.asarray(image.convert("RGB"))
     for value in (1, 2, 3):
         assert np.all(pixels[mask == value] == TRIMAP_COLORS[value])
     assert len({TRIMAP_COLORS[1], TRIMAP_COLORS[2], TRIMAP_COLORS[3]}) == 3
