@@ -12,18 +12,6 @@ from service.imaging import ImageLimits, exif_orientation, prepare_image, uprigh
 from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
 
 MAX_BOXES = 8
-# Where a normalised point (x, y) of the stored pixels lands once the photo is turned upright, per EXIF
-# orientation (service.imaging turns the photo; trimaps and VOC boxes are drawn on the stored pixels).
-_UPRIGHT_POINT = {
-    1: lambda x, y: (x, y),
-    2: lambda x, y: (1 - x, y),
-    3: lambda x, y: (1 - x, 1 - y),
-    4: lambda x, y: (x, 1 - y),
-    5: lambda x, y: (y, x),
-    6: lambda x, y: (1 - y, x),
-    7: lambda x, y: (1 - y, 1 - x),
-    8: lambda x, y: (y, 1 - x),
-}
 # Training data is trusted and local: the limits only guard against a corrupt file, not a hostile upload.
 TRAINING_IMAGE_LIMITS = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 30)
 
@@ -62,10 +50,16 @@ def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarr
 
 def upright_box(box: tuple[float, float, float, float], orientation: int) -> tuple[float, ...]:
     """A normalised (x1, y1, x2, y2) box on the stored pixels -> the same box on the upright photo."""
+    # Where the stored corners land is read off the service turning a 2x2 image of corner numbers (0 top-left,
+    # 1 top-right, 2 bottom-left) as it turns the photo, so the 8 orientations are written down only there.
+    corners = Image.fromarray(np.array([[0, 1], [2, 3]], np.uint8))
+    turned = np.asarray(upright(corners, orientation))
+    origin, x_end, y_end = (np.argwhere(turned == corner)[0][::-1] for corner in (0, 1, 2))
     x1, y1, x2, y2 = box
-    corners = [_UPRIGHT_POINT[orientation](x, y) for x, y in ((x1, y1), (x2, y2))]
-    xs, ys = [x for x, _ in corners], [y for _, y in corners]
-    return min(xs), min(ys), max(xs), max(ys)
+    (ax, ay), (bx, by) = (
+        origin + x * (x_end - origin) + y * (y_end - origin) for x, y in ((x1, y1), (x2, y2))
+    )
+    return float(min(ax, bx)), float(min(ay, by)), float(max(ax, bx)), float(max(ay, by))
 
 
 def _stored_size_and_orientation(path: Path) -> tuple[tuple[int, int], int]:
