@@ -212,7 +212,8 @@ def _charset(declared: bytes | str) -> str:
 
 
 def _decode(raw: bytes, charset: str) -> str:
+    """`raw` in `charset` (already resolved by `_charset` to a known codec); latin-1 if it does not fit."""
     try:
         return raw.decode(charset)
-    except (UnicodeDecodeError, LookupError):
+    except UnicodeDecodeError:
         return raw.decode("latin-1")
