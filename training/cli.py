@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch", type=int, default=32)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--patience", type=int, default=5)
+    train.add_argument(
+        "--early-stop-after",
+        type=int,
+        default=None,
+        help="epochs to run before early stopping judges validation loss (default: half of --epochs)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--weights", default=None, help="keras.applications weights: 'imagenet' or a file path"
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.batch,
             learning_rate=args.lr,
             patience=args.patience,
+            early_stop_after=args.early_stop_after,
             seed=args.seed,
             weights=args.weights,
             augment=not args.no_augment,

@@ -206,6 +206,16 @@ def _quantized(
     return quantized, updated
 
 
+def _early_stopping(run: dict[str, Any]) -> str:
+    config = run["config"]
+    text = f"early stopping, patience {config['patience']}"
+    if config.get("early_stop_after"):
+        text += f", judged from epoch {config['early_stop_after'] + 1}"
+    if "weights_epoch" in run:
+        text += f"; weights of epoch {run['weights_epoch']}"
+    return text
+
+
 def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     """README.md beside the model: what it is, how it scored on the held-out split, how to rebuild it."""
     config, spec, found = run["config"], metadata.input, metadata.metrics
@@ -219,8 +229,8 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     labels = ", ".join(f"`{label}`" for label in metadata.labels)
     outputs = ", ".join(f"`{role}`" for role in metadata.outputs)
     training = (
-        f"Architecture `{config['arch']}`, {run['epochs_run']} epochs (early stopping, patience "
-        f"{config['patience']}) on {run['train_images']} images of `{run['dataset']}` ({run['val_images']} "
+        f"Architecture `{config['arch']}`, {run['epochs_run']} epochs ({_early_stopping(run)}) on "
+        f"{run['train_images']} images of `{run['dataset']}` ({run['val_images']} "
         f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
         f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
     )

@@ -43,6 +43,7 @@ class TrainConfig:
     batch: int = 32
     learning_rate: float = 2e-3
     patience: int = 5
+    early_stop_after: int | None = None
     seed: int = 0
     val_fraction: float = 0.1
     weights: str | None = None
@@ -53,6 +54,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.arch = self.arch or ("lenet5" if self.data == DIGITS else DEFAULT_ARCH[self.task])
+        if self.early_stop_after is None:
+            # While the learning rate is high, BatchNorm's moving statistics trail the weights, so validation
+            # loss can climb for epochs before it falls; judged then, it kept a segmenter's first epoch.
+            self.early_stop_after = self.epochs // 2
 
     @property
     def channels(self) -> int:
@@ -205,6 +210,13 @@ class TqdmProgress(keras.callbacks.Callback):
         sys.stdout.flush()
 
 
+def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
+    """Stops on validation loss and keeps the best weights, judging only after the warm-up epochs."""
+    return keras.callbacks.EarlyStopping(
+        patience=config.patience, restore_best_weights=True, start_from_epoch=config.early_stop_after or 0
+    )
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Fit, evaluate on the held-out test split, and write model.keras, run.json, metrics.json and PNGs."""
     run_dir = Path(config.run_dir)
@@ -223,8 +235,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     train_ds, val_ds = _datasets(config, data, grid)
     steps = math.ceil(len(data.train) / config.batch)
     _compile(model, config, steps)
+    stopping = early_stopping(config)
     callbacks = [
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+        stopping,
         keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras", save_best_only=True),
         TqdmProgress(config.epochs, steps),
     ]
@@ -242,6 +255,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "labels": list(data.labels),
         "dataset": data.dataset_name,
         "epochs_run": len(history.history["loss"]),
+        "weights_epoch": kept_epoch(stopping, len(history.history["loss"])),
         "train_images": len(data.train),
         "val_images": len(data.val),
         "train_seconds": round(seconds, 1),
@@ -260,6 +274,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         truth=data.test.labels[:8],
     )
     return metrics
+
+
+def kept_epoch(stopping: keras.callbacks.EarlyStopping, epochs_run: int) -> int:
+    """The 1-based epoch whose weights the model ends with: the best judged one, else the last."""
+    return stopping.best_epoch + 1 if stopping.best_weights is not None else epochs_run
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -1,0 +1,69 @@
+"""Early stopping: it judges validation loss only after the run's warm-up epochs, then stops as usual."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras
+
+from training.train import TrainConfig, early_stopping, kept_epoch
+
+# The validation loss of a real `make models` segmenter run: BatchNorm's moving statistics trailed the weights
+# while the learning rate was high, so the loss climbed for four epochs before it fell.
+CLIMB_THEN_FALL = [0.55, 0.71, 0.75, 0.84, 0.56, 0.20, 0.10, 0.08]
+
+
+def fit_on(losses: list[float], config: TrainConfig) -> tuple[int, int]:
+    """Feed `losses` to the run's early stopping as epochs end: (epochs run, epoch whose weights are kept)."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    stopping = early_stopping(config)
+    stopping.set_model(model)
+    model.stop_training = False  # as fit() starts
+    stopping.on_train_begin()
+    epochs_run = 0
+    for epoch, loss in enumerate(losses):
+        model.layers[0].kernel.assign([[float(epoch + 1)]])  # the weights record which epoch they are from
+        stopping.on_epoch_end(epoch, {"val_loss": loss})
+        epochs_run = epoch + 1
+        if model.stop_training:
+            break
+    stopping.on_train_end()
+    weights_from = round(float(model.layers[0].kernel.numpy()[0, 0]))
+    assert kept_epoch(stopping, epochs_run) == weights_from
+    return epochs_run, weights_from
+
+
+def config(epochs: int, patience: int, early_stop_after: int | None = None) -> TrainConfig:
+    return TrainConfig(
+        task="segment",
+        data="unused",
+        run_dir="unused",
+        epochs=epochs,
+        patience=patience,
+        early_stop_after=early_stop_after,
+    )
+
+
+def test_the_default_waits_half_the_epochs() -> None:
+    assert config(8, 4).early_stop_after == 4
+    assert config(1, 4).early_stop_after == 0
+    assert config(8, 4, early_stop_after=0).early_stop_after == 0
+
+
+def test_a_climbing_warm_up_does_not_stop_the_run() -> None:
+    assert fit_on(CLIMB_THEN_FALL, config(8, 4)) == (8, 8)
+
+
+def test_judging_from_the_first_epoch_kept_the_warm_up_weights() -> None:
+    assert fit_on(CLIMB_THEN_FALL, config(8, 4, early_stop_after=0)) == (5, 1)
+
+
+def test_after_the_warm_up_it_stops_on_a_plateau_and_keeps_the_best() -> None:
+    losses = [1.0, 1.2, 1.1, 0.9, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    assert fit_on(losses, config(12, 4, early_stop_after=4)) == (9, 5)
+
+
+def test_warm_up_as_long_as_the_run_keeps_the_last_weights() -> None:
+    assert fit_on([0.3, 0.2, 0.9], config(3, 1, early_stop_after=3)) == (3, 3)
