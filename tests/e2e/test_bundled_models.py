@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,14 @@ from training.data.synth import Scene, render_scene
 MODELS_DIR = REPO_ROOT / "models"
 # Seeds the trainer never used (make models synthesises with seeds 1 and 2), so these scenes are unseen.
 UNSEEN_SEED = 20261123
+# What each bundled model must reach on its held-out test split (issue #3), as its `vision.metrics` records.
+METRIC_BARS = {
+    "digits": {"accuracy": 0.97},
+    "shapes-classifier": {"accuracy": 0.97},
+    "shapes-detector": {"map50": 0.90, "mean_iou": 0.75},
+    "shapes-segmenter": {"miou": 0.80, "pixel_accuracy": 0.93},
+}
+INT8_MAX_ACCURACY_LOSS = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +141,22 @@ def test_every_bundled_model_loads_and_reports_its_metrics(bundled: LiveServer) 
     assert bundled.client.get("/healthz/ready").status_code == 200
     defaults = {m["default_for"]: m["name"] for m in body["models"] if m["default_for"]}
     assert defaults == DEFAULT_MODELS
+
+
+def latest_metrics(server: LiveServer) -> dict[str, dict[str, Any]]:
+    models = server.client.get("/models").json()["models"]
+    return {model["name"]: model["versions"][-1]["metrics"] for model in models}
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_BARS))
+def test_held_out_metrics_meet_the_bars(bundled: LiveServer, name: str) -> None:
+    metrics = latest_metrics(bundled)[name]
+    assert metrics["split"] == "test"
+    missed = {key: metrics[key] for key, bar in METRIC_BARS[name].items() if metrics[key] < bar}
+    assert not missed, f"{name} misses {METRIC_BARS[name]} on {metrics['images']} held-out images: {missed}"
+
+
+def test_int8_classifier_stays_within_a_point_of_fp32(bundled: LiveServer) -> None:
+    found = latest_metrics(bundled)
+    fp32, int8 = found["shapes-classifier"]["accuracy"], found["shapes-classifier-int8"]["accuracy"]
+    assert int8 >= fp32 - INT8_MAX_ACCURACY_LOSS, f"INT8 {int8:.3f} against FP32 {fp32:.3f}"
