@@ -55,7 +55,8 @@ bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer
 
 # `make models`: rebuild every bundled model from scratch with fixed seeds (CPU only; see each model card).
 # The shapes classifier starts from the segmenter's encoder and the detector from the classifier's (transfer
-# learning): from scratch, the shape classes need far more steps than two CPU cores give in minutes.
+# learning): from scratch, the shape classes need far more steps than two CPU cores give in minutes. The classifier
+# keeps the encoder's full-resolution level fixed: 1.45x faster per epoch, held-out accuracy 0.986 against 0.990.
 # The steps form a graph of stamp files under runs/, so `make -j2` runs independent ones (synthesis, digits,
 # exports) beside the training chain instead of leaving a core idle.
 TRAIN := $(BIN)/python -m training
@@ -89,7 +90,7 @@ $(RUNS)/shapes-segmenter/model.keras: $(RUNS)/data/shapes/done
 
 $(RUNS)/shapes-classifier/model.keras: $(RUNS)/shapes-segmenter/model.keras
 	$(TRAIN) train classify --data $(RUNS)/data/shapes --run $(@D) --size 64 --epochs 14 --patience 6 \
-		--arch unet_encoder --init-from $(<D) --lr 2e-3
+		--arch unet_encoder --init-from $(<D) --freeze 4 --lr 2e-3
 
 $(RUNS)/shapes-detector/model.keras: $(RUNS)/shapes-classifier/model.keras $(RUNS)/data/scenes/done
 	$(TRAIN) train detect --data $(RUNS)/data/scenes --run $(@D) --size 96 --epochs 7 --patience 4 \
