@@ -75,7 +75,8 @@ def check_against_keras(proto: onnx.ModelProto, model: keras.Model, images: np.n
 
 
 def quantize(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto:
-    """Static QDQ INT8 (per-channel weights) of Conv/MatMul/Gemm, calibrated on training images."""
+    """Static QDQ INT8 (per-channel weights) of every Conv/MatMul/Gemm but the first, calibrated on training
+    images."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -90,6 +91,9 @@ def quantize(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto
         source, prepared, target = Path(tmp, "fp32.onnx"), Path(tmp, "prep.onnx"), Path(tmp, "int8.onnx")
         onnx.save(proto, source)
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        # The first layer sees the raw picture. Quantised, it cost one classifier 1.4 points of held-out
+        # accuracy (0 kept in FP32); over three classifier runs the loss went from 0.2-1.4 points to 0-0.4.
+        first = next(node.name for node in onnx.load(prepared).graph.node if node.op_type in QUANTIZED_OPS)
         quantize_static(
             str(prepared),
             str(target),
@@ -99,6 +103,7 @@ def quantize(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=QUANTIZED_OPS,
+            nodes_to_exclude=[first],
         )
         return onnx.load(target)
 
@@ -200,7 +205,7 @@ def _quantized(
         accuracy=int8["accuracy"],
         fp32_accuracy=fp32["accuracy"],
         accuracy_change=int8["accuracy"] - fp32["accuracy"],
-        quantization="static QDQ INT8, per-channel weights, " + "/".join(QUANTIZED_OPS),
+        quantization="static QDQ INT8, per-channel weights, " + "/".join(QUANTIZED_OPS) + " but the first",
         calibration_images=len(calibration),
     )
     return quantized, updated

@@ -98,6 +98,10 @@ def test_export_int8_classifier_records_accuracy_change(runs: Path) -> None:
     ops = [node.op_type for node in proto.graph.node]
     assert "QuantizeLinear" in ops
     assert "Softmax" in ops
+    # The first conv reads float pixels and float weights; every later one reads dequantised int8 weights.
+    convs = [node for node in proto.graph.node if node.op_type == "Conv"]
+    dequantised = {node.output[0] for node in proto.graph.node if node.op_type == "DequantizeLinear"}
+    assert [conv.input[1] in dequantised for conv in convs] == [False] + [True] * (len(convs) - 1)
 
 
 def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Path) -> None:
