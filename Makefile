@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format models bench clean deploy-tools
+.PHONY: serve test lint format models bench bench-against clean deploy-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ $(PEER_VENV)/.stamp-peer: benchmarks/peer-requirements.txt
 
 bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer
 	$(BIN)/python -m benchmarks
+
+# `make bench-against REF=<commit>`: this tree and an earlier commit served in turn; the CPU per request of
+# each, side by side, joins the last `make bench` report.
+REF ?= HEAD~1
+bench-against: $(VENV)/.stamp-dev
+	$(BIN)/python -m benchmarks --against $(REF)
 
 # `make models`: rebuild every bundled model from scratch with fixed seeds (CPU only; see each model card).
 # The shapes classifier starts from the segmenter's encoder and the detector from the classifier's (transfer

@@ -1,9 +1,8 @@
-"""The in-process limit: decode + resize + `session.run` with the service's own modules, no HTTP at all.
+"""The in-process limit: decode + resize + `session.run` through the engine's own model, no HTTP at all.
 
-Each stream is a thread that takes `batch` JPEGs, prepares them with `service.imaging.prepare_image` and
-runs them with `service.runtime.run_batch` on one shared session, as the service does. Streams run
-concurrently (Pillow and ONNX Runtime release the GIL), so this also finds whether concurrent runs beat
-one run using every core.
+Each stream is a thread that takes `batch` JPEGs, prepares them with `service.core.model.Model.prepare` and
+runs them with `Model.run` on one shared session, as the engine does. Streams run concurrently (Pillow and
+ONNX Runtime release the GIL), so this also finds whether concurrent runs beat one run using every core.
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from service.contract import ModelMetadata, parse_metadata
-from service.imaging import ImageLimits, prepare_image
-from service.runtime import CPU, ExecutionPlan, open_session, run_batch
+from service.core.contract import ModelMetadata, parse_metadata
+from service.core.imaging import ImageLimits
+from service.core.model import Model, open_model
+from service.core.runtime import CPU, ExecutionPlan
 
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
 
@@ -66,32 +66,25 @@ def read_metadata(path: Path) -> ModelMetadata:
     return parse_metadata({prop.key: prop.value for prop in model.metadata_props})
 
 
-def prepare(metadata: ModelMetadata, jpeg: bytes) -> np.ndarray:
-    """What the service does to one upload before batching: decode, orient, convert, resize."""
-    spec = metadata.input
-    prepared = prepare_image(
-        jpeg,
-        width=spec.width,
-        height=spec.height,
-        channels=spec.channels,
-        resize=metadata.resize,
-        limits=LIMITS,
-    )
-    return prepared.pixels
+def load(path: Path, config: Config) -> Model:
+    """The model as the engine opens it, with `config`'s threads per run."""
+    return open_model(path, ExecutionPlan((CPU,), config.threads, config.streams))
+
+
+def prepare(model: Model, jpeg: bytes) -> np.ndarray:
+    """What the engine does to one upload before batching: decode, orient, convert, resize."""
+    return model.prepare(jpeg, LIMITS).pixels
 
 
 def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
     """Images per second through `config.streams` threads for `duration` seconds (after one warm-up run)."""
-    metadata = read_metadata(path)
-    session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
-    outputs = metadata.outputs
+    model = load(path, config)
     order = itertools.count()
 
     def one_batch() -> int:
         start = next(order) * config.batch
         picked = [jpegs[(start + i) % len(jpegs)] for i in range(config.batch)]
-        batch = np.stack([prepare(metadata, jpeg) for jpeg in picked])
-        run_batch(session, metadata.input.name, outputs, batch)
+        model.run(np.stack([prepare(model, jpeg) for jpeg in picked]))
         return config.batch
 
     return _timed_streams(config, one_batch, duration)
@@ -99,12 +92,11 @@ def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: flo
 
 def measure_run_only(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
     """Images per second of `session.run` alone on batches decoded beforehand: what quantisation changes."""
-    metadata = read_metadata(path)
-    session = open_session(path, ExecutionPlan((CPU,), config.threads, config.streams))
-    batch = np.stack([prepare(metadata, jpegs[i % len(jpegs)]) for i in range(config.batch)])
+    model = load(path, config)
+    batch = np.stack([prepare(model, jpegs[i % len(jpegs)]) for i in range(config.batch)])
 
     def one_batch() -> int:
-        run_batch(session, metadata.input.name, metadata.outputs, batch)
+        model.run(batch)
         return config.batch
 
     return _timed_streams(config, one_batch, duration)
@@ -143,11 +135,12 @@ def sweep(
     return [measure(path, jpegs, config, duration=duration) for config in configs]
 
 
-def decode_seconds(metadata: ModelMetadata, jpeg: bytes, repeats: int) -> float:
+def decode_seconds(path: Path, jpeg: bytes, repeats: int) -> float:
     """Median time to prepare one upload for this model (decode + resize), single-threaded."""
+    model = load(path, Config(1, 1, 1))
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        prepare(metadata, jpeg)
+        prepare(model, jpeg)
         times.append(time.perf_counter() - started)
     return float(np.median(times))

@@ -473,7 +473,7 @@ def _failing_notes(bars: Sequence[Bar]) -> list[str]:
 
 METHOD = [
     "- In-process limit: threads that each take a batch of the same JPEGs, run",
-    "  `service.imaging.prepare_image` and `service.runtime.run_batch` on one shared session (the service's",
+    "  `service.core.model.Model.prepare` and `Model.run` on one shared session (the engine's",
     "  own code and session options): one run using every core, one single-threaded run per core, and",
     "  twice as many single-threaded runs, at batch 1, 4, 8 and 16. The best of these is the limit.",
     "- This service: `python -m service` (the image's launcher) started by the runner on a loopback port",
@@ -497,6 +497,35 @@ CAVEATS = [
     "  in absolute terms. Ratios within one run are steadier than absolute figures across runs.",
     "- Levels are seconds long, so p99 at 1 and 4 clients rests on a few hundred samples.",
 ]
+
+
+def against_section(results: Result) -> list[str]:
+    """This tree against an earlier commit (`make bench-against`), when that comparison was run."""
+    against = results.get("against")
+    if not against:
+        return []
+    labels = list(against["sides"])
+    header = ["route", "figure", *(f"{label} ({against['sides'][label]['commit'][:7]})" for label in labels)]
+    names = {
+        "loop_cpu_ms_per_request": "event-loop CPU, ms/request",
+        "other_cpu_ms_per_request": "other threads' CPU, ms/request",
+        "throughput": "responses/s",
+    }
+    rows = [
+        [f"/{task}", name, *(_fmt(against["median"][label][task][key], 3) for label in labels)]
+        for task in against["median"][labels[0]]
+        for key, name in names.items()
+    ]
+    return [
+        "## Against an earlier commit",
+        "",
+        f"{against['clients']} clients, {against['seconds']:.0f} s a level; the two trees served in turn,",
+        f"{against['rounds']} rounds, medians below (every round is in the results JSON). Measured on "
+        f"{against['date']}.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
 
 
 def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
@@ -539,6 +568,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
             "",
         ]
     lines += [
+        *against_section(results),
         "## In-process limit: every configuration tried (images/s, decode + resize + run)",
         "",
         *inprocess_table(results),

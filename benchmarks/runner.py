@@ -23,7 +23,7 @@ from typing import Any
 
 import onnx
 
-from benchmarks import images, inprocess, kernels, loadgen, report, servers
+from benchmarks import against, images, inprocess, kernels, loadgen, report, servers
 from service.settings import DEFAULT_MODELS, Settings
 
 logger = logging.getLogger("benchmarks")
@@ -269,15 +269,14 @@ def big_upload(
     small = loadgen.measure(
         target, jpegs, concurrency=1, duration=seconds, max_requests=400, server_cpu=server.cpu
     )
-    metadata = inprocess.read_metadata(model.path)
     return {
         "bytes": len(big),
         "width": images.BIG_SIZE[0],
         "height": images.BIG_SIZE[1],
         "large": large.summary(),
         "small": small.summary(),
-        "prepare_ms_large": round(1000 * inprocess.decode_seconds(metadata, big, 5), 2),
-        "prepare_ms_small": round(1000 * inprocess.decode_seconds(metadata, jpegs[0], 20), 2),
+        "prepare_ms_large": round(1000 * inprocess.decode_seconds(model.path, big, 5), 2),
+        "prepare_ms_small": round(1000 * inprocess.decode_seconds(model.path, jpegs[0], 20), 2),
     }
 
 
@@ -455,7 +454,25 @@ def run(opts: Options) -> dict[str, Any]:
     return results
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
+def run_against(ref: str, rounds: int, opts: Options) -> dict[str, Any]:
+    """This tree and `ref` in turn, /classify and /detect at the bar's level, on the bundled models."""
+    models, _ = bundled_models(opts.models_dir)
+    paths = {task: route(task, models[task]) for task in ("classify", "detect") if task in models}
+    jpegs, _ = images.upload_set()
+    with against.worktree(ROOT, ref) as earlier:
+        sides = [
+            against.Side("this tree", ROOT, against.commit_of(ROOT)),
+            against.Side(ref, earlier, against.commit_of(ROOT, ref)),
+        ]
+        load = against.Load(
+            paths, jpegs, opts.models_dir, opts.port, BAR_LEVEL, opts.level_seconds, opts.results.parent
+        )
+        compared = against.compare(sides, load, rounds)
+    compared["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return compared
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--models-dir", type=Path, default=Settings().models_dir)
     parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
@@ -467,6 +484,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--report-only", action="store_true", help="rewrite the doc from the results JSON")
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="only compare this tree with a git ref, served in turn; added to the results JSON and the doc",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="turns each side gets with --against")
     args = parser.parse_args(argv)
     options = Options(
         models_dir=args.models_dir.resolve(),
@@ -480,14 +503,23 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         doc=args.doc,
         plots=args.doc.parent / "benchmarks",
     )
-    return options, args.report_only
+    return options, args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    opts, report_only = parse_args(argv)
-    if report_only:
+    opts, args = parse_args(argv)
+    if args.report_only:
         report.write(json.loads(opts.results.read_text()), opts.doc, opts.plots)
+        return
+    if args.against:
+        if not opts.results.exists():
+            raise SystemExit(f"{opts.results} is missing: run `make bench` first, then compare")
+        results = json.loads(opts.results.read_text())
+        results["against"] = run_against(args.against, args.rounds, opts)
+        opts.results.write_text(json.dumps(results, indent=2))
+        report.write(results, opts.doc, opts.plots)
+        logger.info("added the comparison with %s to %s and %s", args.against, opts.results, opts.doc)
         return
     opts.results.parent.mkdir(parents=True, exist_ok=True)
     results = run(opts)

@@ -112,6 +112,7 @@ def start(
     env: Mapping[str, str],
     log_dir: Path,
     timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> Server:
     """Launch `command` in its own session and poll `ready_path` every 20 ms until it answers 200."""
     log = log_dir / f"{name}.log"
@@ -123,6 +124,7 @@ def start(
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}{ready_path}"
     while not _ready(url):

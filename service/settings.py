@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.core.engine import EngineConfig, RequestLimits
+
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODELS = {
     "classify": "shapes-classifier",
@@ -78,3 +80,22 @@ class Settings(BaseSettings):
     @property
     def cores(self) -> int:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    def engine_config(self) -> EngineConfig:
+        """What the engine needs of these settings."""
+        return EngineConfig(
+            models_dir=self.models_dir,
+            limits=RequestLimits(
+                max_images=self.max_images, max_image_bytes=self.max_upload_bytes, max_pixels=self.max_pixels
+            ),
+            default_models=self.default_models,
+            provider=self.provider,
+            cores=self.cores,
+            threads=self.threads,
+            inference_workers=self.inference_workers,
+            decode_workers=self.decode_workers,
+            max_batch=self.max_batch,
+            max_delay_ms=self.max_delay_ms,
+            queue_size=self.queue_size,
+            warmup=self.warmup,
+        )

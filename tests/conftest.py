@@ -122,6 +122,14 @@ def server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
     return start_server(test_models_dir, max_upload_bytes=2_000_000, max_pixels=5_000_000, max_images=4)
 
 
+@pytest.fixture(scope="session")
+def bundled_server(start_server: ServerFactory) -> LiveServer:
+    """A live server over the bundled models, with the service's own default models."""
+    from service.settings import DEFAULT_MODELS
+
+    return start_server(REPO_ROOT / "models", default_models=json.dumps(DEFAULT_MODELS))
+
+
 @pytest.fixture
 def client(server: LiveServer) -> httpx.Client:
     assert server.alive(), server.logs()

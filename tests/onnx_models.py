@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.contract import InputSpec, ModelMetadata, to_metadata_props
+from service.core.contract import InputSpec, ModelMetadata, to_metadata_props
 
 OPSET = 17
 IR_VERSION = 9

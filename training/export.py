@@ -17,7 +17,7 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
-from service.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
+from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
 from training.evaluate.evaluate import evaluate_predictor, predict_all
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
 

@@ -4,7 +4,7 @@ A bounded load test (300 POST /classify, 8 at a time) runs through nginx while o
 (SIGKILL, requests in flight) and restarted; not one request may fail. Also checks that X-Request-ID passes
 through, that an upload over the body limit gets the JSON 413, and that the limit matches the service's own.
 No proxy can save a response whose headers it has already forwarded; the service writes headers and body back
-to back (service/observability.py), so a kill lands between the two only in a window of microseconds.
+to back (service/http/middleware.py), so a kill lands between the two only in a window of microseconds.
 
     python deploy/checks/nginx_lb.py [--env VISION_MODELS_DIR=/path]
 """

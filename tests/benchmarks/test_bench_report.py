@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import all_bars, cpu_split, latency_bars, throughput_bars
+from benchmarks.report import against_section, all_bars, cpu_split, latency_bars, throughput_bars
 
 
 def _level(clients: int, throughput: float, **errors: int) -> dict[str, Any]:
@@ -73,3 +73,23 @@ def test_cpu_split_sits_beside_the_in_process_cost_per_image() -> None:
     assert "4.50 ms on its worker threads" in line
     assert "4.00 ms per image" in line
     assert cpu_split(results, "detect") == []
+
+
+def test_the_comparison_with_an_earlier_commit_shows_each_side_per_route() -> None:
+    figures = {"loop_cpu_ms_per_request": 0.9, "other_cpu_ms_per_request": 2.25, "throughput": 450.0}
+    earlier = {"loop_cpu_ms_per_request": 1.1, "other_cpu_ms_per_request": 2.5, "throughput": 430.0}
+    results = {
+        "against": {
+            "clients": 16,
+            "seconds": 8.0,
+            "rounds": 3,
+            "date": "2026-12-01T10:00:00+00:00",
+            "sides": {"this tree": {"commit": "a" * 40}, "HEAD~1": {"commit": "b" * 40}},
+            "median": {"this tree": {"classify": figures}, "HEAD~1": {"classify": earlier}},
+        }
+    }
+    lines = against_section(results)
+    assert lines[0] == "## Against an earlier commit"
+    assert "| route | figure | this tree (aaaaaaa) | HEAD~1 (bbbbbbb) |" in lines
+    assert "| /classify | event-loop CPU, ms/request | 0.900 | 1.100 |" in lines
+    assert against_section({}) == []

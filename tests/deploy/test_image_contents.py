@@ -48,7 +48,7 @@ def test_image_installs_starts_and_classifies(context: Path, test_models_dir: Pa
 def test_a_file_the_image_lacks_fails(context: Path, test_models_dir: Path, tmp_path: Path) -> None:
     dockerignore = tmp_path / ".dockerignore"
     text = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8")
-    dockerignore.write_text(text + "service/routes/health.py\n", encoding="utf-8")
+    dockerignore.write_text(text + "service/http/routes/health.py\n", encoding="utf-8")
     args = ["--context", str(context), "--dockerignore", str(dockerignore), *settings(test_models_dir)]
     result = run_check("image_contents.py", *args)
     assert result.returncode == 1

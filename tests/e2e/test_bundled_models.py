@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, LiveServer, ServerFactory, encode
+from bundled import digit_png, held_out_digits
+from conftest import LiveServer, encode
 from PIL import Image
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from service.settings import DEFAULT_MODELS
 from training.data.synth import Scene, render_scene
 
-MODELS_DIR = REPO_ROOT / "models"
 # Seeds the trainer never used (make models synthesises with seeds 1 and 2), so these scenes are unseen.
 UNSEEN_SEED = 20261123
 # What each bundled model must reach on its held-out test split (issue #3), as its `vision.metrics` records.
@@ -29,32 +26,14 @@ METRIC_BARS = {
 INT8_MAX_ACCURACY_LOSS = 0.01
 
 
-@pytest.fixture(scope="module")
-def bundled(start_server: ServerFactory) -> LiveServer:
-    # The service's own defaults, not the test models' ones conftest sets.
-    return start_server(MODELS_DIR, default_models=json.dumps(DEFAULT_MODELS))
-
-
-def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The digits test split exactly as the trainer draws it (stratified, 20 %, seed 0)."""
-    digits = load_digits()
-    index = np.arange(len(digits.target))
-    _, test = train_test_split(index, test_size=0.2, random_state=0, stratify=digits.target)
-    return digits.images[test], digits.target[test]
-
-
-def digit_png(pixels: np.ndarray) -> bytes:
-    return encode(Image.fromarray((pixels * (255 / 16)).round().astype(np.uint8), "L"), "PNG")
-
-
-def test_real_digits_come_back_as_themselves(bundled: LiveServer) -> None:
+def test_real_digits_come_back_as_themselves(bundled_server: LiveServer) -> None:
     images, targets = held_out_digits()
     predicted: list[int] = []
     for start in range(0, len(images), 16):
         files = [
             ("image", (f"{i}.png", digit_png(image))) for i, image in enumerate(images[start : start + 16])
         ]
-        response = bundled.client.post("/classify", params={"model": "digits"}, files=files)
+        response = bundled_server.client.post("/classify", params={"model": "digits"}, files=files)
         assert response.status_code == 200, response.text
         predicted += [int(r["predictions"][0]["label"]) for r in response.json()["results"]]
     accuracy = float(np.mean(np.asarray(predicted) == targets))
@@ -70,12 +49,12 @@ def jpeg(scene: Scene) -> bytes:
     return encode(scene.image, "JPEG", quality=92)
 
 
-def test_unseen_shapes_are_classified(bundled: LiveServer) -> None:
+def test_unseen_shapes_are_classified(bundled_server: LiveServer) -> None:
     batch = scenes(32, 1, UNSEEN_SEED)
     correct = 0
     for start in range(0, len(batch), 16):
         files = [("image", (f"{i}.jpg", jpeg(s))) for i, s in enumerate(batch[start : start + 16])]
-        response = bundled.client.post("/classify", files=files)
+        response = bundled_server.client.post("/classify", files=files)
         assert response.status_code == 200, response.text
         labels = [r["predictions"][0]["label"] for r in response.json()["results"]]
         correct += sum(
@@ -92,11 +71,11 @@ def box_iou(a: list[float], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def test_unseen_scenes_are_detected(bundled: LiveServer) -> None:
+def test_unseen_scenes_are_detected(bundled_server: LiveServer) -> None:
     matched = found_total = truth_total = 0
     ious: list[float] = []
     for scene in scenes(16, 4, UNSEEN_SEED + 1):
-        response = bundled.client.post("/detect", files={"image": ("scene.jpg", jpeg(scene))})
+        response = bundled_server.client.post("/detect", files={"image": ("scene.jpg", jpeg(scene))})
         assert response.status_code == 200, response.text
         found = response.json()["results"][0]["detections"]
         found_total += len(found)
@@ -119,10 +98,10 @@ def test_unseen_scenes_are_detected(bundled: LiveServer) -> None:
     assert float(np.mean(ious)) >= 0.7
 
 
-def test_unseen_scenes_are_segmented(bundled: LiveServer) -> None:
+def test_unseen_scenes_are_segmented(bundled_server: LiveServer) -> None:
     accuracies = []
     for scene in scenes(8, 1, UNSEEN_SEED + 2):
-        response = bundled.client.post("/segment", files={"image": ("scene.jpg", jpeg(scene))})
+        response = bundled_server.client.post("/segment", files={"image": ("scene.jpg", jpeg(scene))})
         assert response.status_code == 200, response.text
         mask = np.asarray(Image.open(io.BytesIO(response.content)))
         truth = np.asarray(scene.trimap)
@@ -131,14 +110,14 @@ def test_unseen_scenes_are_segmented(bundled: LiveServer) -> None:
     assert np.mean(accuracies) >= 0.9, f"pixel accuracy {np.mean(accuracies):.3f}"
 
 
-def test_every_bundled_model_loads_and_reports_its_metrics(bundled: LiveServer) -> None:
-    body = bundled.client.get("/models").json()
+def test_every_bundled_model_loads_and_reports_its_metrics(bundled_server: LiveServer) -> None:
+    body = bundled_server.client.get("/models").json()
     assert body["failures"] == []
     names = {model["name"]: model for model in body["models"]}
     assert {"digits", "shapes-classifier", "shapes-detector", "shapes-segmenter"} <= set(names)
     for model in names.values():
         assert model["versions"][-1]["metrics"], model["name"]
-    assert bundled.client.get("/healthz/ready").status_code == 200
+    assert bundled_server.client.get("/healthz/ready").status_code == 200
     defaults = {m["default_for"]: m["name"] for m in body["models"] if m["default_for"]}
     assert defaults == DEFAULT_MODELS
 
@@ -149,14 +128,14 @@ def latest_metrics(server: LiveServer) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("name", sorted(METRIC_BARS))
-def test_held_out_metrics_meet_the_bars(bundled: LiveServer, name: str) -> None:
-    metrics = latest_metrics(bundled)[name]
+def test_held_out_metrics_meet_the_bars(bundled_server: LiveServer, name: str) -> None:
+    metrics = latest_metrics(bundled_server)[name]
     assert metrics["split"] == "test"
     missed = {key: metrics[key] for key, bar in METRIC_BARS[name].items() if metrics[key] < bar}
     assert not missed, f"{name} misses {METRIC_BARS[name]} on {metrics['images']} held-out images: {missed}"
 
 
-def test_int8_classifier_stays_within_a_point_of_fp32(bundled: LiveServer) -> None:
-    found = latest_metrics(bundled)
+def test_int8_classifier_stays_within_a_point_of_fp32(bundled_server: LiveServer) -> None:
+    found = latest_metrics(bundled_server)
     fp32, int8 = found["shapes-classifier"]["accuracy"], found["shapes-classifier-int8"]["accuracy"]
     assert int8 >= fp32 - INT8_MAX_ACCURACY_LOSS, f"INT8 {int8:.3f} against FP32 {fp32:.3f}"

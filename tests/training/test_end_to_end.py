@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from service.contract import check_tensor_shapes, parse_metadata
+from service.core.contract import check_tensor_shapes, parse_metadata
 
 pytest.importorskip("tensorflow")
 

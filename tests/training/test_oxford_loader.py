@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from service.imaging import upright
+from service.core.imaging import upright
 from training.data.arrays import load_split, upright_box
 from training.data.oxford import (
     VocObject,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.imaging import ImageLimits, exif_orientation, prepare_image, upright
+from service.core.imaging import ImageLimits, exif_orientation, prepare_image, upright
 from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
 
 MAX_BOXES = 8

@@ -1,0 +1,187 @@
+"""The one contract between training and serving: `vision.*` metadata inside model.onnx (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+SCHEMA_VERSION = "1"
+KEY_PREFIX = "vision."
+
+Task = Literal["classify", "detect", "segment"]
+TASKS: tuple[Task, ...] = ("classify", "detect", "segment")
+ResizeMode = Literal["stretch", "letterbox"]
+
+OUTPUT_ROLES: dict[str, tuple[str, ...]] = {
+    "classify": ("probabilities",),
+    "detect": ("boxes", "iou", "class_probabilities"),
+    "segment": ("probabilities",),
+}
+TRIMAP_LABELS = ("pet", "background", "border")
+# A trimap pixel holds its label's position plus one (Oxford-IIIT Pet): 1 pet, 2 background, 3 border.
+TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
+# Model names appear in paths and query strings: a conservative alphabet, and not too long for a metric label.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+# Keys whose values are JSON documents; the rest are plain strings.
+JSON_KEYS = ("labels", "input", "outputs", "metrics", "trained")
+REQUIRED_KEYS = ("schema", "task", "name", "version", "labels", "input", "resize", "outputs")
+
+Dim = int | str | None
+Shape = Sequence[Dim]
+
+
+class ContractError(ValueError):
+    """A model file breaks the contract; `key` names the offending metadata key or tensor."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class InputSpec(BaseModel):
+    """What the model's image input looks like: raw 0..255 pixels, NHWC float32."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description="Input tensor name.", examples=["image"])
+    height: int = Field(gt=0, le=8192, description="Input height in pixels.", examples=[224])
+    width: int = Field(gt=0, le=8192, description="Input width in pixels.", examples=[224])
+    channels: Literal[1, 3] = Field(description="1 for greyscale, 3 for RGB.", examples=[3])
+    layout: Literal["NHWC"] = Field(default="NHWC", description="Tensor layout.")
+    dtype: Literal["float32"] = Field(default="float32", description="Tensor element type.")
+
+
+class ModelMetadata(BaseModel):
+    """Everything the service needs to use a model, as read from its `vision.*` metadata."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal["1"]
+    task: Task
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    version: int = Field(ge=1)
+    labels: tuple[str, ...] = Field(min_length=1)
+    input: InputSpec
+    resize: ResizeMode
+    outputs: dict[str, str]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    trained: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_fit_task(cls, labels: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be unique")
+        if info.data.get("task") == "segment" and labels != TRIMAP_LABELS:
+            raise ValueError(f"labels of a segment model must be {list(TRIMAP_LABELS)}")
+        return labels
+
+    @field_validator("outputs")
+    @classmethod
+    def _roles_match_task(cls, outputs: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        task = info.data.get("task")
+        if task is not None and set(outputs) != set(OUTPUT_ROLES[task]):
+            raise ValueError(f"outputs must map exactly the roles {sorted(OUTPUT_ROLES[task])} of {task!r}")
+        return outputs
+
+
+_FIELD_FOR_KEY = {"schema": "schema_version"}
+_KEY_FOR_FIELD = {field: key for key, field in _FIELD_FOR_KEY.items()}
+
+
+def parse_metadata(props: Mapping[str, str]) -> ModelMetadata:
+    """Read and validate the `vision.*` entries of an ONNX file's metadata_props."""
+    raw: dict[str, Any] = {}
+    for key in REQUIRED_KEYS:
+        if KEY_PREFIX + key not in props:
+            raise ContractError(KEY_PREFIX + key, "missing")
+    for key in (*REQUIRED_KEYS, "metrics", "trained"):
+        value = props.get(KEY_PREFIX + key)
+        if value is None:
+            continue
+        if key in JSON_KEYS:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ContractError(KEY_PREFIX + key, f"not valid JSON ({exc.msg})") from None
+        raw[_FIELD_FOR_KEY.get(key, key)] = value
+    try:
+        return ModelMetadata.model_validate(raw)
+    except ValidationError as exc:
+        raise _contract_error_from(exc) from None
+
+
+def _contract_error_from(exc: ValidationError) -> ContractError:
+    first = exc.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    key = KEY_PREFIX + (_KEY_FOR_FIELD.get(location[0], location[0]) if location else "?")
+    where = ".".join(location[1:])
+    return ContractError(key, f"{where + ': ' if where else ''}{first['msg']}")
+
+
+def to_metadata_props(metadata: ModelMetadata) -> dict[str, str]:
+    """The metadata_props an exporter writes: string keys, JSON values."""
+    dumped = metadata.model_dump(mode="json")
+    props: dict[str, str] = {}
+    for field, value in dumped.items():
+        key = _KEY_FOR_FIELD.get(field, field)
+        props[KEY_PREFIX + key] = json.dumps(value) if key in JSON_KEYS else str(value)
+    return props
+
+
+def check_tensor_shapes(
+    metadata: ModelMetadata, inputs: Mapping[str, Shape], outputs: Mapping[str, Shape]
+) -> None:
+    """Refuse a model whose real tensors disagree with what its metadata claims."""
+    spec = metadata.input
+    if spec.name not in inputs:
+        raise ContractError("vision.input", f"no input tensor named {spec.name!r} (has {sorted(inputs)})")
+    _expect_shape("vision.input", inputs[spec.name], (None, spec.height, spec.width, spec.channels))
+    for role, tensor in metadata.outputs.items():
+        if tensor not in outputs:
+            raise ContractError("vision.outputs", f"{role}: no output tensor named {tensor!r}")
+    _check_output_shapes(metadata, {role: outputs[name] for role, name in metadata.outputs.items()})
+
+
+def _check_output_shapes(metadata: ModelMetadata, shapes: Mapping[str, Shape]) -> None:
+    classes = len(metadata.labels)
+    if metadata.task == "classify":
+        _expect_shape("vision.outputs", shapes["probabilities"], (None, classes), "probabilities")
+    elif metadata.task == "detect":
+        _expect_shape("vision.outputs", shapes["boxes"], (None, None, 4), "boxes")
+        _expect_shape("vision.outputs", shapes["iou"], (None, None), "iou")
+        _expect_shape(
+            "vision.outputs", shapes["class_probabilities"], (None, None, classes), "class_probabilities"
+        )
+        candidates = {_fixed(shapes[role][1]) for role in ("boxes", "iou", "class_probabilities")} - {None}
+        if len(candidates) > 1:
+            raise ContractError(
+                "vision.outputs", f"boxes, iou and class_probabilities disagree on K: {candidates}"
+            )
+    else:
+        _expect_shape("vision.outputs", shapes["probabilities"], (None, None, None, len(TRIMAP_LABELS)))
+
+
+def check_class_count(classes: int, labels: Sequence[str]) -> None:
+    """Refuse outputs whose number of classes disagrees with the model's labels."""
+    if classes != len(labels):
+        raise ValueError(f"the model gives {classes} classes but has {len(labels)} labels")
+
+
+def _expect_shape(key: str, actual: Shape, expected: Sequence[int | None], role: str = "") -> None:
+    label = f"{role} " if role else ""
+    if len(actual) != len(expected):
+        raise ContractError(key, f"{label}tensor has rank {len(actual)}, expected {len(expected)}")
+    for axis, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        fixed = _fixed(got)
+        if want is not None and fixed is not None and fixed != want:
+            raise ContractError(key, f"{label}tensor dimension {axis} is {fixed}, metadata says {want}")
+
+
+def _fixed(dim: Dim) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None

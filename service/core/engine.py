@@ -1,0 +1,395 @@
+"""The engine: the one facade every adapter calls. Images or tensors in, typed answers out.
+
+A call resolves its model, decodes uploads in worker threads, queues them on the model's micro-batcher and
+post-processes the outputs with the task's own module. The HTTP routes, the benchmarks and the trainer's
+evaluation all go through here or through the same task modules, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from service.core.batching import InferenceResult
+from service.core.contract import Task
+from service.core.errors import InvalidInputError, NotReadyError, TooManyImagesError
+from service.core.imaging import ImageLimits, PreparedImage
+from service.core.repository import (
+    BatchingConfig,
+    LoadedModel,
+    LoadFailure,
+    ModelChoice,
+    ModelRepository,
+    Readiness,
+)
+from service.core.runtime import ProviderChoice, batch_delay_seconds, plan_execution
+from service.core.tasks.classify import ClassifyOptions, Prediction, top_k
+from service.core.tasks.detect import Detection, DetectOptions, detect
+from service.core.tasks.segment import SegmentOptions, class_fractions, render_trimap_png, trimap
+from service.observability import timing
+
+logger = logging.getLogger("vision.engine")
+
+T = TypeVar("T")
+R = TypeVar("R")
+# While loading, a second is a reasonable wait before asking again.
+LOADING_RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one call may ask for: images (or batch rows), bytes per image, pixels per image."""
+
+    max_images: int
+    max_image_bytes: int
+    max_pixels: int
+
+    @property
+    def image(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_pixels)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the models are, how they run and batch, and what one call may ask for."""
+
+    models_dir: Path
+    limits: RequestLimits
+    default_models: Mapping[str, str] = field(default_factory=dict)
+    provider: ProviderChoice = "auto"
+    cores: int = 1
+    threads: int = 0
+    inference_workers: int = 0
+    decode_workers: int = 0
+    max_batch: int = 8
+    max_delay_ms: float | None = None
+    queue_size: int = 32
+    warmup: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ModelId:
+    """Which model version answered."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSize:
+    """Width and height of the upright input image, in pixels."""
+
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedImage:
+    size: ImageSize
+    predictions: list[Prediction]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedImage:
+    size: ImageSize
+    detections: list[Detection]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedImage:
+    size: ImageSize
+    mask: np.ndarray  # uint8 trimap at the input's size: 1 pet, 2 background, 3 border
+    png: bytes  # the mask drawn in the requested style
+    labels: tuple[str, ...]
+
+    def fractions(self) -> dict[str, float]:
+        """Fraction of the image's pixels per trimap class."""
+        return class_fractions(self.mask, self.labels)
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """A task call's answer: the model version that gave it and one result per image, in upload order."""
+
+    model: ModelId
+    images: list[T]
+
+
+@dataclass(frozen=True)
+class TensorAnswer:
+    """A tensor call's answer: the model version and each requested output by tensor name, batch first."""
+
+    model: ModelId
+    outputs: dict[str, np.ndarray]
+
+
+class Engine:
+    """Loads the model repository once, then answers task and tensor calls until closed."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.plan = plan_execution(
+            config.provider, cores=config.cores, threads=config.threads, workers=config.inference_workers
+        )
+        delay = batch_delay_seconds(self.plan, config.max_delay_ms)
+        logger.info(
+            "execution plan: providers %s, %d intra-op threads x %d concurrent runs, batches of up to %d "
+            "waiting up to %.1f ms",
+            ",".join(self.plan.providers),
+            self.plan.intra_op_threads,
+            self.plan.concurrent_runs,
+            config.max_batch,
+            delay * 1000,
+        )
+        self._inference_pool = ThreadPoolExecutor(self.plan.concurrent_runs, thread_name_prefix="inference")
+        self._decode_pool = ThreadPoolExecutor(
+            config.decode_workers or config.cores, thread_name_prefix="decode"
+        )
+        self._repository = ModelRepository(
+            root=config.models_dir,
+            plan=self.plan,
+            executor=self._inference_pool,
+            batching=BatchingConfig(config.max_batch, delay, config.queue_size),
+            preferred_defaults=config.default_models,
+        )
+        self._loaded = False
+        self._load_error: str | None = None
+
+    async def load(self) -> None:
+        """Open and warm up every model in a worker thread, then serve; a failure stays in readiness."""
+        try:
+            await asyncio.to_thread(self._repository.load_all)
+            if self.config.warmup:
+                await asyncio.to_thread(self._repository.warm_up)
+        except Exception as exc:
+            self._load_error = f"loading the model repository failed: {exc}"
+            logger.exception("loading the model repository failed")
+            return
+        self._repository.start()
+        self._loaded = True
+        reason = self._repository.not_ready_reason()
+        count = len(list(self._repository.loaded()))
+        logger.info("ready: %d model versions loaded%s", count, f" ({reason})" if reason else "")
+
+    async def close(self) -> None:
+        await self._repository.stop()
+        self._inference_pool.shutdown(wait=False, cancel_futures=True)
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    def readiness(self) -> Readiness:
+        if self._load_error is not None:
+            return Readiness("unavailable", self._load_error)
+        if not self._loaded:
+            return Readiness("loading", "models are still loading")
+        return self._repository.readiness()
+
+    @property
+    def repository(self) -> ModelRepository:
+        """The loaded repository; NotReady while it is still loading or failed to load."""
+        if not self._loaded:
+            reason = self._load_error or "models are still loading"
+            raise NotReadyError(f"not ready: {reason}", retry_after=LOADING_RETRY_AFTER_SECONDS)
+        return self._repository
+
+    def models(self) -> list[LoadedModel]:
+        return list(self.repository.loaded())
+
+    def failures(self) -> list[LoadFailure]:
+        return list(self.repository.failures)
+
+    def default_for(self, task: Task) -> str | None:
+        return self.repository.defaults.get(task)
+
+    def find(self, name: str, version: int | None = None) -> LoadedModel:
+        return self.repository.find(name, version)
+
+    def resolve(self, task: Task, choice: ModelChoice) -> LoadedModel:
+        """The model version a task call names, or its task's default."""
+        model = self.repository.resolve(task, choice.model, choice.version)
+        timing.use_model(model.key)
+        return model
+
+    async def classify(self, images: Sequence[bytes], options: ClassifyOptions) -> Answer[ClassifiedImage]:
+        """Top-k classes of each image."""
+        model = self.resolve("classify", options)
+        prepared, results = await self._run_images(model, images)
+        labels = model.metadata.labels
+        with timing.stage("postprocess"):
+            answers = [
+                ClassifiedImage(_size(image), top_k(result.outputs["probabilities"], labels, options.top_k))
+                for image, result in zip(prepared, results, strict=True)
+            ]
+        return Answer(_model_id(model), answers)
+
+    async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
+        """Objects in each image, best first, boxes in original pixels."""
+        model = self.resolve("detect", options)
+        prepared, results = await self._run_images(model, images)
+        labels = model.metadata.labels
+        with timing.stage("postprocess"):
+            answers = [
+                DetectedImage(
+                    _size(image),
+                    detect(
+                        result.outputs["boxes"],
+                        result.outputs["iou"],
+                        result.outputs["class_probabilities"],
+                        labels,
+                        image.geometry,
+                        score_threshold=options.score_threshold,
+                        iou_threshold=options.iou_threshold,
+                        max_detections=options.max_detections,
+                    ),
+                )
+                for image, result in zip(prepared, results, strict=True)
+            ]
+        return Answer(_model_id(model), answers)
+
+    async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
+        """Each image's trimap at its own size, and its PNG in the requested style."""
+        model = self.resolve("segment", options)
+        prepared, results = await self._run_images(model, images, keep_original=options.style == "overlay")
+        labels = model.metadata.labels
+
+        def render(image: PreparedImage, result: InferenceResult) -> SegmentedImage:
+            mask = trimap(result.outputs["probabilities"], image.geometry)
+            png = render_trimap_png(mask, options.style, image.original)
+            return SegmentedImage(_size(image), mask, png, labels)
+
+        # Resizing masks and encoding PNGs costs milliseconds: a worker thread, not the event loop.
+        with timing.stage("postprocess"):
+            answers = await _in_pool(
+                self._decode_pool,
+                lambda: [render(image, result) for image, result in zip(prepared, results, strict=True)],
+            )
+        return Answer(_model_id(model), answers)
+
+    async def infer_tensors(
+        self,
+        name: str,
+        version: int | None,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None = None,
+    ) -> TensorAnswer:
+        """Raw input tensors through a model's batcher; `outputs` names the tensors to return (None: all)."""
+        model = self.find(name, version)
+        timing.use_model(model.key)
+        batch = self._input_batch(model, inputs)
+        wanted = _requested_outputs(model, outputs)
+        results = await model.batcher.infer(list(batch))
+        _record_batch_timings(results)
+        role_of = {tensor: role for role, tensor in model.metadata.outputs.items()}
+        stacked = {
+            tensor: np.stack([result.outputs[role_of[tensor]] for result in results]) for tensor in wanted
+        }
+        return TensorAnswer(_model_id(model), stacked)
+
+    def _input_batch(self, model: LoadedModel, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        spec = model.metadata.input
+        unknown = sorted(set(inputs) - {spec.name})
+        if unknown:
+            raise InvalidInputError(
+                f"unknown input {unknown[0]!r}: model {model.key} has one input, named {spec.name!r}"
+            )
+        if spec.name not in inputs:
+            raise InvalidInputError(f"missing input: model {model.key} needs its input named {spec.name!r}")
+        batch = inputs[spec.name]
+        expected = [spec.height, spec.width, spec.channels]
+        limit = self.limits.max_images
+        if batch.ndim != 4 or list(batch.shape[1:]) != expected or not 1 <= batch.shape[0] <= limit:
+            raise InvalidInputError(
+                f"input {spec.name!r} must have shape [N, {', '.join(map(str, expected))}] with "
+                f"1 <= N <= {limit}, not {list(batch.shape)}"
+            )
+        return batch.astype(np.float32, copy=False)
+
+    async def _run_images(
+        self, model: LoadedModel, images: Sequence[bytes], *, keep_original: bool = False
+    ) -> tuple[list[PreparedImage], list[InferenceResult]]:
+        """Decode every upload for `model` in the worker pool, then run them through its batcher."""
+        if len(images) > self.limits.max_images:
+            raise TooManyImagesError(
+                f"{len(images)} images in one call; the limit is {self.limits.max_images}"
+            )
+        limits = self.limits.image
+
+        def prepare(data: bytes) -> PreparedImage:
+            return model.prepare(data, limits, keep_original)
+
+        with timing.stage("decode"):
+            prepared = await _map_in_pool(self._decode_pool, prepare, images)
+        results = await model.batcher.infer([image.pixels for image in prepared])
+        _record_batch_timings(results)
+        return prepared, results
+
+
+def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:
+    available = list(model.metadata.outputs.values())
+    if outputs is None:
+        return available
+    unknown = sorted(set(outputs) - set(available))
+    if unknown:
+        raise InvalidInputError(f"unknown output {unknown[0]!r}: model {model.key} has {sorted(available)}")
+    return list(outputs)
+
+
+def _record_batch_timings(results: Sequence[InferenceResult]) -> None:
+    timing.record("queue", max(result.queue_seconds for result in results))
+    timing.record("inference", max(result.inference_seconds for result in results))
+
+
+def _model_id(model: LoadedModel) -> ModelId:
+    return ModelId(model.metadata.name, model.metadata.version)
+
+
+def _size(image: PreparedImage) -> ImageSize:
+    return ImageSize(image.geometry.original_width, image.geometry.original_height)
+
+
+async def _map_in_pool(pool: Executor, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    loop = asyncio.get_running_loop()
+    if len(items) == 1:
+        return [await _submit(loop, pool, work, items[0])]
+    return list(await asyncio.gather(*(_submit(loop, pool, work, item) for item in items)))
+
+
+def _submit(
+    loop: asyncio.AbstractEventLoop, pool: Executor, work: Callable[[T], R], item: T
+) -> asyncio.Future[R]:
+    """`work(item)` in `pool` as an asyncio future settled by one loop callback: half the event-loop work of
+    `run_in_executor`, which chains two futures through several callbacks. Cancelling it cancels the work."""
+    outcome: asyncio.Future[R] = loop.create_future()
+    job = pool.submit(work, item)
+    outcome.add_done_callback(lambda settled: job.cancel() if settled.cancelled() else None)
+
+    def settle(done: Future[R]) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_copy_outcome, done, outcome)
+
+    job.add_done_callback(settle)
+    return outcome
+
+
+def _copy_outcome(done: Future[R], outcome: asyncio.Future[R]) -> None:
+    if outcome.done():
+        return
+    if done.cancelled():
+        outcome.cancel()
+        return
+    error = done.exception()
+    if error is None:
+        outcome.set_result(done.result())
+    else:
+        outcome.set_exception(error)
+
+
+async def _in_pool(pool: Executor, work: Callable[[], R]) -> R:
+    return await asyncio.get_running_loop().run_in_executor(pool, work)

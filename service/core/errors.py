@@ -1,0 +1,66 @@
+"""Failures the engine reports: a stable machine-readable `code` and a message, never a transport status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """A failure a caller can act on; adapters map `code` to their protocol's status."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, detail: Any = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        # Seconds after which the same call may succeed (overload, loading); None when retrying cannot help.
+        self.retry_after = retry_after
+
+
+class ModelNotFoundError(ServiceError):
+    code = "model_not_found"
+
+
+class WrongTaskError(ServiceError):
+    code = "wrong_task"
+
+
+class InvalidInputError(ServiceError):
+    """Tensors that do not fit the model: names, shapes, element types, counts."""
+
+    code = "invalid_input"
+
+
+class TooManyImagesError(ServiceError):
+    code = "too_many_images"
+
+
+class OverloadedError(ServiceError):
+    code = "overloaded"
+
+
+class NotReadyError(ServiceError):
+    code = "not_ready"
+
+
+class ImageError(ServiceError):
+    """An upload that cannot become a model input."""
+
+    code = "bad_image"
+
+
+class EmptyImageError(ImageError):
+    code = "empty_image"
+
+
+class UnsupportedImageError(ImageError):
+    code = "unsupported_image"
+
+
+class CorruptImageError(ImageError):
+    code = "corrupt_image"
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"

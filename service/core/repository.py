@@ -1,0 +1,247 @@
+"""The model repository: scan `<name>/<version>/model.onnx`, validate each contract, pick what serves."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core.batching import MicroBatcher
+from service.core.contract import MODEL_NAME_PATTERN, TASKS, ContractError, Task
+from service.core.errors import ModelNotFoundError, WrongTaskError
+from service.core.model import Model, open_model
+from service.core.runtime import ExecutionPlan
+from service.observability import metrics
+
+logger = logging.getLogger("vision.repository")
+
+MODEL_FILE = "model.onnx"
+_VERSION_DIR = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+class ModelChoice(BaseModel):
+    """Which model version a call names: the task's default model and its highest version when omitted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN,
+        description="Model to use; the task's default model when omitted.",
+    )
+    version: int | None = Field(default=None, ge=1, description="Model version; the highest when omitted.")
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How each model's micro-batcher collects work."""
+
+    max_batch: int
+    max_delay: float
+    queue_size: int
+
+
+@dataclass
+class LoadedModel(Model):
+    """A model version that serves: its file, its session and the micro-batcher in front of it."""
+
+    batcher: MicroBatcher
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A model directory that could not be served, and why (shown in logs and `/models`)."""
+
+    name: str
+    version: str
+    key: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the engine takes traffic, why not, and which model versions serve."""
+
+    status: Literal["ok", "loading", "unavailable"]
+    reason: str | None = None
+    models: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelRepository:
+    """Every model version found under the repository; loaded ones serve, failed ones are reported."""
+
+    root: Path
+    plan: ExecutionPlan
+    executor: Executor
+    batching: BatchingConfig
+    preferred_defaults: Mapping[str, str]
+    models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict)
+    failures: list[LoadFailure] = field(default_factory=list)
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    def load_all(self) -> None:
+        """Open a session for every candidate file; blocking, so call it from a worker thread."""
+        if not self.root.is_dir():
+            self.failures.append(LoadFailure("*", "*", "models_dir", f"{self.root} is not a directory"))
+            logger.error("model repository %s is not a directory", self.root)
+            return
+        for name, version, path in _candidates(self.root):
+            self._load_one(name, version, path)
+        self.defaults = self._choose_defaults()
+        metrics.set_models_loaded(
+            (model.metadata.name, model.metadata.version, model.metadata.task, model.device)
+            for model in self.loaded()
+        )
+        metrics.set_model_load_failures(len(self.failures))
+
+    def _load_one(self, name: str, version: str, path: Path) -> None:
+        try:
+            model = self._open(name, version, path)
+        except ContractError as exc:
+            self._fail(name, version, exc.key, exc.message)
+        except Exception as exc:  # onnxruntime raises bare RuntimeError-like types for broken files.
+            self._fail(name, version, "model.onnx", f"cannot be loaded: {exc}")
+        else:
+            self.models.setdefault(name, {})[model.metadata.version] = model
+            logger.info(
+                "loaded %s (%s, %d labels, input %dx%dx%d) on %s",
+                model.key,
+                model.metadata.task,
+                len(model.metadata.labels),
+                model.metadata.input.height,
+                model.metadata.input.width,
+                model.metadata.input.channels,
+                model.device,
+            )
+
+    def _open(self, name: str, version: str, path: Path) -> LoadedModel:
+        if not _VERSION_DIR.match(version):
+            raise ContractError("vision.version", f"directory {version!r} is not a positive integer version")
+        opened = open_model(path, self.plan)
+        metadata = opened.metadata
+        if metadata.name != name:
+            raise ContractError("vision.name", f"{metadata.name!r} does not match its directory {name!r}")
+        if metadata.version != int(version):
+            raise ContractError(
+                "vision.version", f"{metadata.version} does not match its directory {version}"
+            )
+        return LoadedModel(
+            opened.metadata, opened.path, opened.session, opened.device, self._batcher_for(opened)
+        )
+
+    def _batcher_for(self, model: Model) -> MicroBatcher:
+        key = model.key
+        return MicroBatcher(
+            key,
+            model.run,
+            self.executor,
+            max_batch=self.batching.max_batch,
+            max_delay=self.batching.max_delay,
+            queue_size=self.batching.queue_size,
+            concurrency=self.plan.concurrent_runs,
+            on_batch=lambda size: metrics.observe_batch(key, size),
+            on_queue_depth=lambda depth: metrics.set_queue_depth(key, depth),
+        )
+
+    def _fail(self, name: str, version: str, key: str, message: str) -> None:
+        self.failures.append(LoadFailure(name, version, key, message))
+        logger.error("refused model %s/%s: %s: %s", name, version, key, message)
+
+    def _choose_defaults(self) -> dict[str, str]:
+        defaults: dict[str, str] = {}
+        for task in TASKS:
+            preferred = self.preferred_defaults.get(task)
+            if preferred in self.models and self.latest(preferred).metadata.task == task:
+                defaults[task] = preferred
+                continue
+            if preferred is not None and self._failed(preferred):
+                continue  # The operator's choice is broken: readiness reports it instead of serving another.
+            same_task = sorted(name for name in self.models if self.latest(name).metadata.task == task)
+            if same_task:
+                defaults[task] = same_task[0]
+        return defaults
+
+    def _failed(self, name: str) -> bool:
+        return any(failure.name == name for failure in self.failures) and name not in self.models
+
+    def loaded(self) -> Iterator[LoadedModel]:
+        for name in sorted(self.models):
+            versions = self.models[name]
+            for version in sorted(versions):
+                yield versions[version]
+
+    def latest(self, name: str) -> LoadedModel:
+        versions = self.models[name]
+        return versions[max(versions)]
+
+    def resolve(self, task: Task, name: str | None, version: int | None) -> LoadedModel:
+        """The model a call asks for (or the task's default), or a ModelNotFound/WrongTask that says why."""
+        if name is None:
+            if task not in self.defaults:
+                raise ModelNotFoundError(f"no {task} model is loaded", detail={"task": task})
+            name = self.defaults[task]
+        model = self.find(name, version)
+        if model.metadata.task != task:
+            raise WrongTaskError(
+                f"model {model.key} is a {model.metadata.task} model, not {task}",
+                detail={"model": model.metadata.name, "task": model.metadata.task, "endpoint": task},
+            )
+        return model
+
+    def find(self, name: str, version: int | None = None) -> LoadedModel:
+        if name not in self.models:
+            raise ModelNotFoundError(f"no model named {name!r}", detail={"available": sorted(self.models)})
+        if version is None:
+            return self.latest(name)
+        versions = self.models[name]
+        if version not in versions:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version}", detail={"versions": sorted(versions)}
+            )
+        return versions[version]
+
+    def not_ready_reason(self) -> str | None:
+        """Why the service cannot take traffic yet, or None once every default model is loaded."""
+        if not self.models:
+            return "no model is loaded"
+        broken = [
+            f"default {task} model {name!r} failed to load"
+            for task, name in self.preferred_defaults.items()
+            if task not in self.defaults and self._failed(name)
+        ]
+        return "; ".join(broken) or None
+
+    def readiness(self) -> Readiness:
+        loaded = [model.key for model in self.loaded()]
+        reason = self.not_ready_reason()
+        return Readiness("unavailable" if reason else "ok", reason, loaded)
+
+    def start(self) -> None:
+        for model in self.loaded():
+            model.batcher.start()
+
+    async def stop(self) -> None:
+        for model in self.loaded():
+            await model.batcher.stop()
+
+    def warm_up(self) -> None:
+        """One run per model so the first request does not pay for lazy allocation."""
+        for model in self.loaded():
+            model.warm_up()
+
+
+def _candidates(root: Path) -> Iterator[tuple[str, str, Path]]:
+    for model_dir in sorted(
+        path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")
+    ):
+        for version_dir in sorted(path for path in model_dir.iterdir() if path.is_dir()):
+            path = version_dir / MODEL_FILE
+            if path.is_file():
+                yield model_dir.name, version_dir.name, path

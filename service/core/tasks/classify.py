@@ -1,0 +1,39 @@
+"""Classification: softmax probabilities -> the top-k classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from pydantic import Field
+
+from service.core.contract import check_class_count
+from service.core.repository import ModelChoice
+
+
+class ClassifyOptions(ModelChoice):
+    """How many classes to answer per image."""
+
+    top_k: int = Field(default=5, ge=1, le=1000, description="How many classes to return per image.")
+
+
+class Prediction(NamedTuple):
+    """One class and its softmax probability."""
+
+    class_id: int
+    label: str
+    probability: float
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]:
+    """The k most probable classes, best first; ties go to the lower class id."""
+    probabilities = np.asarray(probabilities).reshape(-1)
+    check_class_count(len(probabilities), labels)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [
+        Prediction(class_id, labels[class_id], probability)
+        for class_id, probability in zip(order.tolist(), probabilities[order].tolist(), strict=True)
+    ]

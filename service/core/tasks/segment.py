@@ -1,0 +1,108 @@
+"""Segmentation: per-pixel probabilities -> a trimap at the original size, its PNG and class fractions."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import Field
+
+from service.core.imaging import Geometry
+from service.core.repository import ModelChoice
+
+TrimapStyle = Literal["mask", "color", "overlay"]
+
+# Index = trimap value: 1 pet, 2 background, 3 border; 0 never occurs in a mask.
+TRIMAP_COLORS = ((0, 0, 0), (230, 50, 50), (40, 60, 150), (255, 215, 0))
+# Overlay opacity per value: the pet and its border stand out, the background is only tinted.
+TRIMAP_OVERLAY_ALPHA = (0.0, 0.55, 0.3, 0.7)
+PNG_COMPRESS_LEVEL = 1
+# Masks are long runs of a few values: the run-length strategy about halves their size against zlib's
+# default, at the same speed.
+PNG_COMPRESS_STRATEGY = zlib.Z_RLE
+
+
+class SegmentOptions(ModelChoice):
+    """How the trimap PNG is drawn."""
+
+    style: TrimapStyle = Field(
+        default="mask",
+        description="`mask`: values 1..3; `color`: coloured; `overlay`: blended over the photo.",
+    )
+
+
+def trimap(probabilities: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Segmenter probabilities [H, W, 3] -> uint8 trimap (1 pet, 2 background, 3 border) at original size."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 3 or probabilities.shape[2] != 3:
+        raise ValueError(f"probabilities must have shape [H, W, 3], got {list(probabilities.shape)}")
+    mask = (np.argmax(probabilities, axis=2) + 1).astype(np.uint8)
+    left, top, right, bottom = _mask_content_region(geometry, mask.shape[1], mask.shape[0])
+    content = Image.fromarray(np.ascontiguousarray(mask[top:bottom, left:right]))
+    size = (geometry.original_width, geometry.original_height)
+    return np.array(content.resize(size, Image.Resampling.NEAREST))
+
+
+def render_trimap_png(mask: np.ndarray, style: TrimapStyle, original: Image.Image | None = None) -> bytes:
+    """A trimap as PNG: values 1..3 (`mask`), coloured (`color`) or coloured over the photo (`overlay`)."""
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must have shape [H, W], got {list(mask.shape)}")
+    values = Image.fromarray(mask)
+    if style == "mask":
+        picture = values
+    elif style == "color":
+        # A palette PNG looks the same as RGB in any viewer, and encodes ~10x faster in fewer bytes.
+        picture = palette_image(values)
+    elif style == "overlay":
+        picture = _overlay(values, original)
+    else:
+        raise ValueError(f"unknown style {style!r}; expected 'mask', 'color' or 'overlay'")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_COMPRESS_STRATEGY)
+    return buffer.getvalue()
+
+
+def class_fractions(mask: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Fraction of the mask's pixels per label (value i + 1 is labels[i]); sums to 1."""
+    flat = np.asarray(mask).reshape(-1)
+    if flat.size == 0:
+        raise ValueError("the mask is empty")
+    counts = np.bincount(flat, minlength=len(labels) + 1)
+    if counts[0] or len(counts) > len(labels) + 1:
+        raise ValueError(f"mask values must be 1..{len(labels)}")
+    return {label: float(counts[index + 1]) / flat.size for index, label in enumerate(labels)}
+
+
+def palette_image(values: Image.Image) -> Image.Image:
+    """Trimap values (mode L) as a palette image painted with `TRIMAP_COLORS`."""
+    indexed = values.copy()
+    indexed.putpalette([channel for color in TRIMAP_COLORS for channel in color])
+    return indexed
+
+
+def _mask_content_region(geometry: Geometry, mask_width: int, mask_height: int) -> tuple[int, int, int, int]:
+    """The content region scaled to the mask, for segmenters whose output is smaller than their input."""
+    left, top, right, bottom = geometry.content_region()
+    if (mask_width, mask_height) == (geometry.input_width, geometry.input_height):
+        return left, top, right, bottom
+    sx, sy = mask_width / geometry.input_width, mask_height / geometry.input_height
+    right_px, bottom_px = (
+        max(round(right * sx), round(left * sx) + 1),
+        max(round(bottom * sy), round(top * sy) + 1),
+    )
+    return round(left * sx), round(top * sy), right_px, bottom_px
+
+
+def _overlay(values: Image.Image, original: Image.Image | None) -> Image.Image:
+    if original is None:
+        raise ValueError("style 'overlay' needs the original image")
+    if original.size != values.size:
+        raise ValueError(f"the original is {original.size} but the mask is {values.size}")
+    alpha_lut = [round(255 * a) for a in TRIMAP_OVERLAY_ALPHA] + [0] * (256 - len(TRIMAP_OVERLAY_ALPHA))
+    photo = original if original.mode == "RGB" else original.convert("RGB")
+    return Image.composite(palette_image(values).convert("RGB"), photo, values.point(alpha_lut))

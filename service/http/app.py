@@ -1,0 +1,75 @@
+"""The FastAPI app: the engine behind the task routes, model routes, health and `/v2`, and the middleware."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from service import __version__
+from service.core.engine import Engine
+from service.http import middleware, oip
+from service.http.errors import install_error_handlers
+from service.http.routes import health, models, tasks, v2
+from service.http.uploads import BodyLimitMiddleware
+from service.observability.logs import configure_logging
+from service.settings import Settings
+
+DESCRIPTION = """
+Classify, detect and segment images with self-describing ONNX models.
+
+Send images as `multipart/form-data` (field `image`, repeat it for a batch) or as a raw body with an image
+`Content-Type`. Every error is JSON: `{"error": {"code": ..., "message": ..., "detail": ...}}`.
+"""
+# Bodies documented through `openapi_extra` rather than a parameter, so they join the components by hand.
+_EXTRA_SCHEMAS = (oip.InferRequest,)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine starts with it and loads models in the background (readiness tells)."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPIOffline(
+        title="vision-service", version=__version__, description=DESCRIPTION, lifespan=_lifespan
+    )
+    app.state.settings = settings
+    # Built now, loaded once the app starts: until then every call is answered "not ready".
+    app.state.engine = Engine(settings.engine_config())
+    install_error_handlers(app)
+    for router in (tasks.router, models.router, health.router, v2.router, v2.protected):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
+    middleware.install(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    engine: Engine = app.state.engine
+    loading = asyncio.create_task(engine.load())
+    try:
+        yield
+    finally:
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        await engine.close()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        document = FastAPI.openapi(app)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in _EXTRA_SCHEMAS:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,175 @@
+"""Errors over HTTP: the adapters' own failures, the one table of status codes, and the two bodies.
+
+Every failure has a stable code. The table gives its status on the task routes and on `/v2`; the task
+routes answer our envelope `{"error": {"code", "message", "detail"}}`, `/v2` the Open Inference Protocol's
+`{"error": "<message>"}`, which tritonclient and KServe clients read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.core.errors import ServiceError
+from service.http.middleware import REQUEST_ID_HEADER, request_id_of
+from service.observability.logs import mark_logged
+
+logger = logging.getLogger("vision.errors")
+
+V2_PREFIX = "/v2"
+
+
+class HttpError(ServiceError):
+    """A failure of the HTTP exchange itself, before the engine is called; may add response headers."""
+
+    def __init__(self, message: str, *, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.headers = headers or {}
+
+
+class BadRequestError(HttpError):
+    code = "bad_request"
+
+
+class UnauthorizedError(HttpError):
+    code = "unauthorized"
+
+
+class ForbiddenError(HttpError):
+    code = "forbidden"
+
+
+class PayloadTooLargeError(HttpError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(HttpError):
+    code = "unsupported_media_type"
+
+
+class InvalidParameterError(HttpError):
+    code = "invalid_parameter"
+
+
+class Status(NamedTuple):
+    """The status of one error code on the task routes, and on `/v2`."""
+
+    task: int
+    v2: int
+
+
+# The Open Inference Protocol answers a request it cannot use with 400; it has no 422.
+STATUS: dict[str, Status] = {
+    "bad_request": Status(400, 400),
+    "empty_image": Status(400, 400),
+    "corrupt_image": Status(400, 400),
+    "bad_image": Status(400, 400),
+    "invalid_input": Status(400, 400),
+    "unauthorized": Status(401, 401),
+    "forbidden": Status(403, 403),
+    "not_found": Status(404, 404),
+    "model_not_found": Status(404, 404),
+    "method_not_allowed": Status(405, 405),
+    "payload_too_large": Status(413, 413),
+    "too_many_images": Status(413, 413),
+    "image_too_large": Status(413, 413),
+    "unsupported_media_type": Status(415, 415),
+    "unsupported_image": Status(415, 415),
+    "invalid_parameter": Status(422, 400),
+    "wrong_task": Status(422, 400),
+    "overloaded": Status(503, 503),
+    "not_ready": Status(503, 503),
+    "internal_error": Status(500, 500),
+}
+# Starlette's own HTTP errors (unknown route, wrong method) by their status; others are `http_error`.
+_CODE_OF_STATUS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def status_of(code: str, *, v2: bool = False) -> int:
+    status = STATUS[code]
+    return status.v2 if v2 else status.task
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """Our envelope, as the task routes answer it."""
+    return {"error": {"code": code, "message": message, "detail": detail}}
+
+
+def rendered_error(
+    path: str, code: str, message: str, detail: Any = None, status: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Status and body of an error on `path`: the OIP body under `/v2`, else our envelope. `status` is for
+    errors that come with their own (Starlette's); every other status comes from the table."""
+    if _is_v2(path):
+        return status or status_of(code, v2=True), {"error": message}
+    return status or status_of(code), error_body(code, message, detail)
+
+
+def error_response(
+    request: Request,
+    code: str,
+    message: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
+) -> JSONResponse:
+    status, body = rendered_error(request.url.path, code, message, detail, status)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = dict(getattr(exc, "headers", {}))
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(request, exc.code, exc.message, exc.detail, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return error_response(request, "invalid_parameter", f"{where}: {first['msg']}", detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
+    headers = getattr(exc, "headers", None)
+    return error_response(request, code, str(exc.detail), headers=headers, status=exc.status_code)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette answers this one outside the observability middleware, so the id is added here.
+    request_id = request_id_of(request.scope)
+    logger.exception(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"fields": {"request_id": request_id}},
+    )
+    mark_logged(exc)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    message = "internal error; the request id in the logs has the details"
+    return error_response(request, "internal_error", message, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,302 @@
+"""Request and response bodies as client teams see them in `/docs`."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core import engine
+from service.core.contract import InputSpec, ResizeMode, Task
+from service.core.repository import LoadedModel, Readiness
+from service.core.tasks.detect import Detection as FoundObject
+from service.core.tasks.segment import TrimapStyle
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ModelRef(Schema):
+    """Which model version answered."""
+
+    name: str = Field(description="Model name.", examples=["shapes-classifier"])
+    version: int = Field(description="Model version that answered.", examples=[1])
+
+    @classmethod
+    def of(cls, model: engine.ModelId) -> ModelRef:
+        return cls(name=model.name, version=model.version)
+
+
+class Prediction(Schema):
+    """One class and its probability."""
+
+    label: str = Field(description="Class name.", examples=["star"])
+    class_id: int = Field(description="Index of the class in the model's labels.", examples=[3])
+    probability: float = Field(ge=0, le=1, description="Softmax probability.", examples=[0.987])
+
+
+class ImageSize(Schema):
+    width: int = Field(description="Width of the upright input image in pixels.", examples=[640])
+    height: int = Field(description="Height of the upright input image in pixels.", examples=[480])
+
+    @classmethod
+    def of(cls, size: engine.ImageSize) -> ImageSize:
+        return cls(width=size.width, height=size.height)
+
+
+class ClassifyResult(Schema):
+    """Top-k classes of one image, best first."""
+
+    image: ImageSize
+    predictions: list[Prediction]
+
+
+class ClassifyResponse(Schema):
+    model: ModelRef
+    results: list[ClassifyResult] = Field(description="One entry per uploaded image, in upload order.")
+
+    @classmethod
+    def of(cls, answer: engine.Answer[engine.ClassifiedImage]) -> ClassifyResponse:
+        return cls(
+            model=ModelRef.of(answer.model),
+            results=[
+                ClassifyResult(
+                    image=ImageSize.of(image.size),
+                    predictions=[
+                        Prediction(label=label, class_id=class_id, probability=probability)
+                        for class_id, label, probability in image.predictions
+                    ],
+                )
+                for image in answer.images
+            ],
+        )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "shapes-classifier", "version": 1},
+                    "results": [
+                        {
+                            "image": {"width": 640, "height": 480},
+                            "predictions": [
+                                {"label": "star", "class_id": 3, "probability": 0.987},
+                                {"label": "cross", "class_id": 1, "probability": 0.009},
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class Box(Schema):
+    """A box in original-image pixels (after EXIF orientation), clipped to the image."""
+
+    x_min: float = Field(examples=[112.5])
+    y_min: float = Field(examples=[40.0])
+    x_max: float = Field(examples=[310.0])
+    y_max: float = Field(examples=[262.25])
+
+
+class Detection(Schema):
+    """One detected object."""
+
+    label: str = Field(description="Class name.", examples=["circle"])
+    class_id: int = Field(description="Index of the class in the model's labels.", examples=[0])
+    score: float = Field(description="Highest class probability x predicted IoU.", examples=[0.83])
+    iou: float = Field(
+        description="The model's own estimate of this box's IoU with the object.", examples=[0.88]
+    )
+    box: Box
+
+    @classmethod
+    def of(cls, found: FoundObject) -> Detection:
+        x_min, y_min, x_max, y_max = found.box
+        return cls(
+            label=found.label,
+            class_id=found.class_id,
+            score=found.score,
+            iou=found.iou,
+            box=Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
+        )
+
+
+class DetectResult(Schema):
+    """Detections of one image, best first, after thresholding and non-max suppression."""
+
+    image: ImageSize
+    detections: list[Detection]
+
+
+class DetectResponse(Schema):
+    model: ModelRef
+    results: list[DetectResult] = Field(description="One entry per uploaded image, in upload order.")
+
+    @classmethod
+    def of(cls, answer: engine.Answer[engine.DetectedImage]) -> DetectResponse:
+        return cls(
+            model=ModelRef.of(answer.model),
+            results=[
+                DetectResult(
+                    image=ImageSize.of(image.size),
+                    detections=[Detection.of(found) for found in image.detections],
+                )
+                for image in answer.images
+            ],
+        )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "shapes-detector", "version": 1},
+                    "results": [
+                        {
+                            "image": {"width": 640, "height": 480},
+                            "detections": [
+                                {
+                                    "label": "circle",
+                                    "class_id": 0,
+                                    "score": 0.83,
+                                    "iou": 0.88,
+                                    "box": {"x_min": 112.5, "y_min": 40.0, "x_max": 310.0, "y_max": 262.25},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class SegmentResult(Schema):
+    """The trimap of one image as a PNG, and how much of the image each class covers."""
+
+    image: ImageSize
+    fractions: dict[str, float] = Field(
+        description="Fraction of pixels per trimap class.",
+        examples=[{"pet": 0.31, "background": 0.61, "border": 0.08}],
+    )
+    png_base64: str = Field(description="The PNG (in the requested style), base64-encoded.")
+
+
+class SegmentResponse(Schema):
+    model: ModelRef
+    style: TrimapStyle
+    results: list[SegmentResult] = Field(description="One entry per uploaded image, in upload order.")
+
+    @classmethod
+    def of(cls, answer: engine.Answer[engine.SegmentedImage], style: TrimapStyle) -> SegmentResponse:
+        return cls(
+            model=ModelRef.of(answer.model),
+            style=style,
+            results=[
+                SegmentResult(
+                    image=ImageSize.of(image.size),
+                    fractions=image.fractions(),
+                    png_base64=base64.b64encode(image.png).decode("ascii"),
+                )
+                for image in answer.images
+            ],
+        )
+
+
+class LoadedVersion(Schema):
+    """One loaded version of a model, as its file describes itself."""
+
+    version: int = Field(examples=[1])
+    task: Task
+    labels: list[str] = Field(examples=[["circle", "cross", "hexagon", "square", "star", "triangle"]])
+    input: InputSpec
+    resize: ResizeMode
+    provider: Literal["cpu", "cuda"] = Field(description="Where this version runs.")
+    metrics: dict[str, Any] = Field(description="Held-out evaluation from `vision.metrics`.")
+    trained: dict[str, Any] = Field(description="How it was trained, from `vision.trained`.")
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> LoadedVersion:
+        meta = model.metadata
+        return cls(
+            version=meta.version,
+            task=meta.task,
+            labels=list(meta.labels),
+            input=meta.input,
+            resize=meta.resize,
+            provider="cuda" if model.device == "cuda" else "cpu",
+            metrics=meta.metrics,
+            trained=meta.trained,
+        )
+
+
+class ModelInfo(Schema):
+    """A model and its loaded versions; requests without `version` get `latest`."""
+
+    name: str = Field(examples=["shapes-classifier"])
+    task: Task
+    default_for: Task | None = Field(description="The task this model answers by default, if any.")
+    latest: int = Field(examples=[1])
+    versions: list[LoadedVersion]
+
+    @classmethod
+    def of(cls, service: engine.Engine, name: str) -> ModelInfo:
+        versions = [model for model in service.models() if model.metadata.name == name]
+        latest = versions[-1].metadata
+        return cls(
+            name=name,
+            task=latest.task,
+            default_for=latest.task if service.default_for(latest.task) == name else None,
+            latest=latest.version,
+            versions=[LoadedVersion.of(model) for model in versions],
+        )
+
+
+class LoadFailureInfo(Schema):
+    """A model file that was refused, and which metadata key or tensor was wrong."""
+
+    name: str
+    version: str
+    key: str = Field(examples=["vision.input"])
+    message: str
+
+
+class ModelsResponse(Schema):
+    models: list[ModelInfo]
+    failures: list[LoadFailureInfo] = Field(description="Model files that were found but refused.")
+
+    @classmethod
+    def of(cls, service: engine.Engine) -> ModelsResponse:
+        names = sorted({model.metadata.name for model in service.models()})
+        return cls(
+            models=[ModelInfo.of(service, name) for name in names],
+            failures=[
+                LoadFailureInfo(name=f.name, version=f.version, key=f.key, message=f.message)
+                for f in service.failures()
+            ],
+        )
+
+
+class Health(Schema):
+    status: Literal["ok", "loading", "unavailable"]
+    reason: str | None = Field(default=None, description="Why the service is not ready, when it is not.")
+    models: list[str] = Field(default_factory=list, description="Loaded model versions as `name:version`.")
+
+    @classmethod
+    def of(cls, readiness: Readiness) -> Health:
+        return cls(status=readiness.status, reason=readiness.reason, models=readiness.models)
+
+
+class ErrorBody(Schema):
+    code: str = Field(description="Stable machine-readable error code.", examples=["invalid_parameter"])
+    message: str = Field(description="What went wrong, for people.", examples=["top_k: must be at least 1"])
+    detail: Any = Field(default=None, description="Structured detail where it helps.")
+
+
+class ErrorResponse(Schema):
+    """Every error is answered with this envelope."""
+
+    error: ErrorBody

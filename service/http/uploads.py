@@ -1,0 +1,220 @@
+"""Getting image bytes out of a request: a hard cap on the body, multipart or raw, never to disk."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import TYPE_CHECKING
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.core.errors import TooManyImagesError
+from service.http.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    rendered_error,
+)
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+IMAGE_FIELD = "image"
+RAW_MEDIA_TYPES = ("application/octet-stream",)
+# Starlette's form limits, kept: text fields are ignored but still counted and capped.
+MAX_FIELDS = 32
+MAX_FIELD_BYTES = 1024 * 1024
+
+
+class BodyLimitMiddleware:
+    """Refuse a body over `max_bytes`: at once by Content-Length, else as soon as it streams past."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _send_too_large(send, scope["path"], self._message(declared))
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLargeError(self._message(received), detail={"limit": self.max_bytes})
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self, size: int) -> str:
+        return f"request body of {size} bytes is over the limit of {self.max_bytes} bytes"
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_too_large(send: Send, path: str, message: str) -> None:
+    status, document = rendered_error(path, "payload_too_large", message)
+    body = json.dumps(document).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_images(request: Request, max_images: int) -> list[bytes]:
+    """The uploaded images in order: every `image` field of a multipart form, or one raw image body."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        images = await _read_multipart(request, max_images)
+    elif media_type.startswith("image/") or media_type in RAW_MEDIA_TYPES:
+        images = [await request.body()]
+    else:
+        raise UnsupportedMediaTypeError(
+            f"send images as multipart/form-data (field {IMAGE_FIELD!r}) or as a raw body with an image "
+            f"Content-Type, not {media_type or 'no Content-Type'!r}"
+        )
+    if not images:
+        raise BadRequestError(f"no image in the request: upload one in the form field {IMAGE_FIELD!r}")
+    if len(images) > max_images:
+        raise TooManyImagesError(f"{len(images)} images in one request; the limit is {max_images}")
+    return images
+
+
+async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
+    _, params = parse_options_header(request.headers["content-type"])
+    if b"boundary" not in params:
+        raise BadRequestError("malformed multipart body: Missing boundary in multipart.")
+    boundary = params[b"boundary"]
+    parts = _FileParts(_charset(params.get(b"charset", b"utf-8")), max_images)
+    _parse(await request.body(), boundary, parts)
+    images: list[bytes] = []
+    for field, data in parts.files:
+        if field != IMAGE_FIELD:
+            raise BadRequestError(f"unexpected file field {field!r}: upload images as {IMAGE_FIELD!r}")
+        images.append(data)
+    return images
+
+
+def _parse(body: bytes, boundary: bytes, parts: _FileParts) -> None:
+    parser = MultipartParser(boundary, parts.callbacks())
+    try:
+        parser.write(body)
+        parser.finalize()
+    except FormParserError:
+        raise BadRequestError("malformed multipart body: Invalid multipart data.") from None
+
+
+class _FileParts:
+    """Each file part as bytes, in order, under Starlette's form limits, from python-multipart's callbacks.
+
+    Starlette's own form parser would add a spooled file and awaited copies per upload."""
+
+    def __init__(self, charset: str, max_files: int) -> None:
+        self.files: list[tuple[str, bytes]] = []
+        self._charset = charset
+        self._max_files = max_files
+        self._file_count = 0
+        self._field_count = 0
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._name = ""
+        self._chunks: list[bytes] | None = None
+        self._field_bytes = 0
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": lambda: self.begin(self._disposition),
+            "on_part_data": lambda data, start, end: self.add_data(data[start:end]),
+            "on_part_end": self.end,
+        }
+
+    def begin(self, disposition: bytes) -> None:
+        """A part's headers are read: check its name and count it as a file or a field."""
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise BadRequestError(
+                'malformed multipart body: The Content-Disposition header field "name" must be provided.'
+            )
+        self._name = _decode(options[b"name"], self._charset)
+        self._chunks = None
+        self._field_bytes = 0
+        if b"filename" in options:
+            self._file_count += 1
+            if self._file_count > self._max_files:
+                raise TooManyImagesError(f"more than {self._max_files} images in one request")
+            self._chunks = []
+        else:
+            self._field_count += 1
+            if self._field_count > MAX_FIELDS:
+                raise BadRequestError(
+                    f"malformed multipart body: Too many fields. Maximum number of fields is {MAX_FIELDS}."
+                )
+
+    def add_data(self, data: bytes) -> None:
+        if self._chunks is not None:
+            self._chunks.append(data)
+            return
+        self._field_bytes += len(data)
+        if self._field_bytes > MAX_FIELD_BYTES:
+            raise BadRequestError(
+                f"malformed multipart body: Part exceeded maximum size of {MAX_FIELD_BYTES // 1024}KB."
+            )
+
+    def end(self) -> None:
+        if self._chunks is not None:
+            self.files.append((self._name, b"".join(self._chunks)))
+
+    def _part_begin(self) -> None:
+        self._disposition = b""
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = self._header_value = b""
+
+
+def _charset(declared: bytes | str) -> str:
+    name = declared.decode("latin-1") if isinstance(declared, bytes) else declared
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "latin-1"
+
+
+def _decode(raw: bytes, charset: str) -> str:
+    """`raw` in `charset` (already resolved by `_charset` to a known codec); latin-1 if it does not fit."""
+    try:
+        return raw.decode(charset)
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")

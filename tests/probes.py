@@ -1,0 +1,24 @@
+"""Run a snippet of Python in a fresh interpreter and see which top-level packages it ended up importing."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+_REPORT = "\nimport sys\nprint(sorted({name.split('.')[0] for name in sys.modules}))\n"
+
+
+def packages_imported_by(probe: str, *args: str) -> set[str]:
+    """The top-level packages in `sys.modules` once `probe` has run (with `args` as sys.argv[1:])."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe + _REPORT, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))

@@ -1,0 +1,111 @@
+"""The micro-batcher: requests share runs, answers come back in order and unchanged, the queue is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.core.batching import MicroBatcher
+from service.core.errors import OverloadedError
+from service.core.runtime import open_session, plan_execution, run_batch
+
+
+def colour_session(test_models_dir: Path) -> ort.InferenceSession:
+    plan = plan_execution("cpu", cores=2, threads=1, workers=1)
+    return open_session(test_models_dir / "colours" / "1" / "model.onnx", plan)
+
+
+def random_images(count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0, 255, (8, 8, 3)).astype(np.float32) for _ in range(count)]
+
+
+def test_batched_answers_equal_unbatched(test_models_dir: Path) -> None:
+    session = colour_session(test_models_dir)
+    images = random_images(24)
+    sizes: list[int] = []
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return run_batch(session, "image", {"probabilities": "probs"}, batch)
+
+    async def main() -> list[np.ndarray]:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = MicroBatcher(
+                "colours:1",
+                run,
+                pool,
+                max_batch=8,
+                max_delay=0.05,
+                queue_size=64,
+                concurrency=1,
+                on_batch=sizes.append,
+            )
+            batcher.start()
+            # Twelve concurrent requests of two images each.
+            answers = await asyncio.gather(*(batcher.infer(images[i : i + 2]) for i in range(0, 24, 2)))
+            await batcher.stop()
+        return [result.outputs["probabilities"] for pair in answers for result in pair]
+
+    batched = asyncio.run(main())
+    alone = [run(image[None])["probabilities"][0] for image in images]
+    # Equal up to float32 summation order, which differs between batch sizes; the ranking is identical.
+    np.testing.assert_allclose(np.stack(batched), np.stack(alone), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.argmax(batched, axis=1), np.argmax(alone, axis=1))
+    assert max(sizes) > 1, "concurrent requests were never batched"
+    assert max(sizes) <= 8
+    assert sum(sizes) == 24
+
+
+def test_full_queue_refuses_at_once_and_admits_all_or_none() -> None:
+    release = threading.Event()
+
+    def slow_run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        release.wait(5)
+        return {"out": batch.sum(axis=(1, 2, 3))}
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                "slow:1", slow_run, pool, max_batch=1, max_delay=0, queue_size=3, concurrency=1
+            )
+            batcher.start()
+            first = asyncio.create_task(batcher.infer(random_images(1)))
+            await asyncio.sleep(0.05)  # the worker takes it and blocks in slow_run
+            queued = asyncio.create_task(batcher.infer(random_images(2)))
+            await asyncio.sleep(0.01)
+            assert batcher.depth == 2
+            with pytest.raises(OverloadedError, match="slow:1 is overloaded") as refused:
+                await batcher.infer(random_images(2))
+            assert refused.value.retry_after == 1
+            assert batcher.depth == 2  # nothing of the refused request was queued
+            release.set()
+            assert len(await first) == 1
+            assert len(await queued) == 2
+            await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_failed_run_fails_only_its_batch() -> None:
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        if (batch < 0).any():
+            raise RuntimeError("bad batch")
+        return {"out": batch.mean(axis=(1, 2, 3))}
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher("runs:1", run, pool, max_batch=4, max_delay=0, queue_size=8, concurrency=1)
+            batcher.start()
+            with pytest.raises(RuntimeError, match="bad batch"):
+                await batcher.infer([np.full((2, 2, 1), -1, np.float32)])
+            (result,) = await batcher.infer([np.full((2, 2, 1), 3, np.float32)])
+            assert float(result.outputs["out"]) == 3.0
+            await batcher.stop()
+
+    asyncio.run(main())

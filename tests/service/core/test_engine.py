@@ -1,0 +1,203 @@
+"""The engine without HTTP: typed answers from the hand-built models, and every refusal as a coded error."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+from conftest import TEST_DEFAULTS, encode, solid
+from PIL import Image
+
+from service.core.engine import Engine, EngineConfig, ImageSize, ModelId, RequestLimits
+from service.core.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    NotReadyError,
+    OverloadedError,
+    TooManyImagesError,
+    UnsupportedImageError,
+    WrongTaskError,
+)
+from service.core.tasks.classify import ClassifyOptions
+from service.core.tasks.detect import DetectOptions
+from service.core.tasks.segment import SegmentOptions
+from service.observability import timing
+
+T = TypeVar("T")
+RED = (255, 0, 0)
+LIMITS = RequestLimits(max_images=4, max_image_bytes=1 << 20, max_pixels=1 << 20)
+
+
+def with_engine(models_dir: Path, work: Callable[[Engine], Awaitable[T]], **config: object) -> T:
+    """Load an engine over `models_dir`, run `work` on it in one event loop, close it."""
+
+    async def main() -> T:
+        settings = {"limits": LIMITS, "default_models": TEST_DEFAULTS, "cores": 2, **config}
+        engine = Engine(EngineConfig(models_dir=models_dir, **settings))  # type: ignore[arg-type]
+        await engine.load()
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(main())
+
+
+def png(image: Image.Image) -> bytes:
+    return encode(image, "PNG")
+
+
+def bands(width: int = 64, height: int = 32) -> Image.Image:
+    """White, mid-grey and black vertical bands: pet, border and background to the threshold segmenter."""
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    pixels[:, : width // 4] = 255
+    pixels[:, width // 4 : width // 2] = 128
+    return Image.fromarray(pixels, "L").convert("RGB")
+
+
+def test_classify_answers_each_image_in_order(test_models_dir: Path) -> None:
+    images = [png(solid(RED)), png(solid((0, 0, 255), (10, 20)))]
+    answer = with_engine(test_models_dir, lambda engine: engine.classify(images, ClassifyOptions(top_k=2)))
+    assert answer.model == ModelId("colours", 2)
+    assert [image.size for image in answer.images] == [ImageSize(64, 32), ImageSize(10, 20)]
+    assert [image.predictions[0].label for image in answer.images] == ["red", "blue"]
+    assert all(len(image.predictions) == 2 for image in answer.images)
+    first = answer.images[0].predictions
+    assert first[0].probability > first[1].probability
+
+
+def test_classify_names_its_model_version(test_models_dir: Path) -> None:
+    options = ClassifyOptions(model="colours", version=1)
+    answer = with_engine(test_models_dir, lambda engine: engine.classify([png(solid(RED))], options))
+    assert answer.model == ModelId("colours", 1)
+
+
+def test_detect_maps_boxes_to_original_pixels_after_nms(test_models_dir: Path) -> None:
+    # Letterboxing a 32x64 image into 32x32 pads 8 columns either side: A -> (0, 16, 32, 48),
+    # C -> (0, 0, 16, 16); B overlaps A and goes, D is under the score threshold.
+    answer = with_engine(test_models_dir, lambda engine: engine.detect([png(bands(32, 64))], DetectOptions()))
+    found = answer.images[0].detections
+    assert answer.model == ModelId("boxes", 1)
+    assert [(d.label, d.box) for d in found] == [
+        ("circle", (0.0, 16.0, 32.0, 48.0)),
+        ("square", (0.0, 0.0, 16.0, 16.0)),
+    ]
+    assert found[0].score == pytest.approx(0.9 * 0.9)
+    assert found[0].iou == pytest.approx(0.9)
+
+
+def test_detect_options_change_the_answer(test_models_dir: Path) -> None:
+    image = [png(bands(32, 64))]
+
+    async def counts(engine: Engine) -> list[int]:
+        answers = [
+            await engine.detect(image, DetectOptions(score_threshold=0.5)),
+            await engine.detect(image, DetectOptions(iou_threshold=1.0)),
+            await engine.detect(image, DetectOptions(max_detections=1)),
+        ]
+        return [len(answer.images[0].detections) for answer in answers]
+
+    assert with_engine(test_models_dir, counts) == [1, 3, 1]
+
+
+@pytest.mark.parametrize("style", ["mask", "color", "overlay"])
+def test_segment_gives_the_trimap_at_the_input_size_and_its_png(test_models_dir: Path, style: str) -> None:
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.segment([png(bands())], SegmentOptions(style=style))
+    )
+    (image,) = answer.images
+    expected = np.full((32, 64), 2, dtype=np.uint8)
+    expected[:, :16] = 1
+    expected[:, 16:32] = 3
+    np.testing.assert_array_equal(image.mask, expected)
+    drawn = Image.open(io.BytesIO(image.png))
+    assert drawn.size == (64, 32)
+    assert drawn.mode == {"mask": "L", "color": "P", "overlay": "RGB"}[style]
+    assert image.fractions() == {"pet": 0.25, "background": 0.5, "border": 0.25}
+
+
+def test_infer_tensors_runs_a_batch_through_the_model(test_models_dir: Path) -> None:
+    batch = np.zeros((2, 8, 8, 3), dtype=np.float32)
+    batch[0, ..., 1] = 200
+    batch[1, ..., 2] = 100
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.infer_tensors("colours", 1, {"image": batch}, ["probs"])
+    )
+    assert answer.model == ModelId("colours", 1)
+    assert list(answer.outputs) == ["probs"]
+    expected = np.exp([[0, 20, 0], [0, 0, 10]])
+    np.testing.assert_allclose(
+        answer.outputs["probs"], expected / expected.sum(axis=1, keepdims=True), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "fragment"),
+    [
+        ({"image": np.zeros((1, 4, 4, 3), np.float32)}, None, "must have shape [N, 8, 8, 3]"),
+        ({"image": np.zeros((5, 8, 8, 3), np.float32)}, None, "1 <= N <= 4"),
+        ({"pixels": np.zeros((1, 8, 8, 3), np.float32)}, None, "unknown input 'pixels'"),
+        ({}, None, "missing input"),
+        ({"image": np.zeros((1, 8, 8, 3), np.float32)}, ["logits"], "unknown output 'logits'"),
+    ],
+)
+def test_tensors_that_do_not_fit_are_invalid_input(
+    test_models_dir: Path, inputs: dict, outputs: list[str] | None, fragment: str
+) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        with_engine(test_models_dir, lambda engine: engine.infer_tensors("colours", None, inputs, outputs))
+    assert fragment in refused.value.message
+    assert refused.value.code == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (
+            lambda engine: engine.classify([png(solid(RED))], ClassifyOptions(model="nope")),
+            ModelNotFoundError,
+        ),
+        (lambda engine: engine.classify([png(solid(RED))], ClassifyOptions(model="boxes")), WrongTaskError),
+        (lambda engine: engine.classify([b"not an image"] * 2, ClassifyOptions()), UnsupportedImageError),
+        (lambda engine: engine.classify([png(solid(RED))] * 5, ClassifyOptions()), TooManyImagesError),
+        (lambda engine: engine.infer_tensors("colours", 7, {}), ModelNotFoundError),
+    ],
+)
+def test_refusals_are_coded_errors(test_models_dir: Path, call, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        with_engine(test_models_dir, call)
+
+
+def test_a_request_that_does_not_fit_the_queue_is_shed(test_models_dir: Path) -> None:
+    images = [png(solid(RED))] * 2
+    with pytest.raises(OverloadedError) as shed:
+        with_engine(test_models_dir, lambda engine: engine.classify(images, ClassifyOptions()), queue_size=1)
+    assert shed.value.retry_after == 1
+
+
+def test_not_ready_until_loaded(test_models_dir: Path) -> None:
+    engine = Engine(EngineConfig(models_dir=test_models_dir, limits=LIMITS))
+    assert engine.readiness().status == "loading"
+    with pytest.raises(NotReadyError) as refused:
+        asyncio.run(engine.classify([png(solid(RED))], ClassifyOptions()))
+    assert refused.value.retry_after == 1
+
+
+def test_a_timed_call_records_its_stages_and_model(test_models_dir: Path) -> None:
+    async def timed(engine: Engine) -> timing.RequestTimings:
+        timings, token = timing.begin("r1", "/classify")
+        try:
+            await engine.classify([png(solid(RED))], ClassifyOptions())
+        finally:
+            timing.end(token)
+        return timings
+
+    timings = with_engine(test_models_dir, timed)
+    assert timings.model == "colours:2"
+    assert set(timings.stages) == {"decode", "queue", "inference", "postprocess"}
+    assert timing.current() is None

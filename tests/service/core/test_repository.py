@@ -1,0 +1,81 @@
+"""The model repository: which files serve, which are refused and why, and how requests pick a version."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import onnx_models
+import pytest
+
+from service.core.errors import ModelNotFoundError, WrongTaskError
+from service.core.repository import BatchingConfig, ModelRepository
+from service.core.runtime import plan_execution
+
+
+def registry_for(root: Path, defaults: dict[str, str] | None = None) -> ModelRepository:
+    registry = ModelRepository(
+        root=root,
+        plan=plan_execution("cpu", cores=2, threads=1, workers=1),
+        executor=ThreadPoolExecutor(1),
+        batching=BatchingConfig(max_batch=4, max_delay=0.001, queue_size=8),
+        preferred_defaults=defaults or {},
+    )
+    registry.load_all()
+    return registry
+
+
+def test_highest_version_unless_named(test_models_dir: Path) -> None:
+    registry = registry_for(test_models_dir, {"classify": "colours"})
+    assert registry.resolve("classify", None, None).key == "colours:2"
+    assert registry.resolve("classify", "colours", 1).key == "colours:1"
+    assert registry.resolve("classify", "brightness", None).key == "brightness:1"
+
+
+def test_resolve_errors(test_models_dir: Path) -> None:
+    registry = registry_for(test_models_dir, {"classify": "colours"})
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve("classify", "nope", None)
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve("classify", "colours", 3)
+    with pytest.raises(WrongTaskError):
+        registry.resolve("detect", "colours", None)
+
+
+def test_refusals_name_the_key(tmp_path: Path) -> None:
+    onnx_models.colour_classifier(tmp_path)
+    onnx_models.misnamed_model(tmp_path)
+    onnx_models.misshapen_model(tmp_path)
+    wrong_version = onnx_models.colour_classifier(tmp_path, name="versioned", version=3)
+    wrong_version.parent.rename(tmp_path / "versioned" / "4")
+    not_a_version = onnx_models.colour_classifier(tmp_path, name="lettered", version=1)
+    not_a_version.parent.rename(tmp_path / "lettered" / "latest")
+    garbage = tmp_path / "garbage" / "1" / "model.onnx"
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"not onnx")
+
+    registry = registry_for(tmp_path)
+    refused = {failure.name: failure.key for failure in registry.failures}
+    assert refused == {
+        "misnamed": "vision.name",
+        "misshapen": "vision.input",
+        "versioned": "vision.version",
+        "lettered": "vision.version",
+        "garbage": "model.onnx",
+    }
+    assert [model.key for model in registry.loaded()] == ["colours:1"]
+    assert registry.defaults == {"classify": "colours"}
+
+
+def test_no_default_for_a_task_without_models(tmp_path: Path) -> None:
+    onnx_models.threshold_segmenter(tmp_path)
+    registry = registry_for(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="no classify model"):
+        registry.resolve("classify", None, None)
+    assert registry.not_ready_reason() is None
+
+
+def test_missing_directory_is_reported(tmp_path: Path) -> None:
+    registry = registry_for(tmp_path / "absent")
+    assert registry.failures[0].key == "models_dir"
+    assert registry.not_ready_reason() == "no model is loaded"

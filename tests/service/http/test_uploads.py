@@ -1,0 +1,112 @@
+"""Reading uploads: images in order from python-multipart, and every limit holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.requests import Request
+
+from service.core.errors import TooManyImagesError
+from service.http.errors import BadRequestError
+from service.http.uploads import MAX_FIELDS, read_images
+
+BOUNDARY = b"vision-test-7f3a"
+
+
+def part(name: str | None, data: bytes, filename: str | None = "x.jpg", headers: bytes = b"") -> bytes:
+    disposition = b"form-data"
+    if name is not None:
+        disposition += f'; name="{name}"'.encode()
+    if filename is not None:
+        disposition += f'; filename="{filename}"'.encode()
+    return (
+        b"--"
+        + BOUNDARY
+        + b"\r\nContent-Disposition: "
+        + disposition
+        + b"\r\n"
+        + headers
+        + b"\r\n"
+        + data
+        + b"\r\n"
+    )
+
+
+def form(*parts: bytes) -> bytes:
+    return b"".join(parts) + b"--" + BOUNDARY + b"--\r\n"
+
+
+def request_with(body: bytes, content_type: str, chunk: int = 65536) -> Request:
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [b""]
+    remaining = list(pieces)
+
+    async def receive() -> dict:
+        piece = remaining.pop(0)
+        return {"type": "http.request", "body": piece, "more_body": bool(remaining)}
+
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"", "headers": []}
+    scope["headers"] = [(b"content-type", content_type.encode())]
+    return Request(scope, receive)
+
+
+def read(
+    body: bytes, max_images: int = 4, content_type: str | None = None, chunk: int = 65536
+) -> list[bytes]:
+    content_type = content_type or f"multipart/form-data; boundary={BOUNDARY.decode()}"
+    return asyncio.run(read_images(request_with(body, content_type, chunk), max_images))
+
+
+def test_images_in_upload_order_text_fields_ignored() -> None:
+    body = form(
+        part("image", b"first"), part("note", b"hello", filename=None), part("image", b"second\r\n--x")
+    )
+    assert read(body) == [b"first", b"second\r\n--x"]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65536])
+def test_padded_and_quoted_boundaries_read_the_same_whatever_the_chunking(chunk: int) -> None:
+    # Padding after a delimiter is legal (RFC 2046); a quoted boundary parameter is too.
+    padded_part = part("image", b"two").replace(b"--" + BOUNDARY + b"\r\n", b"--" + BOUNDARY + b" \t \r\n", 1)
+    assert read(form(part("image", b"one"), padded_part), chunk=chunk) == [b"one", b"two"]
+    quoted = f'multipart/form-data; boundary="{BOUNDARY.decode()}"'
+    assert read(form(part("image", b"q")), content_type=quoted, chunk=chunk) == [b"q"]
+
+
+def test_file_field_with_another_name_is_refused() -> None:
+    with pytest.raises(BadRequestError, match="unexpected file field 'photo'"):
+        read(form(part("photo", b"x")))
+
+
+def test_too_many_files_refused_before_the_rest_is_read() -> None:
+    with pytest.raises(TooManyImagesError, match="more than 2 images"):
+        read(
+            form(*(part("image", bytes([i])) for i in range(3)), b"--" + BOUNDARY + b"\r\nbroken"),
+            max_images=2,
+        )
+
+
+def test_too_many_text_fields_refused() -> None:
+    fields = [part(f"f{i}", b"v", filename=None) for i in range(MAX_FIELDS + 1)]
+    with pytest.raises(BadRequestError, match="Too many fields"):
+        read(form(*fields, part("image", b"x")))
+
+
+def test_oversized_text_field_refused() -> None:
+    with pytest.raises(BadRequestError, match="Part exceeded maximum size"):
+        read(form(part("note", b"v" * (1024 * 1024 + 1), filename=None), part("image", b"x")))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (form(part(None, b"x")), None, '"name" must be provided'),
+        (b"not multipart at all", None, "Invalid multipart data"),
+        (form(part("image", b"x")), "multipart/form-data", "Missing boundary"),
+        (form(part("image", b"x", headers=b"Bad Header: 1\r\n")), None, "Invalid multipart data"),
+        (part("image", b"never closed"), None, "no image in the request"),
+    ],
+)
+def test_malformed_bodies_are_bad_requests(body: bytes, content_type: str | None, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        read(body, content_type=content_type)
