@@ -11,9 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.evaluate.evaluate import SCORE_THRESHOLD, decode_detections
+from service.core.tasks.segment import TRIMAP_COLORS
+from training.evaluate.evaluate import decode_detections
 
-TRIMAP_COLOURS = np.array([[255, 64, 64], [40, 40, 40], [255, 255, 0]], np.float32)
+# Row = trimap value, as `/segment?style=color` paints it.
+_TRIMAP_PAINT = np.array(TRIMAP_COLORS, np.float32)
 
 
 def plot_curves(history: dict[str, list[float]], path: Path) -> None:
@@ -59,10 +61,14 @@ def plot_samples(
             )
         elif task == "detect":
             _show(ax, image)
-            found = decode_detections(
-                outputs["boxes"][i], outputs["iou"][i], outputs["class_probabilities"][i], SCORE_THRESHOLD
-            )
             height, width = image.shape[:2]
+            found = decode_detections(
+                outputs["boxes"][i],
+                outputs["iou"][i],
+                outputs["class_probabilities"][i],
+                labels,
+                (width, height),
+            )
             for box, cls, score in zip(found.boxes, found.classes, found.scores, strict=True):
                 x1, y1, x2, y2 = box * [width, height, width, height]
                 ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=1))
@@ -70,8 +76,8 @@ def plot_samples(
                     x1, y1, f"{labels[cls]} {score:.2f}", fontsize=4, color="black", backgroundcolor="lime"
                 )
         else:
-            mask = outputs["probabilities"][i].argmax(-1)
-            blended = 0.5 * image[..., :3] + 0.5 * TRIMAP_COLOURS[mask]
+            values = outputs["probabilities"][i].argmax(-1) + 1
+            blended = 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[values]
             _show(ax, blended)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

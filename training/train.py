@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from service.core.contract import TRIMAP_LABELS
 from training import architectures
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
 from training.data import pipelines
@@ -26,7 +27,6 @@ from training.evaluate.evaluate import evaluate_predictor, predict_all
 from training.plots import plot_curves, plot_samples
 
 DIGITS = "digits"
-TRIMAP_LABELS = ("pet", "background", "border")
 DEFAULT_ARCH = {"classify": "small_cnn", "detect": "grid", "segment": "unet"}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from service.core.contract import TRIMAP_LABELS
 from training.architectures.classic import conv_bn
 
-TRIMAP_CLASSES = 3
+TRIMAP_CLASSES = len(TRIMAP_LABELS)
 
 
 def fcn(input_shape: tuple[int, int, int] = (64, 64, 3), classes: int = TRIMAP_CLASSES) -> keras.Model:

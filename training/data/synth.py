@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from service.core.contract import TRIMAP_VALUES
 from training.data.oxford import write_list_files, write_voc_xml
 
 # Shapes differ in outline, not only colour; the class name starts each image's file name (star_17.jpg).
 SHAPES = ("circle", "cross", "hexagon", "square", "star", "triangle")
-TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = 1, 2, 3
+TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = (
+    TRIMAP_VALUES[label] for label in ("pet", "background", "border")
+)
 BORDER_HALF_WIDTH = 2
 MIN_SIDE, MAX_SIDE = 120, 144
 # Rotation is a tilt of up to 30 degrees from upright: with any angle a 2-core CPU cannot learn the classes in

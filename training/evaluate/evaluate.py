@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from service.core.imaging import Geometry
+from service.core.tasks.detect import DetectOptions, detect
 from training.data.arrays import ArraySet
 from training.evaluate import metrics
 from training.evaluate.metrics import Detections
@@ -14,10 +16,10 @@ from training.evaluate.metrics import Detections
 # A predictor maps a batch of raw 0..255 NHWC images to the contract's outputs by role.
 Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
 
-SCORE_THRESHOLD = 0.25
-NMS_IOU = 0.45
-MAP_SCORE_FLOOR = 0.001
-MAX_DETECTIONS = 100
+# mAP ranks every candidate down to a score this low; the matched IoU scores what `/detect` answers by
+# default.
+MAP_OPTIONS = DetectOptions(score_threshold=0.001)
+SERVED_OPTIONS = DetectOptions()
 
 
 def predict_all(predict: Predictor, images: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
@@ -29,31 +31,34 @@ def predict_all(predict: Predictor, images: np.ndarray, batch: int = 64) -> dict
     return {role: np.concatenate(values) for role, values in parts.items()}
 
 
-def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS: indices of kept boxes, best score first."""
-    order = np.argsort(-scores)
-    keep: list[int] = []
-    while order.size:
-        best, order = order[0], order[1:]
-        keep.append(int(best))
-        if order.size:
-            order = order[metrics.box_iou(boxes[best][None], boxes[order])[0] <= iou_threshold]
-    return np.array(keep, dtype=int)
-
-
 def decode_detections(
-    boxes: np.ndarray, iou: np.ndarray, class_probs: np.ndarray, score_threshold: float
+    boxes: np.ndarray,
+    iou: np.ndarray,
+    class_probabilities: np.ndarray,
+    labels: Sequence[str],
+    size: tuple[int, int],
+    options: DetectOptions = SERVED_OPTIONS,
 ) -> Detections:
-    """One image's candidates -> detections: score = IoU estimate x best class probability, per-class NMS."""
-    classes = class_probs.argmax(-1)
-    scores = iou * class_probs.max(-1)
-    keep_all: list[np.ndarray] = []
-    for cls in np.unique(classes[scores >= score_threshold]):
-        idx = np.nonzero((classes == cls) & (scores >= score_threshold))[0]
-        keep_all.append(idx[non_max_suppression(boxes[idx], scores[idx], NMS_IOU)])
-    keep = np.concatenate(keep_all) if keep_all else np.array([], dtype=int)
-    keep = keep[np.argsort(-scores[keep])][:MAX_DETECTIONS]
-    return Detections(boxes=boxes[keep], classes=classes[keep], scores=scores[keep])
+    """One image's candidates through the service's own post-processing, as `/detect` answers an upload of
+    the model's input size (`size`: width, height), with the boxes normalised back to 0..1."""
+    width, height = size
+    geometry = Geometry.plan(width, height, width, height, "stretch")
+    found = detect(
+        boxes,
+        iou,
+        class_probabilities,
+        labels,
+        geometry,
+        score_threshold=options.score_threshold,
+        iou_threshold=options.iou_threshold,
+        max_detections=options.max_detections,
+    )
+    pixels = np.array([detection.box for detection in found], dtype=np.float64).reshape(-1, 4)
+    return Detections(
+        boxes=pixels / [width, height, width, height],
+        classes=np.array([detection.class_id for detection in found], dtype=int),
+        scores=np.array([detection.score for detection in found], dtype=np.float64),
+    )
 
 
 def ground_truth(data: ArraySet) -> list[Detections]:
@@ -73,21 +78,17 @@ def evaluate_outputs(
         return {"accuracy": metrics.accuracy(data.labels, outputs["probabilities"].argmax(-1))}
     if task == "detect":
         truths = ground_truth(data)
-        ranked = [
-            decode_detections(b, i, c, MAP_SCORE_FLOOR)
-            for b, i, c in zip(outputs["boxes"], outputs["iou"], outputs["class_probabilities"], strict=True)
-        ]
-        kept = [
-            decode_detections(b, i, c, SCORE_THRESHOLD)
-            for b, i, c in zip(outputs["boxes"], outputs["iou"], outputs["class_probabilities"], strict=True)
-        ]
+        size = (data.images.shape[2], data.images.shape[1])
+        candidates = list(zip(outputs["boxes"], outputs["iou"], outputs["class_probabilities"], strict=True))
+        ranked = [decode_detections(*found, labels, size, MAP_OPTIONS) for found in candidates]
+        kept = [decode_detections(*found, labels, size, SERVED_OPTIONS) for found in candidates]
         map50, per_class = metrics.mean_average_precision(truths, ranked, len(labels))
         return {
             "map50": map50,
             "mean_iou": metrics.matched_box_iou(truths, kept),
             "ap50_per_class": dict(zip(labels, per_class, strict=True)),
-            "score_threshold": SCORE_THRESHOLD,
-            "nms_iou": NMS_IOU,
+            "score_threshold": SERVED_OPTIONS.score_threshold,
+            "nms_iou": SERVED_OPTIONS.iou_threshold,
         }
     assert data.masks is not None
     conf = metrics.confusion_matrix(data.masks, outputs["probabilities"].argmax(-1), 3)

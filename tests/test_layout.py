@@ -1,0 +1,80 @@
+"""The tree reads like the design: thin routes over the engine, and training scored by the serving code."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+MAX_ROUTE_LINES = 25
+
+
+def modules(package: str) -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def is_route(function: ast.AST) -> bool:
+    """Decorated as `@router.get(...)`, `@protected.post(...)` and the like."""
+    if not isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef):
+        return False
+    return any(
+        isinstance(decorator, ast.Call)
+        and isinstance(decorator.func, ast.Attribute)
+        and decorator.func.attr in {"get", "post", "put", "delete", "api_route"}
+        for decorator in function.decorator_list
+    )
+
+
+def routes() -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found = []
+    for path, module in modules("service/http/routes"):
+        found += [(f"{path.name}:{node.name}", node) for node in module.body if is_route(node)]
+    return found
+
+
+def test_there_are_routes_to_check() -> None:
+    names = {name for name, _ in routes()}
+    assert {"tasks.py:classify", "tasks.py:detect", "tasks.py:segment", "v2.py:infer"} <= names
+
+
+@pytest.mark.parametrize(("name", "route"), routes(), ids=[name for name, _ in routes()])
+def test_every_route_is_a_few_lines(name: str, route: ast.AsyncFunctionDef) -> None:
+    first = min([route.lineno, *(decorator.lineno for decorator in route.decorator_list)])
+    length = route.end_lineno - first + 1  # type: ignore[operator]
+    assert length <= MAX_ROUTE_LINES, f"{name} is {length} lines, decorator included"
+
+
+def imported_modules(module: ast.Module) -> Iterator[str]:
+    for node in ast.walk(module):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+def test_training_never_imports_the_http_adapters() -> None:
+    offending = {
+        f"{path.relative_to(REPO_ROOT)}: {name}"
+        for path, module in modules("training")
+        for name in imported_modules(module)
+        if name == "service.http" or name.startswith("service.http.") or name == "service.app"
+    }
+    assert offending == set()
+
+
+def test_training_has_no_decoder_or_nms_of_its_own() -> None:
+    own = {
+        f"{path.relative_to(REPO_ROOT)}: {node.name}"
+        for path, module in modules("training")
+        for node in ast.walk(module)
+        if isinstance(node, ast.FunctionDef) and ("suppress" in node.name or "nms" in node.name.lower())
+    }
+    assert own == set()
+    from service.core.tasks import detect
+    from training.evaluate import evaluate
+
+    assert evaluate.detect is detect.detect
