@@ -504,26 +504,40 @@ def against_section(results: Result) -> list[str]:
     against = results.get("against")
     if not against:
         return []
-    labels = list(against["sides"])
-    header = ["route", "figure", *(f"{label} ({against['sides'][label]['commit'][:7]})" for label in labels)]
-    names = {
-        "loop_cpu_ms_per_request": "event-loop CPU, ms/request",
-        "other_cpu_ms_per_request": "other threads' CPU, ms/request",
-        "throughput": "responses/s",
+    sides = against["sides"]
+    labels = list(sides)
+    header = ["route", "figure"] + [
+        label if sides[label]["commit"].startswith(label) else f"{label} ({sides[label]['commit'][:7]})"
+        for label in labels
+    ]
+    figures = {
+        "loop_cpu_ms_per_request": ("event-loop CPU, ms/request", 3),
+        "other_cpu_ms_per_request": ("other threads' CPU, ms/request", 3),
+        "throughput": ("responses/s", 1),
     }
     rows = [
-        [f"/{task}", name, *(_fmt(against["median"][label][task][key], 3) for label in labels)]
+        [f"/{task}", name, *(_fmt(against["median"][label][task][key], digits) for label in labels)]
         for task in against["median"][labels[0]]
-        for key, name in names.items()
+        for key, (name, digits) in figures.items()
+    ]
+    by_round = [
+        f"- /{task} event-loop CPU by round, ms/request: "
+        + "; ".join(
+            f"{label} "
+            + ", ".join(_fmt(run[task]["loop_cpu_ms_per_request"], 3) for run in against["runs"][label])
+            for label in labels
+        )
+        for task in against["median"][labels[0]]
     ]
     return [
         "## Against an earlier commit",
         "",
-        f"{against['clients']} clients, {against['seconds']:.0f} s a level; the two trees served in turn,",
-        f"{against['rounds']} rounds, medians below (every round is in the results JSON). Measured on "
-        f"{against['date']}.",
+        f"{against['clients']} clients, {against['seconds']:.0f} s a level; the two trees served in turn, "
+        f"{against['rounds']} rounds, who goes first alternating; medians below. Measured {against['date']}.",
         "",
         *_table(header, rows),
+        "",
+        *by_round,
         "",
     ]
 

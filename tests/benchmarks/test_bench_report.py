@@ -84,12 +84,16 @@ def test_the_comparison_with_an_earlier_commit_shows_each_side_per_route() -> No
             "seconds": 8.0,
             "rounds": 3,
             "date": "2026-12-01T10:00:00+00:00",
-            "sides": {"this tree": {"commit": "a" * 40}, "HEAD~1": {"commit": "b" * 40}},
-            "median": {"this tree": {"classify": figures}, "HEAD~1": {"classify": earlier}},
+            "sides": {"this tree": {"commit": "a" * 40}, "bbbbbbb": {"commit": "b" * 40}},
+            "median": {"this tree": {"classify": figures}, "bbbbbbb": {"classify": earlier}},
+            "runs": {"this tree": [{"classify": figures}] * 3, "bbbbbbb": [{"classify": earlier}] * 3},
         }
     }
     lines = against_section(results)
     assert lines[0] == "## Against an earlier commit"
-    assert "| route | figure | this tree (aaaaaaa) | HEAD~1 (bbbbbbb) |" in lines
+    assert "| route | figure | this tree (aaaaaaa) | bbbbbbb |" in lines
     assert "| /classify | event-loop CPU, ms/request | 0.900 | 1.100 |" in lines
+    assert "| /classify | responses/s | 450.0 | 430.0 |" in lines
+    rounds = "this tree 0.900, 0.900, 0.900; bbbbbbb 1.100, 1.100, 1.100"
+    assert f"- /classify event-loop CPU by round, ms/request: {rounds}" in lines
     assert against_section({}) == []
