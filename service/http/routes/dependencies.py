@@ -1,4 +1,4 @@
-"""What route handlers share: the engine, the settings, and the OpenAPI entries of their errors."""
+"""What route handlers share: the engine, and the OpenAPI entries of their errors."""
 
 from __future__ import annotations
 
@@ -26,17 +26,12 @@ from service.http.errors import (
 )
 from service.http.oip import V2Error
 from service.http.schemas import ErrorResponse
-from service.settings import Settings
 
 
 def engine_of(request: Request) -> Engine:
     """The app's engine; it exists from start-up on, loading or not (readiness tells). The inference routes
     call this rather than take `EngineDep`: each dependency FastAPI resolves costs ~15 us of event loop."""
     return request.app.state.engine
-
-
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 # `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request

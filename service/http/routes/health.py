@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from service.core.engine import LOADING_RETRY_AFTER_SECONDS
 from service.http.routes.dependencies import EngineDep
 from service.http.schemas import Health
 
@@ -27,5 +28,5 @@ async def ready(engine: EngineDep) -> JSONResponse:
     """200 once every default model is loaded and warmed up; 503 with the reason until then."""
     health = Health.of(engine.readiness())
     status = 200 if health.status == "ok" else 503
-    headers = {} if status == 200 else {"Retry-After": "1"}
+    headers = {} if status == 200 else {"Retry-After": str(LOADING_RETRY_AFTER_SECONDS)}
     return JSONResponse(health.model_dump(mode="json"), status_code=status, headers=headers)
