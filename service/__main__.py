@@ -7,9 +7,15 @@ start the service through it, so what is tested and measured is what runs in pro
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import uvicorn
+from pydantic import ValidationError
+
+from service.core.runtime import ProviderUnavailableError, plan_execution
+from service.http.auth import ApiKeys, AuthConfigError
+from service.settings import Settings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -32,8 +38,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_configuration() -> None:
+    """Refuse, before serving, settings the service cannot honour: it must never start open or half-built."""
+    settings = Settings()
+    ApiKeys.from_settings(settings)
+    plan_execution(
+        settings.provider, cores=settings.cores, threads=settings.threads, workers=settings.inference_workers
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        check_configuration()
+    except (ValidationError, AuthConfigError, ProviderUnavailableError) as exc:
+        sys.exit(f"vision-service: configuration refused: {exc}")
     # The service logs one structured line per request itself, so uvicorn's access log would repeat it.
     uvicorn.run(
         "service.app:app",

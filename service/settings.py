@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,7 +49,14 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=40_000_000, ge=1)
     max_images: int = Field(default=16, ge=1)
     api_keys: CommaList = Field(default_factory=list)
-    api_keys_file: Path | None = None
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A file of keys, one a line, re-read when it changes; must hold one at start.",
+    )
+    protect_metrics: bool = Field(
+        default=False,
+        description="Put /metrics and readiness's detail (models, reasons) behind the API keys.",
+    )
     cors_origins: CommaList = Field(default_factory=list)
     log_format: Literal["json", "text"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
@@ -67,15 +73,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
-
-    @cached_property
-    def all_api_keys(self) -> frozenset[str]:
-        """Keys from VISION_API_KEYS and VISION_API_KEYS_FILE together; empty means the API is open."""
-        keys = set(self.api_keys)
-        if self.api_keys_file is not None:
-            lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
-            keys.update(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-        return frozenset(keys)
 
     @property
     def cores(self) -> int:

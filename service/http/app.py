@@ -13,8 +13,10 @@ from fastapi_offline import FastAPIOffline
 
 from service import __version__
 from service.core.engine import Engine
-from service.http import middleware, oip
+from service.http import oip
+from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
+from service.http.middleware import ObservabilityMiddleware
 from service.http.routes import health, models, tasks, v2
 from service.http.uploads import BodyLimitMiddleware
 from service.observability.logs import configure_logging
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="vision-service", version=__version__, description=DESCRIPTION, lifespan=_lifespan
     )
     app.state.settings = settings
+    app.state.api_keys = ApiKeys.from_settings(settings)
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
     install_error_handlers(app)
@@ -46,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
-    middleware.install(app)
+    # Added last, so it is outermost: it times and logs every answer, errors included.
+    app.add_middleware(ObservabilityMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

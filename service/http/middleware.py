@@ -6,7 +6,6 @@ import os
 import random
 import re
 
-from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.observability import metrics, timing
@@ -24,17 +23,6 @@ _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def install(app: FastAPI) -> None:
-    """Wrap `app` in the request middleware (call last, so it is outermost) and serve `GET /metrics`."""
-    app.add_middleware(ObservabilityMiddleware)
-    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
-
-
-async def _metrics(request: Request) -> Response:
-    body, media_type = metrics.exposition()
-    return Response(body, media_type=media_type)
 
 
 def new_request_id() -> str:

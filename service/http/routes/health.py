@@ -1,13 +1,15 @@
-"""Liveness and readiness for load balancers and Kubernetes probes."""
+"""Liveness and readiness for load balancers and Kubernetes probes, and Prometheus metrics for scrapers."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.core.engine import LOADING_RETRY_AFTER_SECONDS
+from service.http.auth import key_accepted, require_operator_key
 from service.http.routes.dependencies import EngineDep
 from service.http.schemas import Health
+from service.observability import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -24,9 +26,18 @@ async def live() -> Health:
     responses={503: {"model": Health, "description": "Not ready, with the reason."}},
     summary="Readiness",
 )
-async def ready(engine: EngineDep) -> JSONResponse:
-    """200 once every default model is loaded and warmed up; 503 with the reason until then."""
+async def ready(request: Request, engine: EngineDep) -> JSONResponse:
+    """200 once every default model is loaded and warmed up; 503 with the reason until then. With
+    `VISION_PROTECT_METRICS`, the reason and the models need a key; the status never does."""
     health = Health.of(engine.readiness())
+    if request.app.state.settings.protect_metrics and not key_accepted(request):
+        health = Health(status=health.status)
     status = 200 if health.status == "ok" else 503
     headers = {} if status == 200 else {"Retry-After": str(LOADING_RETRY_AFTER_SECONDS)}
     return JSONResponse(health.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_operator_key)])
+async def prometheus_metrics() -> Response:
+    body, media_type = metrics.exposition()
+    return Response(body, media_type=media_type)
