@@ -118,10 +118,19 @@ async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
 def _parse(body: bytes, boundary: bytes, parts: _FileParts) -> None:
     parser = MultipartParser(boundary, parts.callbacks())
     try:
-        parser.write(body)
+        parser.write(_without_preamble(body, boundary))
         parser.finalize()
     except FormParserError:
         raise BadRequestError("malformed multipart body: Invalid multipart data.") from None
+
+
+def _without_preamble(body: bytes, boundary: bytes) -> bytes:
+    """`body` from its first delimiter line on: RFC 2046 allows a preamble, which python-multipart refuses."""
+    delimiter = b"--" + boundary
+    if body.startswith(delimiter):
+        return body
+    start = body.find(b"\r\n" + delimiter)
+    return body[start + 2 :] if start >= 0 else body
 
 
 class _FileParts:

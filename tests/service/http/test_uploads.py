@@ -73,6 +73,15 @@ def test_padded_and_quoted_boundaries_read_the_same_whatever_the_chunking(chunk:
     assert read(form(part("image", b"q")), content_type=quoted, chunk=chunk) == [b"q"]
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 65536])
+def test_a_preamble_before_the_first_delimiter_is_ignored(chunk: int) -> None:
+    # RFC 2046: text before the first delimiter line is a preamble, to be ignored; a boundary inside a
+    # line of it is not a delimiter.
+    preamble = b"This is a multi-part message in MIME format.\r\nnot --" + BOUNDARY + b" at a line start\r\n"
+    body = preamble + form(part("image", b"one"), part("image", b"two"))
+    assert read(body, chunk=chunk) == [b"one", b"two"]
+
+
 def test_file_field_with_another_name_is_refused() -> None:
     with pytest.raises(BadRequestError, match="unexpected file field 'photo'"):
         read(form(part("photo", b"x")))
