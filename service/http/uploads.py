@@ -52,7 +52,12 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLargeError(self._message(received), detail={"limit": self.max_bytes})
+                    # Closing the connection is the only way to stop a client streaming the rest.
+                    raise PayloadTooLargeError(
+                        self._message(received),
+                        detail={"limit": self.max_bytes},
+                        headers={"Connection": "close"},
+                    )
             return message
 
         await self.app(scope, limited_receive, send)

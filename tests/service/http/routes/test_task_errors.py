@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import zlib
 
@@ -171,3 +172,23 @@ def test_service_still_answers_after_bad_input(client: httpx.Client) -> None:
     upload(client, "/classify", b"garbage")
     response = upload(client, "/classify", encode(solid(RED), "PNG"))
     assert response.status_code == 200
+
+
+def test_an_oversized_chunked_upload_is_cut_off(server: LiveServer) -> None:
+    # The shared server allows 2 MB. Streaming 20 MB must end in a closed connection: an EOF after the 413, or
+    # a reset while sending. A server that reads on and keeps the connection lets it all through, then idles.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (100_000, b"\0" * 100_000)
+        answer = b""
+        try:
+            for _ in range(200):
+                sock.sendall(chunk)
+            while received := sock.recv(65536):
+                answer += received
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    assert not answer or (answer.startswith(b"HTTP/1.1 413") and b"payload_too_large" in answer)
