@@ -10,6 +10,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from service.core.contract import InputSpec, ModelMetadata, to_metadata_props
+from training.signing import signed_bytes
 
 OPSET = 17
 IR_VERSION = 9
@@ -59,7 +60,7 @@ def _save(
     onnx.checker.check_model(model)
     path = root / metadata.name / str(metadata.version) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, path)
+    path.write_bytes(signed_bytes(model))
     return path
 
 
@@ -175,7 +176,7 @@ def misnamed_model(root: Path) -> Path:
     path = colour_classifier(root, name="misnamed")
     model = onnx.load(path)
     helper.set_model_props(model, {**_props(model), "vision.name": "someone-else"})
-    onnx.save(model, path)
+    path.write_bytes(signed_bytes(model))
     return path
 
 
@@ -193,7 +194,7 @@ def misshapen_model(root: Path) -> Path:
         "dtype": "float32",
     }
     helper.set_model_props(model, {**props, "vision.input": json.dumps(claimed)})
-    onnx.save(model, path)
+    path.write_bytes(signed_bytes(model))
     return path
 
 

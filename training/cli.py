@@ -1,4 +1,5 @@
-"""Command line: `python -m training {synth,train,evaluate,export}`; TensorFlow loads for the last three."""
+"""Command line: `python -m training {synth,train,evaluate,export,sign}`; TensorFlow loads for train,
+evaluate and export."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=int, default=1)
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--quantize", action="store_true", help="static QDQ INT8 (classifiers)")
+
+    sign = sub.add_parser(
+        "sign", help="add or renew vision.sha256 in model files, after editing their metadata on purpose"
+    )
+    sign.add_argument("files", type=Path, nargs="+")
     return parser
 
 
@@ -71,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 
         write_dataset(args.out, args.count, args.seed, args.max_objects, args.test_fraction)
         print(f"wrote {args.count} images to {args.out}")
+        return 0
+    if args.command == "sign":
+        from training.signing import sign_file
+
+        for path in args.files:
+            print(f"{path}: sha256 {sign_file(path)}")
         return 0
     _quiet_tensorflow()
     if args.command == "train":

@@ -19,6 +19,7 @@ import tf2onnx
 
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
 from training.evaluate.evaluate import evaluate_predictor, predict_all
+from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
 
 OPSET = 17
@@ -179,7 +180,7 @@ def export_run(run_dir: Path, models_dir: Path, name: str, version: int, int8: b
     attach_and_validate(proto, metadata)
     target = models_dir / name / str(version)
     target.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, target / "model.onnx")
+    (target / "model.onnx").write_bytes(signed_bytes(proto))
     for picture in ("curves.png", "samples.png"):
         if (run_dir / picture).exists():
             shutil.copyfile(run_dir / picture, target / picture)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from service.core import integrity
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata
 from service.core.imaging import ImageLimits, PreparedImage, prepare_image
 from service.core.runtime import ExecutionPlan, open_session, run_batch, session_device, tensor_shapes
+
+logger = logging.getLogger("vision.model")
 
 
 @dataclass
@@ -21,6 +25,7 @@ class Model:
     path: Path
     session: ort.InferenceSession
     device: str
+    sha256: str | None = None  # the verified digest of the file, when it carries one
 
     @property
     def key(self) -> str:
@@ -50,8 +55,14 @@ class Model:
 
 
 def open_model(path: Path, plan: ExecutionPlan) -> Model:
-    """Open `path` and validate its contract; raises ContractError naming the key at fault."""
-    session = open_session(path, plan)
-    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map)
+    """Open `path` and validate its contract and digest; raises ContractError naming the key at fault."""
+    # Read once: the bytes checked are the bytes the session runs.
+    data = path.read_bytes()
+    session = open_session(data, plan)
+    props = session.get_modelmeta().custom_metadata_map
+    metadata = parse_metadata(props)
+    declared = props.get(integrity.DIGEST_KEY)
+    if not integrity.check(data, declared):
+        logger.warning("%s has no %s: a change after export cannot be detected", path, integrity.DIGEST_KEY)
     check_tensor_shapes(metadata, tensor_shapes(session.get_inputs()), tensor_shapes(session.get_outputs()))
-    return Model(metadata, path, session, session_device(session))
+    return Model(metadata, path, session, session_device(session), declared)

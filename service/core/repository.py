@@ -51,7 +51,7 @@ class BatchingConfig:
 class LoadedModel(Model):
     """A model version that serves: its file, its session and the micro-batcher in front of it."""
 
-    batcher: MicroBatcher
+    batcher: MicroBatcher = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,12 @@ class ModelRepository:
                 "vision.version", f"{metadata.version} does not match its directory {version}"
             )
         return LoadedModel(
-            opened.metadata, opened.path, opened.session, opened.device, self._batcher_for(opened)
+            opened.metadata,
+            opened.path,
+            opened.session,
+            opened.device,
+            opened.sha256,
+            batcher=self._batcher_for(opened),
         )
 
     def _batcher_for(self, model: Model) -> MicroBatcher:

@@ -64,8 +64,9 @@ def batch_delay_seconds(plan: ExecutionPlan, max_delay_ms: float | None) -> floa
     return (AUTO_BATCH_DELAY_MS[plan.device] if max_delay_ms is None else max_delay_ms) / 1000
 
 
-def open_session(path: Path, plan: ExecutionPlan) -> ort.InferenceSession:
-    """Create a session; with CUDA asked for but unusable (no driver, no GPU), fall back to CPU and log it."""
+def open_session(model: Path | bytes, plan: ExecutionPlan) -> ort.InferenceSession:
+    """A session on a model file or its bytes; with CUDA asked for but unusable (no driver, no GPU), fall back
+    to CPU and log it."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = plan.intra_op_threads
@@ -74,9 +75,10 @@ def open_session(path: Path, plan: ExecutionPlan) -> ort.InferenceSession:
     # Spinning threads burn the cores other runs and the decoder need while idle.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=list(plan.providers))
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, sess_options=options, providers=list(plan.providers))
     if plan.providers[0] == CUDA and session.get_providers()[0] != CUDA:
-        logger.warning("CUDA requested for %s but unavailable at run time; running on CPU", path)
+        logger.warning("CUDA requested but unavailable at run time; running on CPU")
     return session
 
 

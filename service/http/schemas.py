@@ -217,6 +217,11 @@ class LoadedVersion(Schema):
     provider: Literal["cpu", "cuda"] = Field(description="Where this version runs.")
     metrics: dict[str, Any] = Field(description="Held-out evaluation from `vision.metrics`.")
     trained: dict[str, Any] = Field(description="How it was trained, from `vision.trained`.")
+    sha256: str | None = Field(
+        default=None,
+        description="The file's digest (`vision.sha256`), checked when it loaded; null for an unsigned file.",
+        examples=["014ac225b9b6dad849a1006bf7339631a255534a175be2af5df437542b153095"],
+    )
 
     @classmethod
     def of(cls, model: LoadedModel) -> LoadedVersion:
@@ -230,6 +235,7 @@ class LoadedVersion(Schema):
             provider="cuda" if model.device == "cuda" else "cpu",
             metrics=meta.metrics,
             trained=meta.trained,
+            sha256=model.sha256,
         )
 
 

@@ -139,3 +139,11 @@ def test_int8_classifier_stays_within_a_point_of_fp32(bundled_server: LiveServer
     found = latest_metrics(bundled_server)
     fp32, int8 = found["shapes-classifier"]["accuracy"], found["shapes-classifier-int8"]["accuracy"]
     assert int8 >= fp32 - INT8_MAX_ACCURACY_LOSS, f"INT8 {int8:.3f} against FP32 {fp32:.3f}"
+
+
+def test_every_bundled_model_is_signed_and_verified(bundled_server: LiveServer) -> None:
+    versions = [
+        v for model in bundled_server.client.get("/models").json()["models"] for v in model["versions"]
+    ]
+    assert len(versions) == 5
+    assert all(len(v["sha256"] or "") == 64 for v in versions)

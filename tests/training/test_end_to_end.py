@@ -9,7 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from service.core.contract import check_tensor_shapes, parse_metadata
+from service.core.model import open_model
+from service.core.runtime import plan_execution
 
 pytest.importorskip("tensorflow")
 
@@ -49,16 +50,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _open(path: Path) -> tuple[onnx.ModelProto, object, ort.InferenceSession]:
-    """Parse and shape-check a model file exactly as the service's registry does."""
-    proto = onnx.load(path)
-    metadata = parse_metadata({p.key: p.value for p in proto.metadata_props})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    check_tensor_shapes(
-        metadata,
-        {i.name: i.shape for i in session.get_inputs()},
-        {o.name: o.shape for o in session.get_outputs()},
-    )
-    return proto, metadata, session
+    """Open a model file as the service does: contract, tensor shapes and digest checked."""
+    model = open_model(path, plan_execution("cpu", cores=1, threads=1, workers=1))
+    assert model.sha256 is not None, "the exporter signs every file"
+    return onnx.load(path), model.metadata, model.session
 
 
 @pytest.mark.parametrize(("task", "data", "size"), TASKS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import onnx_models
 import pytest
 
@@ -78,4 +79,17 @@ def test_no_default_for_a_task_without_models(tmp_path: Path) -> None:
 def test_missing_directory_is_reported(tmp_path: Path) -> None:
     registry = registry_for(tmp_path / "absent")
     assert registry.failures[0].key == "models_dir"
+    assert registry.not_ready_reason() == "no model is loaded"
+
+
+def test_a_file_changed_after_export_is_refused_and_reported(tmp_path: Path) -> None:
+    path = onnx_models.colour_classifier(tmp_path)
+    data = bytearray(path.read_bytes())
+    weight = data.find(np.float32(0.1).tobytes())  # the classifier's scale constant
+    data[weight : weight + 4] = np.float32(10.0).tobytes()
+    path.write_bytes(bytes(data))
+    registry = registry_for(tmp_path, {"classify": "colours"})
+    (failure,) = registry.failures
+    assert (failure.name, failure.key) == ("colours", "vision.sha256")
+    assert "changed after export" in failure.message
     assert registry.not_ready_reason() == "no model is loaded"
