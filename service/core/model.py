@@ -58,7 +58,7 @@ def open_model(path: Path, plan: ExecutionPlan) -> Model:
     """Open `path` and validate its contract and digest; raises ContractError naming the key at fault."""
     # Read once: the bytes checked are the bytes the session runs.
     data = path.read_bytes()
-    session = open_session(data, plan)
+    session = open_session(data, plan, name=str(path))
     props = session.get_modelmeta().custom_metadata_map
     metadata = parse_metadata(props)
     declared = props.get(integrity.DIGEST_KEY)

@@ -64,9 +64,9 @@ def batch_delay_seconds(plan: ExecutionPlan, max_delay_ms: float | None) -> floa
     return (AUTO_BATCH_DELAY_MS[plan.device] if max_delay_ms is None else max_delay_ms) / 1000
 
 
-def open_session(model: Path | bytes, plan: ExecutionPlan) -> ort.InferenceSession:
-    """A session on a model file or its bytes; with CUDA asked for but unusable (no driver, no GPU), fall back
-    to CPU and log it."""
+def open_session(model: Path | bytes, plan: ExecutionPlan, *, name: str = "") -> ort.InferenceSession:
+    """A session on a model file or its bytes (`name` says which in logs); with CUDA asked for but unusable
+    (no driver, no GPU), fall back to CPU and log it."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = plan.intra_op_threads
@@ -78,7 +78,8 @@ def open_session(model: Path | bytes, plan: ExecutionPlan) -> ort.InferenceSessi
     source = model if isinstance(model, bytes) else str(model)
     session = ort.InferenceSession(source, sess_options=options, providers=list(plan.providers))
     if plan.providers[0] == CUDA and session.get_providers()[0] != CUDA:
-        logger.warning("CUDA requested but unavailable at run time; running on CPU")
+        label = name or (source if isinstance(source, str) else "a model given as bytes")
+        logger.warning("CUDA requested for %s but unavailable at run time; running on CPU", label)
     return session
 
 

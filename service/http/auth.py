@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from service.http.errors import ForbiddenError, UnauthorizedError
 from service.settings import Settings
@@ -102,14 +103,15 @@ def _read_key_file(path: Path) -> tuple[frozenset[str], tuple[int, int]]:
 
 
 def presented_key(request: Request) -> str | None:
-    """The key a request carries, as `X-API-Key` or `Authorization: Bearer`, if any."""
+    """The key a request carries, as `X-API-Key` or `Authorization: Bearer`, read as FastAPI's own
+    `APIKeyHeader` and `HTTPBearer` read them."""
     header = request.headers.get("x-api-key")
     if header:
         return header
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer":
         return None
-    return credentials.strip() or None
+    return credentials or None
 
 
 def key_accepted(request: Request) -> bool:
@@ -131,19 +133,14 @@ def _check(keys: ApiKeys, presented: str | None) -> None:
         raise ForbiddenError("the API key is not accepted")
 
 
-def _presented(header_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> str | None:
-    if header_key:
-        return header_key
-    return bearer.credentials if bearer is not None else None
-
-
 async def require_api_key(
     request: Request,
-    header_key: Annotated[str | None, Depends(_api_key_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    # Declared so /docs shows both security schemes; the key itself is read once, by `presented_key`.
+    _header_key: Annotated[str | None, Depends(_api_key_header)],
+    _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 without a key and 403 with a wrong one, wherever keys are configured; before any body is read."""
-    _check(request.app.state.api_keys, _presented(header_key, bearer))
+    _check(request.app.state.api_keys, presented_key(request))
 
 
 async def require_operator_key(request: Request) -> None:
