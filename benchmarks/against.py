@@ -74,6 +74,7 @@ def measure_side(side: Side, load: Load) -> dict[str, dict[str, Any]]:
     env = {
         "VISION_MODELS_DIR": str(load.models_dir),
         "VISION_LOG_LEVEL": "warning",
+        "VISION_DRAIN_SECONDS": "0",
         "PYTHONPATH": str(side.root),
     }
     server = servers.start(

@@ -204,7 +204,11 @@ def bench_service(
     big: bytes,
     opts: Options,
 ) -> dict[str, Any]:
-    env = {"VISION_MODELS_DIR": str(opts.models_dir), "VISION_LOG_LEVEL": "warning"}
+    env = {
+        "VISION_MODELS_DIR": str(opts.models_dir),
+        "VISION_LOG_LEVEL": "warning",
+        "VISION_DRAIN_SECONDS": "0",
+    }
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port)]
 
     def launch() -> servers.Server:

@@ -14,7 +14,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.core.runtime import ProviderUnavailableError, plan_execution
+from service.http.app import create_app
 from service.http.auth import ApiKeys, AuthConfigError
+from service.http.lifecycle import Lifecycle
+from service.http.server import DrainingServer, protocol_for
 from service.settings import Settings
 
 
@@ -28,12 +31,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--forwarded-allow-ips",
         default="127.0.0.1",
         help="proxies whose X-Forwarded-For/-Proto are trusted; '*' behind a load balancer you control",
-    )
-    parser.add_argument(
-        "--graceful-shutdown-seconds",
-        type=int,
-        default=20,
-        help="after SIGTERM, how long requests in flight may take to finish",
     )
     return parser.parse_args(argv)
 
@@ -53,16 +50,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_configuration()
     except (ValidationError, AuthConfigError, ProviderUnavailableError) as exc:
         sys.exit(f"vision-service: configuration refused: {exc}")
-    # The service logs one structured line per request itself, so uvicorn's access log would repeat it.
-    uvicorn.run(
-        "service.app:app",
+    settings = Settings()
+    app = create_app(settings)
+    lifecycle: Lifecycle = app.state.lifecycle
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
+        http=protocol_for(lifecycle, settings.header_timeout_seconds),
+        # The service logs one structured line per request itself, so uvicorn's access log would repeat it.
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
-        timeout_graceful_shutdown=args.graceful_shutdown_seconds,
+        timeout_graceful_shutdown=settings.shutdown_seconds,
+        log_config=None,
     )
+    DrainingServer(config, lifecycle, settings.drain_seconds, reload=app.state.engine.reload).run()
 
 
 if __name__ == "__main__":

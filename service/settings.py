@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core.engine import EngineConfig, RequestLimits
@@ -45,9 +45,30 @@ class Settings(BaseSettings):
         description="How long a free worker waits to fill a batch; unset = auto (0 on CPU, 2 on CUDA).",
     )
     queue_size: int = Field(default=32, ge=1, description="Images waiting per model before 503.")
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_pixels: int = Field(default=40_000_000, ge=1)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Bytes per request body.")
+    max_pixels: int = Field(default=40_000_000, ge=1, description="Declared pixels (w x h) per image.")
+    max_request_pixels: int = Field(default=64_000_000, ge=1, description="Declared pixels of one request.")
+    pixel_budget: int = Field(
+        default=128_000_000, ge=1, description="Declared pixels of every request in flight together."
+    )
+    body_budget_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="Request-body bytes held by every request together."
+    )
     max_images: int = Field(default=16, ge=1)
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, description="From a connection's first byte (or its last answer) to a full head."
+    )
+    body_idle_seconds: float = Field(default=10, gt=0, description="Longest pause inside a request body.")
+    body_timeout_seconds: float = Field(default=60, gt=0, description="Longest time to receive one body.")
+    request_timeout_seconds: float = Field(
+        default=60, gt=0, description="Longest time to answer one request, body included (then 504)."
+    )
+    drain_seconds: float = Field(
+        default=5, ge=0, description="After SIGTERM: readiness 503 but still serving, so balancers move away."
+    )
+    shutdown_seconds: float = Field(
+        default=20, ge=0, description="After the drain: how long requests in flight may take to finish."
+    )
     api_keys: CommaList = Field(default_factory=list)
     api_keys_file: Path | None = Field(
         default=None,
@@ -56,6 +77,14 @@ class Settings(BaseSettings):
     protect_metrics: bool = Field(
         default=False,
         description="Put /metrics and readiness's detail (models, reasons) behind the API keys.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="The key of the model-control routes (/v2/repository/...); they are off without one.",
+    )
+    model_poll_seconds: float = Field(
+        default=0, ge=0, description="Rescan the model repository this often (load-then-swap); 0 = never."
     )
     cors_origins: CommaList = Field(default_factory=list)
     log_format: Literal["json", "text"] = "text"
@@ -69,10 +98,27 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An env file lists every setting, so an empty value means "not set", not a short key.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _limits_nest(self) -> Settings:
+        # A limit wider than the one that contains it could never be reached: refuse rather than guess.
+        if self.max_pixels > self.max_request_pixels:
+            raise ValueError("VISION_MAX_PIXELS must not exceed VISION_MAX_REQUEST_PIXELS")
+        if self.max_request_pixels > self.pixel_budget:
+            raise ValueError("VISION_MAX_REQUEST_PIXELS must not exceed VISION_PIXEL_BUDGET")
+        if self.max_upload_bytes > self.body_budget_bytes:
+            raise ValueError("VISION_MAX_UPLOAD_BYTES must not exceed VISION_BODY_BUDGET_BYTES")
+        return self
 
     @property
     def cores(self) -> int:
@@ -83,7 +129,10 @@ class Settings(BaseSettings):
         return EngineConfig(
             models_dir=self.models_dir,
             limits=RequestLimits(
-                max_images=self.max_images, max_image_bytes=self.max_upload_bytes, max_pixels=self.max_pixels
+                max_images=self.max_images,
+                max_image_bytes=self.max_upload_bytes,
+                max_pixels=self.max_pixels,
+                max_request_pixels=self.max_request_pixels,
             ),
             default_models=self.default_models,
             provider=self.provider,
@@ -94,5 +143,7 @@ class Settings(BaseSettings):
             max_batch=self.max_batch,
             max_delay_ms=self.max_delay_ms,
             queue_size=self.queue_size,
+            pixel_budget=self.pixel_budget,
             warmup=self.warmup,
+            poll_seconds=self.model_poll_seconds,
         )

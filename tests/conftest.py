@@ -103,6 +103,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFac
             "VISION_MODELS_DIR": str(models_dir),
             "VISION_DEFAULT_MODELS": json.dumps(TEST_DEFAULTS),
             "VISION_LOG_FORMAT": "json",
+            # Stopping a test server needs no drain; the drain's own tests ask for one.
+            "VISION_DRAIN_SECONDS": "0",
         }
         env.update({f"VISION_{key.upper()}": str(value) for key, value in settings.items()})
         server = LiveServer(env, tmp_path_factory.mktemp("server") / "server.log")

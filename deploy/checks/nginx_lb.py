@@ -208,7 +208,8 @@ def check_lb(env_overrides: dict[str, str]) -> None:
     ports: list[int] = []
     for _ in range(3):
         ports.append(free_port(taken=ports))
-    env = {**os.environ, **env_overrides}
+    # Backends are killed outright here; stopping them at the end needs no drain.
+    env = {**os.environ, "VISION_DRAIN_SECONDS": "0", **env_overrides}
     backends = [Backend(port, env, scratch / f"backend-{port}.log") for port in ports[:2]]
     conf = render_conf(scratch / "conf", ports[:2], ports[2])
     nginx_log = scratch / "nginx.log"

@@ -9,30 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
+from PIL import ImageFile
 
 from service.core.batching import InferenceResult
+from service.core.budget import Budget
 from service.core.contract import Task
-from service.core.errors import InvalidInputError, NotReadyError, TooManyImagesError
-from service.core.imaging import ImageLimits, PreparedImage
+from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
+from service.core.imaging import ImageLimits, PreparedImage, open_image
 from service.core.repository import (
     BatchingConfig,
     LoadedModel,
     LoadFailure,
     ModelChoice,
     ModelRepository,
+    ModelState,
     Readiness,
 )
 from service.core.runtime import ProviderChoice, batch_delay_seconds, plan_execution
 from service.core.tasks.classify import ClassifyOptions, Prediction, top_k
 from service.core.tasks.detect import Detection, DetectOptions, detect
-from service.core.tasks.segment import SegmentOptions, class_fractions, render_trimap_png, trimap
+from service.core.tasks.segment import (
+    OVERLAY_MAX_SIDE,
+    SegmentOptions,
+    class_fractions,
+    render_trimap_png,
+    trimap,
+)
 from service.observability import timing
 
 logger = logging.getLogger("vision.engine")
@@ -45,11 +55,12 @@ LOADING_RETRY_AFTER_SECONDS = 1
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """What one call may ask for: images (or batch rows), bytes per image, pixels per image."""
+    """What one call may ask for: images (or batch rows), bytes per image, pixels per image and in all."""
 
     max_images: int
     max_image_bytes: int
     max_pixels: int
+    max_request_pixels: int
 
     @property
     def image(self) -> ImageLimits:
@@ -71,7 +82,9 @@ class EngineConfig:
     max_batch: int = 8
     max_delay_ms: float | None = None
     queue_size: int = 32
+    pixel_budget: int = 128_000_000
     warmup: bool = True
+    poll_seconds: float = 0  # rescan the repository this often; 0: only when asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +118,8 @@ class DetectedImage:
 @dataclass(frozen=True, slots=True)
 class SegmentedImage:
     size: ImageSize
-    mask: np.ndarray  # uint8 trimap at the input's size: 1 pet, 2 background, 3 border
-    png: bytes  # the mask drawn in the requested style
-    labels: tuple[str, ...]
-
-    def fractions(self) -> dict[str, float]:
-        """Fraction of the image's pixels per trimap class."""
-        return class_fractions(self.mask, self.labels)
+    png: bytes  # the trimap (1 pet, 2 background, 3 border) drawn in the requested style
+    fractions: dict[str, float]  # fraction of the image's pixels per trimap class
 
 
 @dataclass(frozen=True)
@@ -160,8 +168,13 @@ class Engine:
             batching=BatchingConfig(config.max_batch, delay, config.queue_size),
             preferred_defaults=config.default_models,
         )
+        # Decoded pixels of the calls in flight: what bounds the memory that uploads can make the engine use.
+        self.pixels = Budget("pixel", config.pixel_budget)
         self._loaded = False
         self._load_error: str | None = None
+        self._reload_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """Open and warm up every model in a worker thread, then serve; a failure stays in readiness."""
@@ -178,11 +191,57 @@ class Engine:
         reason = self._repository.not_ready_reason()
         count = len(list(self._repository.loaded()))
         logger.info("ready: %d model versions loaded%s", count, f" ({reason})" if reason else "")
+        if self.config.poll_seconds:
+            self._poller = asyncio.create_task(self._poll(self.config.poll_seconds))
+
+    async def reload(self, names: Sequence[str] | None = None) -> list[ModelState]:
+        """Load new and changed files of `names` (None: the whole repository) beside what serves, warm
+        them up, then swap them in; removed files stop serving. Returns the repository index."""
+        repository = self.repository
+        async with self._reload_lock:
+            if names is not None:
+                repository.unloaded.difference_update(names)
+            plan = await asyncio.to_thread(repository.plan_reload, names, warm_up=self.config.warmup)
+            self._retire(repository.swap(plan))
+        if plan.fresh:
+            logger.info("reload: now serving %s", ", ".join(model.key for model in plan.fresh))
+        return repository.index()
+
+    async def unload(self, name: str) -> list[ModelState]:
+        """Stop serving every version of `name` (calls in flight finish) until it is loaded again."""
+        repository = self.repository
+        async with self._reload_lock:
+            retired = repository.unload(name)
+            self._retire(retired)
+        if retired:
+            logger.info("unloaded %s", ", ".join(model.key for model in retired))
+        return repository.index()
+
+    def index(self) -> list[ModelState]:
+        return self.repository.index()
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._repository.stop()
         self._inference_pool.shutdown(wait=False, cancel_futures=True)
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _retire(self, models: Sequence[LoadedModel]) -> None:
+        for model in models:
+            task = asyncio.create_task(model.retire())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _poll(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reload()
+            except Exception:
+                logger.exception("polling the model repository failed")
 
     def readiness(self) -> Readiness:
         if self._load_error is not None:
@@ -220,56 +279,63 @@ class Engine:
     async def classify(self, images: Sequence[bytes], options: ClassifyOptions) -> Answer[ClassifiedImage]:
         """Top-k classes of each image."""
         model = self.resolve("classify", options)
-        prepared, results = await self._run_images(model, images)
-        labels = model.metadata.labels
-        with timing.stage("postprocess"):
-            answers = [
-                ClassifiedImage(_size(image), top_k(result.outputs["probabilities"], labels, options.top_k))
-                for image, result in zip(prepared, results, strict=True)
-            ]
+        async with self._admitted(model, images) as opened:
+            prepared, results = await self._run_images(model, opened)
+            labels = model.metadata.labels
+            with timing.stage("postprocess"):
+                answers = [
+                    ClassifiedImage(
+                        _size(image), top_k(result.outputs["probabilities"], labels, options.top_k)
+                    )
+                    for image, result in zip(prepared, results, strict=True)
+                ]
         return Answer(_model_id(model), answers)
 
     async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
         """Objects in each image, best first, boxes in original pixels."""
         model = self.resolve("detect", options)
-        prepared, results = await self._run_images(model, images)
-        labels = model.metadata.labels
-        with timing.stage("postprocess"):
-            answers = [
-                DetectedImage(
-                    _size(image),
-                    detect(
-                        result.outputs["boxes"],
-                        result.outputs["iou"],
-                        result.outputs["class_probabilities"],
-                        labels,
-                        image.geometry,
-                        score_threshold=options.score_threshold,
-                        iou_threshold=options.iou_threshold,
-                        max_detections=options.max_detections,
-                    ),
-                )
-                for image, result in zip(prepared, results, strict=True)
-            ]
+        async with self._admitted(model, images) as opened:
+            prepared, results = await self._run_images(model, opened)
+            labels = model.metadata.labels
+            with timing.stage("postprocess"):
+                answers = [
+                    DetectedImage(
+                        _size(image),
+                        detect(
+                            result.outputs["boxes"],
+                            result.outputs["iou"],
+                            result.outputs["class_probabilities"],
+                            labels,
+                            image.geometry,
+                            score_threshold=options.score_threshold,
+                            iou_threshold=options.iou_threshold,
+                            max_detections=options.max_detections,
+                        ),
+                    )
+                    for image, result in zip(prepared, results, strict=True)
+                ]
         return Answer(_model_id(model), answers)
 
     async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
         """Each image's trimap at its own size, and its PNG in the requested style."""
         model = self.resolve("segment", options)
-        prepared, results = await self._run_images(model, images, keep_original=options.style == "overlay")
+        preview_side = OVERLAY_MAX_SIDE if options.style == "overlay" else None
         labels = model.metadata.labels
 
         def render(image: PreparedImage, result: InferenceResult) -> SegmentedImage:
             mask = trimap(result.outputs["probabilities"], image.geometry)
-            png = render_trimap_png(mask, options.style, image.original)
-            return SegmentedImage(_size(image), mask, png, labels)
+            png = render_trimap_png(mask, options.style, image.preview)
+            return SegmentedImage(_size(image), png, class_fractions(mask, labels))
 
-        # Resizing masks and encoding PNGs costs milliseconds: a worker thread, not the event loop.
-        with timing.stage("postprocess"):
-            answers = await _in_pool(
-                self._decode_pool,
-                lambda: [render(image, result) for image, result in zip(prepared, results, strict=True)],
-            )
+        async with self._admitted(model, images) as opened:
+            prepared, results = await self._run_images(model, opened, preview_side)
+            # Resizing masks and encoding PNGs costs milliseconds: a worker thread, not the event loop. One
+            # image at a time, so only one full-size mask exists per call.
+            with timing.stage("postprocess"):
+                answers = await _in_pool(
+                    self._decode_pool,
+                    lambda: [render(image, result) for image, result in zip(prepared, results, strict=True)],
+                )
         return Answer(_model_id(model), answers)
 
     async def infer_tensors(
@@ -284,7 +350,8 @@ class Engine:
         timing.use_model(model.key)
         batch = self._input_batch(model, inputs)
         wanted = _requested_outputs(model, outputs)
-        results = await model.batcher.infer(list(batch))
+        with model.in_use():  # entered before the first await: a reload cannot retire it under this call
+            results = await model.batcher.infer(list(batch))
         _record_batch_timings(results)
         role_of = {tensor: role for role, tensor in model.metadata.outputs.items()}
         stacked = {
@@ -311,21 +378,40 @@ class Engine:
             )
         return batch.astype(np.float32, copy=False)
 
-    async def _run_images(
-        self, model: LoadedModel, images: Sequence[bytes], *, keep_original: bool = False
-    ) -> tuple[list[PreparedImage], list[InferenceResult]]:
-        """Decode every upload for `model` in the worker pool, then run them through its batcher."""
+    @asynccontextmanager
+    async def _admitted(
+        self, model: LoadedModel, images: Sequence[bytes]
+    ) -> AsyncIterator[list[ImageFile.ImageFile]]:
+        """The uploads opened (headers only, in the worker pool) and within the per-call limits, with their
+        pixels held in the engine's budget and `model` kept from retiring until the block ends."""
         if len(images) > self.limits.max_images:
             raise TooManyImagesError(
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
             )
         limits = self.limits.image
+        with model.in_use():
+            with timing.stage("decode"):
+                opened = await _map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
+            pixels = sum(image.width * image.height for image in opened)
+            if pixels > self.limits.max_request_pixels:
+                raise ImageTooLargeError(
+                    f"the {len(images)} images hold {pixels} pixels, over the limit of "
+                    f"{self.limits.max_request_pixels} pixels per request",
+                    detail={"pixels": pixels, "limit": self.limits.max_request_pixels},
+                )
+            async with self.pixels.hold(pixels):
+                yield opened
 
-        def prepare(data: bytes) -> PreparedImage:
-            return model.prepare(data, limits, keep_original)
+    async def _run_images(
+        self, model: LoadedModel, opened: Sequence[ImageFile.ImageFile], preview_side: int | None = None
+    ) -> tuple[list[PreparedImage], list[InferenceResult]]:
+        """Decode every opened upload for `model` in the worker pool, then run them through its batcher."""
+
+        def decode(image: ImageFile.ImageFile) -> PreparedImage:
+            return model.decode(image, preview_side)
 
         with timing.stage("decode"):
-            prepared = await _map_in_pool(self._decode_pool, prepare, images)
+            prepared = await _map_in_pool(self._decode_pool, decode, opened)
         results = await model.batcher.infer([image.pixels for image in prepared])
         _record_batch_timings(results)
         return prepared, results

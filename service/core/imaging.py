@@ -38,6 +38,8 @@ _TRANSPOSE = {
 }
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _HIGH_BIT_MODES = frozenset({"I", "F"})
+# Modes a preview is shrunk in before conversion, so no full-size RGB copy is made.
+_RESIZABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F"})
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class PreparedImage:
 
     pixels: np.ndarray  # float32 [height, width, channels], values 0..255
     geometry: Geometry
-    original: Image.Image | None  # upright RGB original, only when asked for (overlays)
+    preview: Image.Image | None  # upright RGB copy within a bounded box, only when asked for (overlays)
 
 
 def prepare_image(
@@ -134,30 +136,55 @@ def prepare_image(
     channels: int,
     resize: ResizeMode,
     limits: ImageLimits,
-    keep_original: bool = False,
+    preview_side: int | None = None,
 ) -> PreparedImage:
     """Decode `data` within `limits` and turn it into a float32 [height, width, channels] model input."""
+    return decode_for_model(
+        open_image(data, limits),
+        width=width,
+        height=height,
+        channels=channels,
+        resize=resize,
+        preview_side=preview_side,
+    )
+
+
+def decode_for_model(
+    image: ImageFile.ImageFile,
+    *,
+    width: int,
+    height: int,
+    channels: int,
+    resize: ResizeMode,
+    preview_side: int | None = None,
+) -> PreparedImage:
+    """An opened image (`open_image`) as model input; with `preview_side`, also an upright RGB copy whose
+    longer side is at most that many pixels."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    image = open_image(data, limits)
     orientation = exif_orientation(image)
     stored_width, stored_height = image.size
     upright_width, upright_height = (
         (stored_height, stored_width) if orientation in _ROTATED else (stored_width, stored_height)
     )
     geometry = Geometry.plan(upright_width, upright_height, width, height, resize)
-    at_least = None if keep_original else geometry.content_size
+    at_least = geometry.content_size
+    if preview_side is not None:
+        preview_size = _fit_within(upright_width, upright_height, preview_side)
+        at_least = (max(at_least[0], preview_size[0]), max(at_least[1], preview_size[1]))
     upright = decode_upright(image, orientation=orientation, at_least=at_least, grey=channels == 1)
-    model_image = to_model_mode(upright, channels)
-    original = None
-    if keep_original:
-        original = model_image if model_image.mode == "RGB" else _viewable_rgb(upright)
-    pixels = np.asarray(fit_to_input(model_image, geometry)).astype(np.float32)
+    preview = None if preview_side is None else _preview(upright, preview_side)
+    if upright.mode == "L" and channels == 3:
+        # Resized while still one channel, then tripled: the full-size copy costs a third of the memory.
+        fitted = fit_to_input(upright, geometry).convert("RGB")
+    else:
+        fitted = fit_to_input(to_model_mode(upright, channels), geometry)
+    pixels = np.asarray(fitted).astype(np.float32)
     if pixels.ndim == 2:
         pixels = pixels[:, :, np.newaxis]
     if pixels.shape[2] != channels:
         pixels = np.repeat(pixels, channels, axis=2)
-    return PreparedImage(pixels=pixels, geometry=geometry, original=original)
+    return PreparedImage(pixels=pixels, geometry=geometry, preview=preview)
 
 
 def open_image(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
@@ -278,9 +305,19 @@ def _high_bit_to_float(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0))
 
 
-def _viewable_rgb(upright: Image.Image) -> Image.Image:
+def _fit_within(width: int, height: int, side: int) -> tuple[int, int]:
+    """`width` x `height` scaled down (never up) so the longer side is at most `side`."""
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _preview(upright: Image.Image, side: int) -> Image.Image:
+    size = _fit_within(*upright.size, side)
+    if upright.mode in _RESIZABLE_MODES and size != upright.size:
+        upright = upright.resize(size, Image.Resampling.BILINEAR)
     flat = to_model_mode(upright, 3)
-    return flat if flat.mode == "RGB" else flat.convert("RGB")
+    flat = flat if flat.mode == "RGB" else flat.convert("RGB")
+    return flat if flat.size == size else flat.resize(size, Image.Resampling.BILINEAR)
 
 
 def _flatten_over_white(image: Image.Image, target: str) -> Image.Image:

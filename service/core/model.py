@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PIL import ImageFile
 
 from service.core import integrity
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata
-from service.core.imaging import ImageLimits, PreparedImage, prepare_image
+from service.core.imaging import ImageLimits, PreparedImage, decode_for_model, open_image
 from service.core.runtime import ExecutionPlan, open_session, run_batch, session_device, tensor_shapes
 
 logger = logging.getLogger("vision.model")
@@ -31,17 +32,20 @@ class Model:
     def key(self) -> str:
         return f"{self.metadata.name}:{self.metadata.version}"
 
-    def prepare(self, data: bytes, limits: ImageLimits, keep_original: bool = False) -> PreparedImage:
+    def prepare(self, data: bytes, limits: ImageLimits, preview_side: int | None = None) -> PreparedImage:
         """Decode one upload within `limits` into this model's input: size, channels and resize mode."""
+        return self.decode(open_image(data, limits), preview_side)
+
+    def decode(self, image: ImageFile.ImageFile, preview_side: int | None = None) -> PreparedImage:
+        """An opened upload (`open_image`) as this model's input, with a bounded preview when asked for."""
         spec = self.metadata.input
-        return prepare_image(
-            data,
+        return decode_for_model(
+            image,
             width=spec.width,
             height=spec.height,
             channels=spec.channels,
             resize=self.metadata.resize,
-            limits=limits,
-            keep_original=keep_original,
+            preview_side=preview_side,
         )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,11 +1,19 @@
-"""The model repository: scan `<name>/<version>/model.onnx`, validate each contract, pick what serves."""
+"""The model repository: scan `<name>/<version>/model.onnx`, validate each contract, pick what serves.
+
+A reload is load-then-swap: every new or changed file is opened, checked and warmed up beside what serves,
+then the whole set is swapped in one step on the event loop. Calls in flight finish on the version they
+started on, which is retired once its last call is done. A file that fails keeps its old version serving.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,11 +55,36 @@ class BatchingConfig:
     queue_size: int
 
 
+# What tells a changed file from the one loaded: its inode, size and modification time.
+FileStamp = tuple[int, int, int]
+
+
 @dataclass
 class LoadedModel(Model):
     """A model version that serves: its file, its session and the micro-batcher in front of it."""
 
     batcher: MicroBatcher = field(kw_only=True)
+    stamp: FileStamp = field(kw_only=True)
+    _users: int = field(default=0, init=False, repr=False)
+    _unused: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Count a call on this version for its whole length, so a reload retires it only when idle."""
+        self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if not self._users:
+                self._unused.set()
+
+    async def retire(self) -> None:
+        """Stop the batcher once no call uses this version any longer."""
+        while self._users:
+            self._unused.clear()
+            await self._unused.wait()
+        await self.batcher.stop()
 
 
 @dataclass(frozen=True)
@@ -62,6 +95,26 @@ class LoadFailure:
     version: str
     key: str
     message: str
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One version in the repository index: served, or refused with the reason (Triton's index entry)."""
+
+    name: str
+    version: str
+    state: Literal["READY", "UNAVAILABLE"]
+    reason: str = ""
+
+
+@dataclass
+class ReloadPlan:
+    """What a scan found, opened and warmed up in a worker thread, ready to be swapped in on the loop."""
+
+    names: frozenset[str] | None  # the models rescanned; None for all
+    fresh: list[LoadedModel]
+    on_disk: set[tuple[str, int]]
+    failures: list[LoadFailure]
 
 
 @dataclass(frozen=True)
@@ -85,31 +138,106 @@ class ModelRepository:
     models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
     defaults: dict[str, str] = field(default_factory=dict)
+    unloaded: set[str] = field(default_factory=set)
+    _started: bool = field(default=False, init=False)
+    _refused: dict[Path, tuple[FileStamp, LoadFailure]] = field(default_factory=dict, init=False)
 
     def load_all(self) -> None:
         """Open a session for every candidate file; blocking, so call it from a worker thread."""
-        if not self.root.is_dir():
-            self.failures.append(LoadFailure("*", "*", "models_dir", f"{self.root} is not a directory"))
-            logger.error("model repository %s is not a directory", self.root)
-            return
-        for name, version, path in _candidates(self.root):
-            self._load_one(name, version, path)
-        self.defaults = self._choose_defaults()
-        metrics.set_models_loaded(
-            (model.metadata.name, model.metadata.version, model.metadata.task, model.device)
-            for model in self.loaded()
-        )
-        metrics.set_model_load_failures(len(self.failures))
+        self.swap(self.plan_reload(None, warm_up=False))
 
-    def _load_one(self, name: str, version: str, path: Path) -> None:
+    def plan_reload(self, names: Iterable[str] | None, *, warm_up: bool) -> ReloadPlan:
+        """Open every new or changed file of `names` (None: all but the unloaded); blocking, so call it
+        from a worker thread."""
+        wanted = None if names is None else frozenset(names)
+        plan = ReloadPlan(wanted, [], set(), [])
+        if not self.root.is_dir():
+            plan.failures.append(LoadFailure("*", "*", "models_dir", f"{self.root} is not a directory"))
+            logger.error("model repository %s is not a directory", self.root)
+            return plan
+        for name, version, path in _candidates(self.root):
+            if (wanted is None and name in self.unloaded) or (wanted is not None and name not in wanted):
+                continue
+            model = self._load_if_changed(name, version, path, plan.failures)
+            if model is None:
+                continue
+            plan.on_disk.add((name, model.metadata.version))
+            if model is not self._serving(name, model.metadata.version):
+                if warm_up:
+                    model.warm_up()
+                plan.fresh.append(model)
+        return plan
+
+    def swap(self, plan: ReloadPlan) -> list[LoadedModel]:
+        """Put a plan in service in one step; returns the versions it replaced or removed, to retire."""
+        names = plan.names
+        models = {name: dict(versions) for name, versions in self.models.items()}
+        retired: list[LoadedModel] = []
+        for name, versions in models.items():
+            if names is not None and name not in names:
+                continue
+            if names is None and name in self.unloaded:
+                continue
+            for version in [v for v in versions if (name, v) not in plan.on_disk]:
+                retired.append(versions.pop(version))
+        for model in plan.fresh:
+            versions = models.setdefault(model.metadata.name, {})
+            if model.metadata.version in versions:
+                retired.append(versions[model.metadata.version])
+            versions[model.metadata.version] = model
+            if self._started:
+                model.batcher.start()
+        kept = [f for f in self.failures if names is not None and f.name not in names and f.name != "*"]
+        self.models = {name: versions for name, versions in models.items() if versions}
+        self.failures = kept + plan.failures
+        self.defaults = self._choose_defaults()
+        self._publish_metrics()
+        return retired
+
+    def unload(self, name: str) -> list[LoadedModel]:
+        """Take every version of `name` out of service until it is loaded again; returns them to retire."""
+        self.unloaded.add(name)
+        retired = list(self.models.pop(name, {}).values())
+        self.defaults = self._choose_defaults()
+        self._publish_metrics()
+        return retired
+
+    def index(self) -> list[ModelState]:
+        """Every version served or refused, by name and version."""
+        states = [
+            ModelState(model.metadata.name, str(model.metadata.version), "READY") for model in self.loaded()
+        ]
+        states += [
+            ModelState(f.name, f.version, "UNAVAILABLE", f"{f.key}: {f.message}") for f in self.failures
+        ]
+        return sorted(states, key=lambda state: (state.name, state.version))
+
+    def _serving(self, name: str, version: int) -> LoadedModel | None:
+        return self.models.get(name, {}).get(version)
+
+    def _load_if_changed(
+        self, name: str, version: str, path: Path, failures: list[LoadFailure]
+    ) -> LoadedModel | None:
+        """The version serving if its file is unchanged, else the file opened anew; None when refused."""
+        serving = self._serving(name, int(version)) if _VERSION_DIR.match(version) else None
         try:
-            model = self._open(name, version, path)
+            stamp = _stamp_of(path)
+        except OSError as exc:
+            failures.append(self._fail(name, version, "model.onnx", f"cannot be read: {exc.strerror}"))
+            return serving
+        if serving is not None and serving.stamp == stamp:
+            return serving
+        refused = self._refused.get(path)
+        if refused is not None and refused[0] == stamp:
+            failures.append(refused[1])  # the same file as last time: refused again without a reopen
+            return serving
+        try:
+            model = self._open(name, version, path, stamp)
         except ContractError as exc:
-            self._fail(name, version, exc.key, exc.message)
+            failure = self._fail(name, version, exc.key, exc.message)
         except Exception as exc:  # onnxruntime raises bare RuntimeError-like types for broken files.
-            self._fail(name, version, "model.onnx", f"cannot be loaded: {exc}")
+            failure = self._fail(name, version, "model.onnx", f"cannot be loaded: {exc}")
         else:
-            self.models.setdefault(name, {})[model.metadata.version] = model
             logger.info(
                 "loaded %s (%s, %d labels, input %dx%dx%d) on %s",
                 model.key,
@@ -120,8 +248,21 @@ class ModelRepository:
                 model.metadata.input.channels,
                 model.device,
             )
+            self._refused.pop(path, None)
+            return model
+        self._refused[path] = (stamp, failure)
+        failures.append(failure)
+        # A refused file leaves the version it would have replaced serving.
+        return serving
 
-    def _open(self, name: str, version: str, path: Path) -> LoadedModel:
+    def _publish_metrics(self) -> None:
+        metrics.set_models_loaded(
+            (model.metadata.name, model.metadata.version, model.metadata.task, model.device)
+            for model in self.loaded()
+        )
+        metrics.set_model_load_failures(len(self.failures))
+
+    def _open(self, name: str, version: str, path: Path, stamp: FileStamp) -> LoadedModel:
         if not _VERSION_DIR.match(version):
             raise ContractError("vision.version", f"directory {version!r} is not a positive integer version")
         opened = open_model(path, self.plan)
@@ -139,6 +280,7 @@ class ModelRepository:
             opened.device,
             opened.sha256,
             batcher=self._batcher_for(opened),
+            stamp=stamp,
         )
 
     def _batcher_for(self, model: Model) -> MicroBatcher:
@@ -155,9 +297,9 @@ class ModelRepository:
             on_queue_depth=lambda depth: metrics.set_queue_depth(key, depth),
         )
 
-    def _fail(self, name: str, version: str, key: str, message: str) -> None:
-        self.failures.append(LoadFailure(name, version, key, message))
+    def _fail(self, name: str, version: str, key: str, message: str) -> LoadFailure:
         logger.error("refused model %s/%s: %s: %s", name, version, key, message)
+        return LoadFailure(name, version, key, message)
 
     def _choose_defaults(self) -> dict[str, str]:
         defaults: dict[str, str] = {}
@@ -229,10 +371,12 @@ class ModelRepository:
         return Readiness("unavailable" if reason else "ok", reason, loaded)
 
     def start(self) -> None:
+        self._started = True
         for model in self.loaded():
             model.batcher.start()
 
     async def stop(self) -> None:
+        self._started = False
         for model in self.loaded():
             await model.batcher.stop()
 
@@ -240,6 +384,11 @@ class ModelRepository:
         """One run per model so the first request does not pay for lazy allocation."""
         for model in self.loaded():
             model.warm_up()
+
+
+def _stamp_of(path: Path) -> FileStamp:
+    status = os.stat(path)
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _candidates(root: Path) -> Iterator[tuple[str, str, Path]]:

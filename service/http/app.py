@@ -12,13 +12,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from service import __version__
+from service.core.budget import Budget
 from service.core.engine import Engine
 from service.http import oip
 from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
+from service.http.lifecycle import Lifecycle
+from service.http.limits import RequestBounds, RequestLimitsMiddleware
 from service.http.middleware import ObservabilityMiddleware
-from service.http.routes import health, models, tasks, v2
-from service.http.uploads import BodyLimitMiddleware
+from service.http.routes import health, models, repository, tasks, v2
 from service.observability.logs import configure_logging
 from service.settings import Settings
 
@@ -41,12 +43,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
+    app.state.lifecycle = Lifecycle()
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
     install_error_handlers(app)
-    for router in (tasks.router, models.router, health.router, v2.router, v2.protected):
+    for router in (tasks.router, models.router, health.router, v2.router, v2.protected, repository.router):
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        bounds=RequestBounds(
+            max_body_bytes=settings.max_upload_bytes,
+            body_idle_seconds=settings.body_idle_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            request_seconds=settings.request_timeout_seconds,
+        ),
+        bodies=Budget("request-body byte", settings.body_budget_bytes),
+        lifecycle=app.state.lifecycle,
+    )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
     # Added last, so it is outermost: it times and logs every answer, errors included.

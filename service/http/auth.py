@@ -143,6 +143,25 @@ async def require_api_key(
     _check(request.app.state.api_keys, presented_key(request))
 
 
+async def require_admin_key(
+    request: Request,
+    _header_key: Annotated[str | None, Depends(_api_key_header)],
+    _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """The model-control routes: off (403) without `VISION_ADMIN_KEY`, else only that key opens them."""
+    admin_key = request.app.state.settings.admin_key
+    if admin_key is None:
+        raise ForbiddenError("model control is off: the operator has not set VISION_ADMIN_KEY")
+    presented = presented_key(request)
+    if presented is None:
+        raise UnauthorizedError(
+            "the admin key is required: send it as X-API-Key or Authorization: Bearer",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(presented.encode(), admin_key.get_secret_value().encode()):
+        raise ForbiddenError("the admin key is not accepted")
+
+
 async def require_operator_key(request: Request) -> None:
     """The key check for `/metrics`, when `VISION_PROTECT_METRICS` puts it behind the API keys."""
     if request.app.state.settings.protect_metrics:

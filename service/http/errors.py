@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.core.errors import ServiceError
 from service.http.middleware import REQUEST_ID_HEADER, request_id_of
@@ -56,6 +57,20 @@ class InvalidParameterError(HttpError):
     code = "invalid_parameter"
 
 
+class RequestTimeoutError(HttpError):
+    """The body stalled or took too long to arrive."""
+
+    code = "request_timeout"
+
+
+class ShuttingDownError(HttpError):
+    code = "shutting_down"
+
+
+class DeadlineExceededError(HttpError):
+    code = "deadline_exceeded"
+
+
 class Status(NamedTuple):
     """The status of one error code on the task routes, and on `/v2`."""
 
@@ -75,6 +90,7 @@ STATUS: dict[str, Status] = {
     "not_found": Status(404, 404),
     "model_not_found": Status(404, 404),
     "method_not_allowed": Status(405, 405),
+    "request_timeout": Status(408, 408),
     "payload_too_large": Status(413, 413),
     "too_many_images": Status(413, 413),
     "image_too_large": Status(413, 413),
@@ -84,7 +100,11 @@ STATUS: dict[str, Status] = {
     "wrong_task": Status(422, 400),
     "overloaded": Status(503, 503),
     "not_ready": Status(503, 503),
+    "shutting_down": Status(503, 503),
+    "deadline_exceeded": Status(504, 504),
     "internal_error": Status(500, 500),
+    # nginx's status for a client that closed the connection before its answer: logged, never received.
+    "client_closed_request": Status(499, 499),
 }
 # Starlette's own HTTP errors (unknown route, wrong method) by their status; others are `http_error`.
 _CODE_OF_STATUS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -152,6 +172,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, code, str(exc.detail), headers=headers, status=exc.status_code)
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(request, "client_closed_request", "the client closed the connection mid-request")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Starlette answers this one outside the observability middleware, so the id is added here.
     request_id = request_id_of(request.scope)
@@ -172,4 +196,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _unexpected_error)

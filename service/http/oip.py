@@ -20,6 +20,8 @@ from service.core.errors import InvalidInputError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data",)
+# Listed only where model control is on (an admin key is set).
+MODEL_REPOSITORY_EXTENSION = "model_repository"
 # Little-endian, as the binary extension requires, whatever this machine's byte order.
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype("?"),
@@ -50,6 +52,27 @@ class V2Error(Schema):
         description="What went wrong, for people.",
         examples=["input 'image' must have shape [N, 32, 32, 1] with 1 <= N <= 16, not [1, 8, 8, 1]"],
     )
+
+
+class RepositoryIndexRequest(Schema):
+    """Triton's repository index request: `ready` lists only the versions that serve."""
+
+    ready: bool = Field(default=False, description="Only the versions that serve.")
+
+
+class RepositoryIndexEntry(Schema):
+    """One model version in the repository: served (`READY`) or refused (`UNAVAILABLE`, with the reason)."""
+
+    name: str = Field(examples=["digits"])
+    version: str = Field(examples=["1"])
+    state: str = Field(examples=["READY"])
+    reason: str = Field(default="", examples=[""])
+
+
+class ModelControlRequest(Schema):
+    """A load or unload request; Triton's `parameters` are accepted and not used."""
+
+    parameters: dict[str, Any] | None = None
 
 
 class TensorMetadata(Schema):

@@ -198,7 +198,7 @@ class SegmentResponse(Schema):
             results=[
                 SegmentResult(
                     image=ImageSize.of(image.size),
-                    fractions=image.fractions(),
+                    fractions=image.fractions,
                     png_base64=base64.b64encode(image.png).decode("ascii"),
                 )
                 for image in answer.images
@@ -287,7 +287,9 @@ class ModelsResponse(Schema):
 
 
 class Health(Schema):
-    status: Literal["ok", "loading", "unavailable"]
+    status: Literal["ok", "loading", "unavailable", "draining"] = Field(
+        description="`ok` takes traffic; `draining` after SIGTERM, while requests are still answered."
+    )
     reason: str | None = Field(default=None, description="Why the service is not ready, when it is not.")
     models: list[str] = Field(default_factory=list, description="Loaded model versions as `name:version`.")
 

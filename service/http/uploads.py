@@ -1,23 +1,17 @@
-"""Getting image bytes out of a request: a hard cap on the body, multipart or raw, never to disk."""
+"""Getting image bytes out of a request, multipart or raw, in memory and never to disk (the body's size and
+time limits are service.http.limits)."""
 
 from __future__ import annotations
 
 import codecs
-import json
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.errors import TooManyImagesError
-from service.http.errors import (
-    BadRequestError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
-    rendered_error,
-)
+from service.http.errors import BadRequestError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -27,63 +21,6 @@ RAW_MEDIA_TYPES = ("application/octet-stream",)
 # Starlette's form limits, kept: text fields are ignored but still counted and capped.
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 1024 * 1024
-
-
-class BodyLimitMiddleware:
-    """Refuse a body over `max_bytes`: at once by Content-Length, else as soon as it streams past."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await _send_too_large(send, scope["path"], self._message(declared))
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # Closing the connection is the only way to stop a client streaming the rest.
-                    raise PayloadTooLargeError(
-                        self._message(received),
-                        detail={"limit": self.max_bytes},
-                        headers={"Connection": "close"},
-                    )
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-    def _message(self, size: int) -> str:
-        return f"request body of {size} bytes is over the limit of {self.max_bytes} bytes"
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def _send_too_large(send: Send, path: str, message: str) -> None:
-    status, document = rendered_error(path, "payload_too_large", message)
-    body = json.dumps(document).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]}
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def read_images(request: Request, max_images: int) -> list[bytes]:

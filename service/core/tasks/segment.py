@@ -20,6 +20,9 @@ TrimapStyle = Literal["mask", "color", "overlay"]
 TRIMAP_COLORS = ((0, 0, 0), (230, 50, 50), (40, 60, 150), (255, 215, 0))
 # Overlay opacity per value: the pet and its border stand out, the background is only tinted.
 TRIMAP_OVERLAY_ALPHA = (0.0, 0.55, 0.3, 0.7)
+# Overlays are for people to look at: drawn on a copy of the photo at most this many pixels on its longer
+# side, so a 36-megapixel upload never needs a full-size RGB copy (mask and color PNGs keep the full size).
+OVERLAY_MAX_SIDE = 1024
 PNG_COMPRESS_LEVEL = 1
 # Masks are long runs of a few values: the run-length strategy about halves their size against zlib's
 # default, at the same speed.
@@ -47,8 +50,9 @@ def trimap(probabilities: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.array(content.resize(size, Image.Resampling.NEAREST))
 
 
-def render_trimap_png(mask: np.ndarray, style: TrimapStyle, original: Image.Image | None = None) -> bytes:
-    """A trimap as PNG: values 1..3 (`mask`), coloured (`color`) or coloured over the photo (`overlay`)."""
+def render_trimap_png(mask: np.ndarray, style: TrimapStyle, preview: Image.Image | None = None) -> bytes:
+    """A trimap as PNG: values 1..3 (`mask`), coloured (`color`), or coloured over `preview`, the photo at
+    most `OVERLAY_MAX_SIDE` on its longer side (`overlay`, drawn at the preview's size)."""
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
     if mask.ndim != 2:
         raise ValueError(f"mask must have shape [H, W], got {list(mask.shape)}")
@@ -59,7 +63,7 @@ def render_trimap_png(mask: np.ndarray, style: TrimapStyle, original: Image.Imag
         # A palette PNG looks the same as RGB in any viewer, and encodes ~10x faster in fewer bytes.
         picture = palette_image(values)
     elif style == "overlay":
-        picture = _overlay(values, original)
+        picture = _overlay(values, preview)
     else:
         raise ValueError(f"unknown style {style!r}; expected 'mask', 'color' or 'overlay'")
     buffer = io.BytesIO()
@@ -69,13 +73,14 @@ def render_trimap_png(mask: np.ndarray, style: TrimapStyle, original: Image.Imag
 
 def class_fractions(mask: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
     """Fraction of the mask's pixels per label (value i + 1 is labels[i]); sums to 1."""
-    flat = np.asarray(mask).reshape(-1)
-    if flat.size == 0:
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    if mask.size == 0:
         raise ValueError("the mask is empty")
-    counts = np.bincount(flat, minlength=len(labels) + 1)
-    if counts[0] or len(counts) > len(labels) + 1:
+    # Pillow's histogram counts in C without the 8-bytes-a-pixel index array np.bincount would make.
+    counts = Image.fromarray(mask.reshape(mask.shape[0], -1)).histogram()
+    if counts[0] or any(counts[len(labels) + 1 :]):
         raise ValueError(f"mask values must be 1..{len(labels)}")
-    return {label: float(counts[index + 1]) / flat.size for index, label in enumerate(labels)}
+    return {label: counts[index + 1] / mask.size for index, label in enumerate(labels)}
 
 
 def palette_image(values: Image.Image) -> Image.Image:
@@ -98,11 +103,11 @@ def _mask_content_region(geometry: Geometry, mask_width: int, mask_height: int) 
     return round(left * sx), round(top * sy), right_px, bottom_px
 
 
-def _overlay(values: Image.Image, original: Image.Image | None) -> Image.Image:
-    if original is None:
-        raise ValueError("style 'overlay' needs the original image")
-    if original.size != values.size:
-        raise ValueError(f"the original is {original.size} but the mask is {values.size}")
+def _overlay(values: Image.Image, preview: Image.Image | None) -> Image.Image:
+    if preview is None:
+        raise ValueError("style 'overlay' needs a preview of the photo")
+    if preview.size != values.size:
+        values = values.resize(preview.size, Image.Resampling.NEAREST)
     alpha_lut = [round(255 * a) for a in TRIMAP_OVERLAY_ALPHA] + [0] * (256 - len(TRIMAP_OVERLAY_ALPHA))
-    photo = original if original.mode == "RGB" else original.convert("RGB")
+    photo = preview if preview.mode == "RGB" else preview.convert("RGB")
     return Image.composite(palette_image(values).convert("RGB"), photo, values.point(alpha_lut))

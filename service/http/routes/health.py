@@ -27,9 +27,13 @@ async def live() -> Health:
     summary="Readiness",
 )
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
-    """200 once every default model is loaded and warmed up; 503 with the reason until then. With
-    `VISION_PROTECT_METRICS`, the reason and the models need a key; the status never does."""
+    """200 once every default model is loaded and warmed up; 503 with the reason until then, and from
+    SIGTERM on (`draining`). With `VISION_PROTECT_METRICS`, the reason and the models need a key."""
     health = Health.of(engine.readiness())
+    if request.app.state.lifecycle.draining:
+        health = Health(
+            status="draining", reason="shutting down: send new work elsewhere", models=health.models
+        )
     if request.app.state.settings.protect_metrics and not key_accepted(request):
         health = Health(status=health.status)
     status = 200 if health.status == "ok" else 503

@@ -46,8 +46,11 @@ _INFER_BODY: dict[str, Any] = {
 
 
 @router.get("", response_model=oip.ServerMetadata, summary="Server metadata")
-async def server_metadata() -> oip.ServerMetadata:
-    return oip.ServerMetadata(name="vision-service", version=__version__)
+async def server_metadata(request: Request) -> oip.ServerMetadata:
+    extensions = list(oip.EXTENSIONS)
+    if request.app.state.settings.admin_key is not None:
+        extensions.append(oip.MODEL_REPOSITORY_EXTENSION)
+    return oip.ServerMetadata(name="vision-service", version=__version__, extensions=extensions)
 
 
 @router.get("/health/live", response_model=oip.ServerLive, summary="Server live")
@@ -61,8 +64,8 @@ async def server_live() -> oip.ServerLive:
     responses={503: {"model": oip.ServerReady, "description": "Not ready."}},
     summary="Server ready",
 )
-async def server_ready(engine: EngineDep) -> JSONResponse:
-    ready = engine.readiness().status == "ok"
+async def server_ready(request: Request, engine: EngineDep) -> JSONResponse:
+    ready = engine.readiness().status == "ok" and not request.app.state.lifecycle.draining
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 

@@ -189,10 +189,10 @@ def test_exif_rotated_jpeg_is_served_upright(orientation: int, transpose: Image.
     data = exif_jpeg(stored, orientation)
     assert exif_orientation(Image.open(io.BytesIO(data))) == orientation
     upright = np.asarray(stored.transpose(transpose), dtype=np.float32)
-    prepared = prepare(data, 40, 60, keep_original=True)
+    prepared = prepare(data, 40, 60, preview_side=100)
     assert (prepared.geometry.original_width, prepared.geometry.original_height) == (40, 60)
-    assert prepared.original is not None
-    assert prepared.original.size == (40, 60)
+    assert prepared.preview is not None
+    assert prepared.preview.size == (40, 60)
     assert prepared.pixels.shape == (60, 40, 3)
     assert np.abs(prepared.pixels - upright).mean() < 3
     for y, x in [(5, 5), (5, 35), (55, 5), (55, 35), (30, 20)]:
@@ -220,13 +220,22 @@ def test_jpeg_draft_target_accounts_for_exif_rotation() -> None:
     assert (prepared.geometry.original_width, prepared.geometry.original_height) == (400, 800)
 
 
-def test_draft_greyscale_decode_and_no_draft_when_the_original_is_kept() -> None:
+def test_draft_greyscale_decode_and_a_preview_bounded_by_its_side() -> None:
     data = encode(halves("RGB", RED, BLUE, size=(1600, 1200)), "JPEG", quality=90)
     grey = decode_upright(open_image(data, LIMITS), at_least=(64, 48), grey=True)
     assert (grey.size, grey.mode) == ((200, 150), "L")
-    prepared = prepare(data, 64, 48, keep_original=True)
-    assert prepared.original is not None
-    assert (prepared.original.size, prepared.original.mode) == ((1600, 1200), "RGB")
+    prepared = prepare(data, 64, 48, preview_side=400)
+    assert prepared.preview is not None
+    assert (prepared.preview.size, prepared.preview.mode) == ((400, 300), "RGB")
+    np.testing.assert_allclose(np.asarray(prepared.preview)[150, 20], RED, atol=8)
+    np.testing.assert_allclose(np.asarray(prepared.preview)[150, 380], BLUE, atol=8)
+
+
+def test_grey_upload_for_a_colour_model_matches_its_rgb_copy() -> None:
+    grey = Image.fromarray(np.arange(120 * 90, dtype=np.uint32).reshape(90, 120).astype(np.uint8) % 251)
+    from_grey = prepare(encode(grey, "PNG"), 32, 32)
+    from_rgb = prepare(encode(grey.convert("RGB"), "PNG"), 32, 32)
+    np.testing.assert_array_equal(from_grey.pixels, from_rgb.pixels)
 
 
 def test_letterbox_pads_and_maps_boxes_back_exactly() -> None:

@@ -19,7 +19,9 @@ from service.core.engine import Engine, EngineConfig, RequestLimits
 from service.core.tasks.classify import ClassifyOptions
 
 async def main():
-    limits = RequestLimits(max_images=4, max_image_bytes=1 << 20, max_pixels=1 << 20)
+    limits = RequestLimits(
+        max_images=4, max_image_bytes=1 << 20, max_pixels=1 << 20, max_request_pixels=1 << 22
+    )
     engine = Engine(EngineConfig(models_dir=Path(sys.argv[1]), limits=limits, cores=1))
     await engine.load()
     buffer = io.BytesIO()

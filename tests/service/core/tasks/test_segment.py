@@ -105,11 +105,20 @@ def test_overlay_blends_the_colours_over_the_photo() -> None:
         assert 0 < alpha < 1
 
 
-def test_overlay_needs_a_matching_original() -> None:
-    with pytest.raises(ValueError, match="original"):
+def test_overlay_needs_a_preview() -> None:
+    with pytest.raises(ValueError, match="preview"):
         render_trimap_png(sample_mask(), "overlay")
-    with pytest.raises(ValueError, match="original"):
-        render_trimap_png(sample_mask(), "overlay", Image.new("RGB", (10, 10)))
+
+
+def test_overlay_is_drawn_at_the_size_of_a_smaller_preview() -> None:
+    mask = np.full((300, 500), 2, dtype=np.uint8)
+    mask[:, :250] = 1
+    photo = Image.new("RGB", (50, 30), (100, 100, 100))
+    pixels = np.asarray(decode_png(render_trimap_png(mask, "overlay", photo)))
+    assert pixels.shape == (30, 50, 3)
+    pet, background = pixels[15, 10], pixels[15, 40]
+    assert pet[0] > background[0]
+    assert background[2] > pet[2]
 
 
 def test_class_fractions_count_pixels_per_label() -> None:

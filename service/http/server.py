@@ -1,0 +1,212 @@
+"""Serving with uvicorn: what its HTTP protocol lacks, and the shutdown sequence.
+
+The protocol adds to uvicorn's:
+- a request head must arrive within `header_timeout_seconds` of the connection or of its first byte (uvicorn
+  waits for ever): else 408 and the connection closes;
+- a response's head and body leave in one write, so a process killed between the two never leaves a proxy
+  holding a head without a body, which it can neither finish nor retry;
+- while draining, every answer carries `Connection: close`, so keep-alive clients reconnect elsewhere;
+- a connection closed while its client is still sending is half-closed and drained for `LINGER_SECONDS`
+  first (nginx's lingering close), so the client reads the answer instead of a reset.
+
+Signals: SIGTERM drains (readiness 503, still serving for `drain_seconds`), then stops accepting, cuts off
+stalled bodies and lets requests in flight finish within `shutdown_seconds`. SIGINT skips the drain. SIGHUP
+reloads the model repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.http.errors import error_body
+from service.http.lifecycle import Lifecycle
+
+logger = logging.getLogger("vision.server")
+
+LINGER_SECONDS = 2.0
+
+
+def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the limits above, for `uvicorn.Config(http=...)`."""
+
+    class GuardedProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+        _lingering = False
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._lingering:
+                return  # read only to be discarded: the answer is sent and the connection is closing
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._head_timer is None:
+                self._arm_head_timer()
+
+        def on_headers_complete(self) -> None:
+            self._cancel_head_timer()
+            super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is None or cycle.scope is not self.scope:
+                return  # an upgrade: not ours to handle
+            cycle.transport = _OneWriteTransport(self, self.transport, cycle)  # type: ignore[assignment]
+            if lifecycle.draining:
+                cycle.keep_alive = False
+
+        def linger(self) -> None:
+            """Stop answering, send what is queued and a FIN, discard what still arrives, close soon."""
+            if self._lingering or self.transport.is_closing():
+                return
+            self._lingering = True
+            self.flow.resume_reading()
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+        def _arm_head_timer(self) -> None:
+            self._head_timer = self.loop.call_later(header_timeout_seconds, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing():
+                return
+            message = f"the request head did not arrive within {header_timeout_seconds:g} s"
+            body = json.dumps(error_body("request_timeout", message)).encode()
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            self.transport.close()
+
+    return GuardedProtocol
+
+
+class _OneWriteTransport:
+    """One response's view of the connection: its head is held until the body's first bytes, then both are
+    written together; closing lingers when the request body is still arriving."""
+
+    def __init__(self, protocol: Any, transport: asyncio.Transport, cycle: Any) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._head_sent = False
+
+    def write(self, data: bytes) -> None:
+        if self._cycle.response_started and not self._head_sent:
+            if self._head is None:
+                self._head = data
+                # A body-less answer (HEAD, 204) writes nothing more: the head then leaves on the next turn.
+                self._protocol.loop.call_soon(self._flush)
+                return
+            data = self._take_head() + data
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        if self._cycle.more_body and not self._cycle.disconnected:
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def _take_head(self) -> bytes:
+        head, self._head = self._head or b"", None
+        self._head_sent = True
+        return head
+
+    def _flush(self) -> None:
+        if self._head is not None and not self._transport.is_closing():
+            self._transport.write(self._take_head())
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with a drain before the shutdown and SIGHUP as a reload."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        lifecycle: Lifecycle,
+        drain_seconds: float,
+        reload: Callable[[], Coroutine[Any, Any, object]],
+    ) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_seconds = drain_seconds
+        self._reload = reload
+        self._drain_ends: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reloads: set[asyncio.Task[object]] = set()
+
+    async def startup(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and not self.lifecycle.draining:
+            self.lifecycle.drain(self.drain_seconds)
+            self._drain_ends = time.monotonic() + self.drain_seconds
+            self._captured_signals.append(sig)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_ends is not None and time.monotonic() >= self._drain_ends:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.lifecycle.stop()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = signal.signal(signal.SIGHUP, self._handle_hangup)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
+    def _handle_hangup(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_reload)
+
+    def _start_reload(self) -> None:
+        logger.info("SIGHUP: reloading the model repository")
+        task = asyncio.ensure_future(self._reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)

@@ -1,0 +1,143 @@
+"""Time and memory limits of one request, through a live server and raw sockets: a stalled head or body is
+cut off with 408, a request past its deadline gets 504, and bodies share a bounded budget of bytes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from conftest import LiveServer, ServerFactory, encode, solid
+
+POST_HEAD = b"POST /classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def stalls(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    return start_server(
+        test_models_dir, header_timeout_seconds=1, body_idle_seconds=1, body_timeout_seconds=2
+    )
+
+
+@pytest.fixture(scope="module")
+def deadline(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    return start_server(test_models_dir, request_timeout_seconds=1.5, body_idle_seconds=5)
+
+
+@pytest.fixture(scope="module")
+def small_budget(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    return start_server(
+        test_models_dir, max_upload_bytes=1_000_000, body_budget_bytes=1_500_000, body_idle_seconds=5
+    )
+
+
+def connect(server: LiveServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=15)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    answer = b""
+    while received := sock.recv(65536):
+        answer += received
+    return answer
+
+
+def status_and_error(answer: bytes) -> tuple[int, dict[str, object], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)["error"], head.lower()
+
+
+def test_a_connection_that_sends_nothing_gets_408_and_is_closed(stalls: LiveServer) -> None:
+    with connect(stalls) as sock:
+        status, error, head = status_and_error(read_until_closed(sock))
+    assert status == 408
+    assert error["code"] == "request_timeout"
+    assert "head did not arrive within 1 s" in str(error["message"])
+    assert b"connection: close" in head
+
+
+def test_a_head_that_never_ends_is_cut_off(stalls: LiveServer) -> None:
+    with connect(stalls) as sock:
+        sock.sendall(b"POST /classify HTTP/1.1\r\nHost: test\r\n")
+        status, error, _ = status_and_error(read_until_closed(sock))
+    assert (status, error["code"]) == (408, "request_timeout")
+
+
+def test_a_body_that_stalls_gets_408_and_the_connection_closes(stalls: LiveServer) -> None:
+    with connect(stalls) as sock:
+        sock.sendall(POST_HEAD % 1000 + b"\x89PNG")
+        status, error, head = status_and_error(read_until_closed(sock))
+    assert (status, error["code"]) == (408, "request_timeout")
+    assert error["message"] == "no body bytes arrived for 1 s; 4 bytes were received"
+    assert b"connection: close" in head
+
+
+def test_a_body_that_trickles_past_its_time_gets_408(stalls: LiveServer) -> None:
+    with connect(stalls) as sock:
+        sock.sendall(POST_HEAD % 1000)
+        started = time.monotonic()
+        answer = b""
+        # One byte every 0.4 s never trips the 1 s pause, but the whole body may take 2 s.
+        while not answer and time.monotonic() - started < 10:
+            sock.sendall(b"x")
+            sock.settimeout(0.4)
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+        sock.settimeout(15)
+        answer += read_until_closed(sock)
+    status, error, _ = status_and_error(answer)
+    assert (status, error["code"]) == (408, "request_timeout")
+    assert str(error["message"]).startswith("the body took longer than 2 s")
+
+
+def test_the_server_answers_normally_between_stalled_connections(stalls: LiveServer) -> None:
+    stalled = [connect(stalls) for _ in range(20)]
+    try:
+        response = stalls.client.post(
+            "/classify", files={"image": ("red.png", encode(solid((255, 0, 0)), "PNG"), "image/png")}
+        )
+        assert response.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_request_past_its_deadline_gets_504(deadline: LiveServer) -> None:
+    with connect(deadline) as sock:
+        sock.sendall(POST_HEAD % 1000)
+        answer = b""
+        started = time.monotonic()
+        while not answer and time.monotonic() - started < 10:
+            sock.sendall(b"x")
+            sock.settimeout(0.3)
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+        sock.settimeout(15)
+        answer += read_until_closed(sock)
+    status, error, head = status_and_error(answer)
+    assert (status, error["code"]) == (504, "deadline_exceeded")
+    assert error["detail"] == {"deadline_seconds": 1.5}
+    assert b"connection: close" in head
+
+
+def test_bodies_share_a_bounded_budget_of_bytes(small_budget: LiveServer) -> None:
+    with connect(small_budget) as holder, connect(small_budget) as refused:
+        holder.sendall(POST_HEAD % 1_000_000 + b"\0" * 1000)  # holds its declared million bytes
+        time.sleep(0.3)
+        refused.sendall(POST_HEAD % 1_000_000 + b"\0" * 1000)
+        status, error, head = status_and_error(read_until_closed(refused))
+        assert (status, error["code"]) == (503, "overloaded")
+        assert error["detail"] == {"budget": "request-body byte", "capacity": 1_500_000, "needed": 1_000_000}
+        assert b"retry-after: 1" in head
+        assert b"connection: close" in head
+    # The holder is gone: its bytes are back in the budget.
+    response = small_budget.client.post(
+        "/classify", files={"image": ("red.png", encode(solid((255, 0, 0)), "PNG"), "image/png")}
+    )
+    assert response.status_code == 200
