@@ -31,7 +31,7 @@ Send images as `multipart/form-data` (field `image`, repeat it for a batch) or a
 `Content-Type`. Every error is JSON: `{"error": {"code": ..., "message": ..., "detail": ...}}`.
 """
 # Bodies documented through `openapi_extra` rather than a parameter, so they join the components by hand.
-_EXTRA_SCHEMAS = (oip.InferRequest,)
+_EXTRA_SCHEMAS = (oip.InferRequest, oip.RepositoryIndexRequest, oip.ModelControlRequest)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 # The contract's models take float32 pixels: the one input datatype served.
 INPUT_DATATYPE = "FP32"
+S = TypeVar("S", bound=BaseModel)
 
 
 class Schema(BaseModel):
@@ -172,6 +173,16 @@ class TensorRequest:
 
     def binary(self, output: str) -> bool:
         return output in self.binary_outputs or (self.outputs is None and self.binary_by_default)
+
+
+def parse_control(body: bytes, schema: type[S]) -> S:
+    """A model-control body: JSON whatever its Content-Type (tritonclient sends none), empty for defaults."""
+    if not body.strip():
+        return schema()
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInputError(f"malformed request body: {_first_error(exc)}") from None
 
 
 def parse_request(body: bytes, header_length: str | None) -> TensorRequest:

@@ -7,12 +7,13 @@ Off unless the operator sets `VISION_ADMIN_KEY`, and then only that key opens it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel
 
 from service.core.contract import MODEL_NAME_PATTERN
-from service.core.errors import ModelNotFoundError, NotReadyError
+from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyError
 from service.core.repository import ModelState
 from service.http import oip
 from service.http.auth import require_admin_key
@@ -24,20 +25,28 @@ router = APIRouter(
 )
 
 ModelPath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.")]
-_ERRORS = error_responses(UnauthorizedError, ForbiddenError, NotReadyError, v2=True)
+_ERRORS = error_responses(UnauthorizedError, ForbiddenError, InvalidInputError, NotReadyError, v2=True)
 _LOAD_ERRORS = error_responses(
     UnauthorizedError, ForbiddenError, BadRequestError, ModelNotFoundError, NotReadyError, v2=True
 )
 
 
+def _optional_json(schema: type[BaseModel]) -> dict[str, Any]:
+    """An optional JSON body, read whatever its Content-Type: tritonclient sends none."""
+    reference = {"$ref": f"#/components/schemas/{schema.__name__}"}
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": reference}}}}
+
+
 @router.post(
-    "/index", response_model=list[oip.RepositoryIndexEntry], responses=_ERRORS, summary="Repository index"
+    "/index",
+    response_model=list[oip.RepositoryIndexEntry],
+    responses=_ERRORS,
+    openapi_extra=_optional_json(oip.RepositoryIndexRequest),
+    summary="Repository index",
 )
-async def repository_index(
-    engine: EngineDep, request: Annotated[oip.RepositoryIndexRequest | None, Body()] = None
-) -> list[oip.RepositoryIndexEntry]:
+async def repository_index(engine: EngineDep, request: Request) -> list[oip.RepositoryIndexEntry]:
     """Every model version found in the repository, served or refused with the reason."""
-    ready_only = request is not None and request.ready
+    ready_only = oip.parse_control(await request.body(), oip.RepositoryIndexRequest).ready
     return _entries(state for state in engine.index() if not ready_only or state.state == "READY")
 
 
@@ -45,12 +54,12 @@ async def repository_index(
     "/models/{name}/load",
     response_model=list[oip.RepositoryIndexEntry],
     responses=_LOAD_ERRORS,
+    openapi_extra=_optional_json(oip.ModelControlRequest),
     summary="Load or reload a model",
 )
-async def load_model(
-    engine: EngineDep, name: ModelPath, _request: Annotated[oip.ModelControlRequest | None, Body()] = None
-) -> list[oip.RepositoryIndexEntry]:
+async def load_model(engine: EngineDep, name: ModelPath, request: Request) -> list[oip.RepositoryIndexEntry]:
     """Load every new or changed version of `name` beside what serves, then swap; answers its versions."""
+    oip.parse_control(await request.body(), oip.ModelControlRequest)
     states = [state for state in await engine.reload([name]) if state.name == name]
     if not states:
         raise ModelNotFoundError(f"no model named {name!r} in the repository")
@@ -67,12 +76,14 @@ async def load_model(
     "/models/{name}/unload",
     response_model=list[oip.RepositoryIndexEntry],
     responses=_LOAD_ERRORS,
+    openapi_extra=_optional_json(oip.ModelControlRequest),
     summary="Unload a model",
 )
 async def unload_model(
-    engine: EngineDep, name: ModelPath, _request: Annotated[oip.ModelControlRequest | None, Body()] = None
+    engine: EngineDep, name: ModelPath, request: Request
 ) -> list[oip.RepositoryIndexEntry]:
     """Stop serving every version of `name` (calls in flight finish) until it is loaded again."""
+    oip.parse_control(await request.body(), oip.ModelControlRequest)
     engine.find(name)
     await engine.unload(name)
     return []
