@@ -149,3 +149,22 @@ def solid(
     colour: tuple[int, int, int] | int, size: tuple[int, int] = (64, 32), mode: str = "RGB"
 ) -> Image.Image:
     return Image.new(mode, size, colour)
+
+
+SCHEMATHESIS_KEYS = {"api": "schemathesis-api-key", "admin": "schemathesis-admin-key"}
+
+
+@pytest.fixture(scope="session")
+def guarded_server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    """A live server over the test models with the default limits, an API key and an admin key."""
+    return start_server(
+        test_models_dir, api_keys=SCHEMATHESIS_KEYS["api"], admin_key=SCHEMATHESIS_KEYS["admin"]
+    )
+
+
+@pytest.fixture(scope="session")
+def live_schema(guarded_server: LiveServer):  # type: ignore[no-untyped-def]
+    """That server's own OpenAPI document, loaded by schemathesis."""
+    import schemathesis
+
+    return schemathesis.openapi.from_url(f"{guarded_server.url}/openapi.json")

@@ -376,7 +376,11 @@ class Engine:
                 f"input {spec.name!r} must have shape [N, {', '.join(map(str, expected))}] with "
                 f"1 <= N <= {limit}, not {list(batch.shape)}"
             )
-        return batch.astype(np.float32, copy=False)
+        batch = batch.astype(np.float32, copy=False)
+        if not np.isfinite(batch).all():
+            # NaN in gives NaN out, which JSON cannot even carry: refuse it rather than answer nulls.
+            raise InvalidInputError(f"input {spec.name!r} holds NaN or infinite values")
+        return batch
 
     @asynccontextmanager
     async def _admitted(

@@ -377,3 +377,32 @@ def test_a_damaged_header_of_a_supported_format_is_corrupt_not_unsupported() -> 
 def test_channels_other_than_one_or_three_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="channels"):
         prepare(encode(Image.new("RGB", (4, 4)), "PNG"), 4, 4, channels=4)
+
+
+TRUNCATION_FORMATS = [
+    ("PNG", {}),
+    ("JPEG", {}),
+    ("JPEG", {"progressive": True}),
+    ("GIF", {}),
+    ("WEBP", {"lossless": True}),
+    ("BMP", {}),
+    ("TIFF", {"compression": "tiff_lzw"}),
+]
+
+
+@pytest.mark.parametrize(("fmt", "options"), TRUNCATION_FORMATS, ids=lambda value: str(value))
+@pytest.mark.parametrize("size", [(1, 64), (64, 1), (17, 13), (300, 2)], ids=str)
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_file_cut_short_is_refused_unless_only_its_trailer_is_gone(
+    fmt: str, options: dict, size: tuple[int, int], mode: str
+) -> None:
+    noise = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    data = encode(Image.fromarray(noise).convert(mode), fmt, **options)
+    whole = prepare(data, 8, 8).pixels
+    for keep in sorted({len(data) // 3, len(data) * 2 // 3, len(data) - 12, len(data) - 2, len(data) - 1}):
+        try:
+            cut = prepare(data[:keep], 8, 8)
+        except (CorruptImageError, UnsupportedImageError):
+            continue
+        # Accepted only when the bytes lost held no pixels (a PNG's IEND, a JPEG's EOI, a GIF's trailer).
+        np.testing.assert_array_equal(cut.pixels, whole, err_msg=f"{keep} of {len(data)} bytes")
