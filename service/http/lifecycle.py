@@ -12,11 +12,13 @@ from typing import Literal
 logger = logging.getLogger("vision.lifecycle")
 
 Phase = Literal["serving", "draining", "stopping"]
+# Once stopping, a body must move again within this long: one arriving is finished, a stalled one cut off.
+STALLED_BODY_SECONDS = 0.5
 
 
 class Lifecycle:
-    """The phase, and the body reads to cut short when the server stops: a stalled upload must not hold
-    the shutdown, nor turn into a 500 when the server cancels what is left."""
+    """The phase, and the body reads to cut short when the server stops: a stalled upload must neither
+    hold the shutdown nor turn into a 500 when the server cancels what is left."""
 
     def __init__(self) -> None:
         self.phase: Phase = "serving"
@@ -37,19 +39,28 @@ class Lifecycle:
             logger.info("draining: readiness answers 503; still serving for %.1f s", seconds)
 
     def stop(self) -> None:
-        """No more new connections: every body still being waited for is cut off now."""
+        """No more new connections: a body still being waited for must arrive soon or be cut off."""
         self.phase = "stopping"
-        now = asyncio.get_running_loop().time()
         for wait in self._body_waits:
-            wait.reschedule(now)
+            _shorten(wait)
         if self._body_waits:
-            logger.info("stopping: cut off %d stalled request bodies", len(self._body_waits))
+            logger.info(
+                "stopping: %d request bodies still arriving get %.1f s",
+                len(self._body_waits),
+                STALLED_BODY_SECONDS,
+            )
 
     def watch(self, wait: asyncio.Timeout) -> None:
-        """Register a body read's time-out, so `stop` can end it at once."""
+        """Register a body read's time-out, so `stop` can shorten it."""
         if self.stopping:
-            wait.reschedule(asyncio.get_running_loop().time())
+            _shorten(wait)
         self._body_waits.add(wait)
 
     def unwatch(self, wait: asyncio.Timeout) -> None:
         self._body_waits.discard(wait)
+
+
+def _shorten(wait: asyncio.Timeout) -> None:
+    soon = asyncio.get_running_loop().time() + STALLED_BODY_SECONDS
+    when = wait.when()
+    wait.reschedule(soon if when is None else min(when, soon))

@@ -5,7 +5,8 @@ The protocol adds to uvicorn's:
   waits for ever): else 408 and the connection closes;
 - a response's head and body leave in one write, so a process killed between the two never leaves a proxy
   holding a head without a body, which it can neither finish nor retry;
-- while draining, every answer carries `Connection: close`, so keep-alive clients reconnect elsewhere;
+- while draining, every answer carries `Connection: close`, so keep-alive clients reconnect elsewhere, and
+  at shutdown an idle connection may still deliver a request for `LAST_REQUEST_SECONDS`;
 - a connection closed while its client is still sending is half-closed and drained for `LINGER_SECONDS`
   first (nginx's lingering close), so the client reads the answer instead of a reset.
 
@@ -36,6 +37,9 @@ from service.http.lifecycle import Lifecycle
 logger = logging.getLogger("vision.server")
 
 LINGER_SECONDS = 2.0
+# At shutdown, how long a connection with no request under way may still deliver one: a client that wrote
+# it just as the server stopped gets its answer (with Connection: close) instead of a reset.
+LAST_REQUEST_SECONDS = 0.5
 
 
 def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[HttpToolsProtocol]:
@@ -72,6 +76,16 @@ def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[Ht
             cycle.transport = _OneWriteTransport(self, self.transport, cycle)  # type: ignore[assignment]
             if lifecycle.draining:
                 cycle.keep_alive = False
+
+        def shutdown(self) -> None:
+            if self.cycle is None or self.cycle.response_complete:
+                self.loop.call_later(LAST_REQUEST_SECONDS, self._close_if_idle)
+            else:
+                self.cycle.keep_alive = False
+
+        def _close_if_idle(self) -> None:
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
 
         def linger(self) -> None:
             """Stop answering, send what is queued and a FIN, discard what still arrives, close soon."""
