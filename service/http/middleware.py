@@ -68,8 +68,9 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 snapshot = timings.snapshot()
-                # Held until the body is ready, so headers and body leave back to back: a replica killed
-                # between the two would leave the proxy with a response it can neither finish nor retry.
+                # Held until the body is ready: a handler that fails before its first byte still gets a
+                # clean 500, and the log line is written first. (On the wire, service.http.server writes
+                # head and body in one go.)
                 held_start = _with_headers(message, timings.request_id, snapshot)
                 return
             if message["type"] == "http.response.body" and not message.get("more_body", False):
