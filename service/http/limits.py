@@ -72,8 +72,10 @@ class RequestLimitsMiddleware:
             async with asyncio.timeout(self.bounds.request_seconds) as deadline:
                 await self.app(scope, body.receive, watched_send)
         except TimeoutError:
-            if not deadline.expired() or started:
+            if not deadline.expired():
                 raise
+            if started:
+                return  # an answer cut off mid-way: uvicorn closes the connection and logs it
             error = DeadlineExceededError(
                 f"the request took longer than its deadline of {self.bounds.request_seconds:g} s",
                 detail={"deadline_seconds": self.bounds.request_seconds},

@@ -44,6 +44,23 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return answer
 
 
+def trickle(server: LiveServer, every: float) -> bytes:
+    """Send a head for 1000 body bytes, then one byte every `every` seconds until the server answers."""
+    with connect(server) as sock:
+        sock.sendall(POST_HEAD % 1000)
+        answer = b""
+        started = time.monotonic()
+        while not answer and time.monotonic() - started < 10:
+            sock.sendall(b"x")
+            sock.settimeout(every)
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+        sock.settimeout(15)
+        return answer + read_until_closed(sock)
+
+
 def status_and_error(answer: bytes) -> tuple[int, dict[str, object], bytes]:
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), json.loads(body)["error"], head.lower()
@@ -75,21 +92,8 @@ def test_a_body_that_stalls_gets_408_and_the_connection_closes(stalls: LiveServe
 
 
 def test_a_body_that_trickles_past_its_time_gets_408(stalls: LiveServer) -> None:
-    with connect(stalls) as sock:
-        sock.sendall(POST_HEAD % 1000)
-        started = time.monotonic()
-        answer = b""
-        # One byte every 0.4 s never trips the 1 s pause, but the whole body may take 2 s.
-        while not answer and time.monotonic() - started < 10:
-            sock.sendall(b"x")
-            sock.settimeout(0.4)
-            try:
-                answer = sock.recv(65536)
-            except TimeoutError:
-                continue
-        sock.settimeout(15)
-        answer += read_until_closed(sock)
-    status, error, _ = status_and_error(answer)
+    # One byte every 0.4 s never trips the 1 s pause, but the whole body may take 2 s.
+    status, error, _ = status_and_error(trickle(stalls, every=0.4))
     assert (status, error["code"]) == (408, "request_timeout")
     assert str(error["message"]).startswith("the body took longer than 2 s")
 
@@ -107,20 +111,7 @@ def test_the_server_answers_normally_between_stalled_connections(stalls: LiveSer
 
 
 def test_a_request_past_its_deadline_gets_504(deadline: LiveServer) -> None:
-    with connect(deadline) as sock:
-        sock.sendall(POST_HEAD % 1000)
-        answer = b""
-        started = time.monotonic()
-        while not answer and time.monotonic() - started < 10:
-            sock.sendall(b"x")
-            sock.settimeout(0.3)
-            try:
-                answer = sock.recv(65536)
-            except TimeoutError:
-                continue
-        sock.settimeout(15)
-        answer += read_until_closed(sock)
-    status, error, head = status_and_error(answer)
+    status, error, head = status_and_error(trickle(deadline, every=0.3))
     assert (status, error["code"]) == (504, "deadline_exceeded")
     assert error["detail"] == {"deadline_seconds": 1.5}
     assert b"connection: close" in head
