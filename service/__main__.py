@@ -44,11 +44,21 @@ def check_configuration() -> None:
     )
 
 
+def _one_line(error: ValidationError) -> str:
+    """Each refused setting as `VISION_NAME: reason`, so a log line says what to change."""
+    return "; ".join(
+        f"{'VISION_' + str(item['loc'][0]).upper() if item['loc'] else 'settings'}: {item['msg']}"
+        for item in error.errors()
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         check_configuration()
-    except (ValidationError, AuthConfigError, ProviderUnavailableError) as exc:
+    except ValidationError as exc:
+        sys.exit(f"vision-service: configuration refused: {_one_line(exc)}")
+    except (AuthConfigError, ProviderUnavailableError) as exc:
         sys.exit(f"vision-service: configuration refused: {exc}")
     settings = Settings()
     app = create_app(settings)

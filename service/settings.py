@@ -19,6 +19,7 @@ DEFAULT_MODELS = {
 }
 
 CommaList = Annotated[list[str], NoDecode]
+ADMIN_KEY_MIN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -80,7 +81,6 @@ class Settings(BaseSettings):
     )
     admin_key: SecretStr | None = Field(
         default=None,
-        min_length=16,
         description="The key of the model-control routes (/v2/repository/...); they are off without one.",
     )
     model_poll_seconds: float = Field(
@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # An env file lists every setting, so an empty value means "not set", not a short key.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < ADMIN_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {ADMIN_KEY_MIN_LENGTH} characters: a short key can be guessed"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

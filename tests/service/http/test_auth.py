@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,3 +152,29 @@ def test_the_key_file_is_read_once_a_second_at_most(tmp_path: Path, monkeypatch:
     assert keys.accepts("three")
     assert not keys.accepts("one")
     assert not ApiKeys([], None).required
+
+
+@pytest.mark.parametrize("path", ["/classify", "/segment", "/v2/models/colours/infer"])
+def test_the_key_is_checked_before_any_body_byte_is_read(guarded: LiveServer, path: str) -> None:
+    # A head announcing a megabyte, and no body at all: the answer can only come from the key check.
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000000\r\n\r\n".encode()
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+def test_a_chunked_body_without_a_key_is_refused_and_the_connection_closed(guarded: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n4\r\n\x89PNG\r\n"
+        )
+        answer = b""
+        while received := sock.recv(65536):
+            answer += received
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 401")
+    assert b"connection: close" in head
