@@ -23,7 +23,11 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model and score it on the held-out test split")
     train.add_argument("task", choices=["classify", "detect", "segment"])
-    train.add_argument("--data", required=True, help="a directory in the Oxford-IIIT Pet layout, or 'digits'")
+    train.add_argument(
+        "--data",
+        required=True,
+        help="a directory (a folder per class, or the Oxford-IIIT Pet layout), or 'digits'",
+    )
     train.add_argument("--run", type=Path, required=True, help="run directory for model, plots, metrics")
     train.add_argument("--arch", default="", help="architecture (default per task)")
     train.add_argument("--size", type=int, default=64, help="square input size in pixels")
@@ -84,8 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.files:
             print(f"{path}: sha256 {sign_file(path)}")
         return 0
+    if args.command == "train":
+        from training.data.layouts import DatasetError, detect_layout
+
+        try:
+            detect_layout(args.data, args.task)  # before TensorFlow loads: a wrong path fails in a moment
+        except DatasetError as exc:
+            print(f"train: {exc}", file=sys.stderr)
+            return 2
     _quiet_tensorflow()
     if args.command == "train":
+        from training.data.layouts import DatasetError
         from training.train import TrainConfig, train
 
         config = TrainConfig(
@@ -105,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
             freeze=args.freeze,
         )
-        print(json.dumps(train(config), indent=2, default=float))
+        try:
+            print(json.dumps(train(config), indent=2, default=float))
+        except DatasetError as exc:
+            print(f"train: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "evaluate":
         from training.train import evaluate_run

@@ -15,18 +15,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from service.core.contract import TRIMAP_LABELS
 from training import architectures
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
 from training.data import pipelines
-from training.data.arrays import ArraySet, load_split, train_val_split
-from training.data.digits import DIGIT_LABELS, load_digits_splits
-from training.data.oxford import load_layout
+from training.data.arrays import ArraySet, train_val_split
+from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
 from training.evaluate.evaluate import evaluate_predictor, predict_all
 from training.plots import plot_curves, plot_samples
 
-DIGITS = "digits"
 DEFAULT_ARCH = {"classify": "small_cnn", "detect": "grid", "segment": "unet"}
 
 
@@ -73,23 +70,25 @@ class TaskData:
     val: ArraySet
     test: ArraySet
     dataset_name: str
+    skipped: int = 0  # images that would not decode and were left out
 
 
 def load_task_data(config: TrainConfig) -> TaskData:
-    """Digits from scikit-learn, or a directory in the Oxford-IIIT Pet layout."""
-    if config.data == DIGITS:
-        if config.task != "classify":
-            raise ValueError("the digits data set only supports the classify task")
-        splits = load_digits_splits(config.size, seed=config.seed)
-        labels, name = DIGIT_LABELS, "sklearn-digits"
+    """The run's data, whatever its layout (training.data.layouts); validation is the set's own split when
+    it has one, else a seeded part of trainval."""
+    splits = open_dataset(config.data, config.task, config.size, config.channels, config.seed)
+    if splits.val is not None:
+        train, val = splits.trainval, splits.val
     else:
-        dataset = load_layout(Path(config.data))
-        size = (config.size, config.size)
-        splits = {split: load_split(dataset, split, config.task, size) for split in ("trainval", "test")}
-        labels = TRIMAP_LABELS if config.task == "segment" else dataset.classes
-        name = f"oxford-layout:{Path(config.data).name}"
-    train, val = train_val_split(splits["trainval"], config.val_fraction, config.seed)
-    return TaskData(labels=tuple(labels), train=train, val=val, test=splits["test"], dataset_name=name)
+        train, val = train_val_split(splits.trainval, config.val_fraction, config.seed)
+    return TaskData(
+        labels=splits.labels,
+        train=train,
+        val=val,
+        test=splits.test,
+        dataset_name=splits.name,
+        skipped=splits.skipped,
+    )
 
 
 def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
@@ -220,9 +219,10 @@ def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Fit, evaluate on the held-out test split, and write model.keras, run.json, metrics.json and PNGs."""
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     data = load_task_data(config)
+    # Only once the data has been read: a run that fails on its data leaves no empty directory behind.
+    run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, len(data.labels))
     if config.init_from:
         source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
@@ -250,6 +250,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     exported = contract_model(model, config.task)
     metrics = evaluate_predictor(keras_predictor(exported), config.task, data.test, data.labels)
     metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
+    if data.skipped:
+        tqdm.write(f"skipped {data.skipped} images that could not be decoded (each named above)")
     run_info = {
         "config": asdict(config),
         "labels": list(data.labels),
@@ -258,6 +260,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "weights_epoch": kept_epoch(stopping, len(history.history["loss"])),
         "train_images": len(data.train),
         "val_images": len(data.val),
+        "skipped_images": data.skipped,
         "train_seconds": round(seconds, 1),
     }
     _write_json(run_dir / "run.json", run_info)

@@ -1,15 +1,23 @@
-"""Decode a split of the Oxford-IIIT Pet layout once into numpy arrays at the model's input size."""
+"""Decode a split once into numpy arrays at the model's input size: Oxford-IIIT Pet records, or labelled
+files of the folder-per-class layout (where a file that will not decode is skipped with a warning)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
+from service.core.errors import ServiceError
 from service.core.imaging import ImageLimits, exif_orientation, prepare_image, upright
+from training.data.folders import LabelledFile
 from training.data.oxford import OxfordDataset, Record, object_class, read_voc_xml
+
+logger = logging.getLogger("training.data")
 
 MAX_BOXES = 8
 # Training data is trusted and local: the limits only guard against a corrupt file, not a hostile upload.
@@ -46,6 +54,26 @@ def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarr
         limits=TRAINING_IMAGE_LIMITS,
     )
     return prepared.pixels
+
+
+def load_labelled(
+    files: Sequence[LabelledFile], size: tuple[int, int], channels: int = 3, name: str = "images"
+) -> tuple[ArraySet, list[Path]]:
+    """Decode `files` with a progress bar; those that will not decode are skipped (and returned)."""
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    skipped: list[Path] = []
+    for file in tqdm(files, desc=f"decoding {name}", unit="image", leave=False):
+        try:
+            images.append(load_image(file.path, size, channels))
+        except (ServiceError, OSError) as exc:
+            logger.warning("skipped %s: %s", file.path, getattr(exc, "message", exc))
+            skipped.append(file.path)
+            continue
+        labels.append(file.label)
+    empty = np.zeros((0, *size, channels), np.float32)
+    stacked = np.stack(images) if images else empty
+    return ArraySet(images=stacked, labels=np.array(labels, np.int32)), skipped
 
 
 def upright_box(box: tuple[float, float, float, float], orientation: int) -> tuple[float, ...]:
