@@ -9,10 +9,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+class Answered(NamedTuple):
+    """One answered request: when it was sent, when its answer arrived, and the answer."""
+
+    sent: float
+    received: float
+    response: httpx.Response
 
 
 @dataclass
@@ -23,7 +32,7 @@ class Outcomes:
     errors: Counter[str] = field(default_factory=Counter)
     first_seen: dict[str, float] = field(default_factory=dict)
     failed: list[tuple[float, str]] = field(default_factory=list)  # (sent at, the transport error)
-    answers: list[tuple[float, httpx.Response]] = field(default_factory=list)  # (sent at, response)
+    answers: list[Answered] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -64,7 +73,7 @@ async def run_clients(
                 continue
             outcomes.statuses[response.status_code] += 1
             outcomes.note(str(response.status_code))
-            outcomes.answers.append((sent, response))
+            outcomes.answers.append(Answered(sent, time.monotonic(), response))
 
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
