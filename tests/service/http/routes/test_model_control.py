@@ -1,5 +1,5 @@
-"""Model control (Triton's model repository extension) through a live server: off without an admin key,
-only that key opens it, and tritonclient's load, unload and index calls work as against Triton."""
+"""Model control (routes/repository.py, Triton's model repository extension) through a live server: off
+without an admin key, only that key opens it, and tritonclient's load, unload and index calls work."""
 
 from __future__ import annotations
 
