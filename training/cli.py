@@ -10,13 +10,24 @@ import sys
 from pathlib import Path
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1, refused with usage before TensorFlow loads."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="write a synthetic data set in the Oxford-IIIT Pet layout")
     synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--count", type=int, required=True)
+    synth.add_argument("--count", type=_at_least_one, required=True)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--max-objects", type=int, default=1)
     synth.add_argument("--test-fraction", type=float, default=0.2)
@@ -30,9 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--run", type=Path, required=True, help="run directory for model, plots, metrics")
     train.add_argument("--arch", default="", help="architecture (default per task)")
-    train.add_argument("--size", type=int, default=64, help="square input size in pixels")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch", type=int, default=32)
+    train.add_argument("--size", type=_at_least_one, default=64, help="square input size in pixels")
+    train.add_argument("--epochs", type=_at_least_one, default=20)
+    train.add_argument("--batch", type=_at_least_one, default=32)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--patience", type=int, default=5)
     train.add_argument(

@@ -42,3 +42,17 @@ def test_data_it_cannot_train_on_is_one_line_and_leaves_nothing(
     assert fragment in line
     assert not (tmp_path / "run").exists()
     assert "tensorflow" not in finished.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--epochs", "0", "argument --epochs: must be at least 1, not 0"),
+        ("--size", "0", "argument --size: must be at least 1, not 0"),
+        ("--batch", "many", "argument --batch: 'many' is not a whole number"),
+    ],
+)
+def test_counts_below_one_are_refused_before_tensorflow(option: str, value: str, message: str) -> None:
+    finished = run_cli("train", "classify", "--data", "digits", "--run", "unused", option, value)
+    assert finished.returncode == 2
+    assert finished.stderr.strip().splitlines()[-1].endswith(message)
