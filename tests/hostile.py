@@ -5,13 +5,13 @@ Images are made here with Pillow or by hand (headers that lie, files cut short);
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from conftest import encode
 from PIL import Image
 
 BOUNDARY = "hostile-boundary"
@@ -30,12 +30,6 @@ class Hostile:
     content_type: str | None = "image/png"
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def saved(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def photo(size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -90,7 +84,7 @@ def infer_body(**request: Any) -> bytes:
 
 def corpus(max_upload_bytes: int, max_images: int) -> list[Hostile]:
     """Every kind, for a server with these limits (and a `colours` classifier as the /v2 model)."""
-    good = saved(photo(), "PNG")
+    good = encode(photo(), "PNG")
     form = f"multipart/form-data; boundary={BOUNDARY}"
     v2 = "/v2/models/colours/infer"
     binary_header = json.dumps(
@@ -113,21 +107,21 @@ def corpus(max_upload_bytes: int, max_images: int) -> list[Hostile]:
         Hostile("PDF", 415, "unsupported_image", body=b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF"),
         Hostile("HTML", 415, "unsupported_image", body=b"<!doctype html><script>alert(1)</script>"),
         Hostile("ZIP", 415, "unsupported_image", body=b"PK\x03\x04" + b"\0" * 60),
-        Hostile("ICO (a format not served)", 415, "unsupported_image", body=saved(photo((32, 32)), "ICO")),
+        Hostile("ICO (a format not served)", 415, "unsupported_image", body=encode(photo((32, 32)), "ICO")),
         Hostile("PSD signature", 415, "unsupported_image", body=b"8BPS\x00\x01" + b"\0" * 40),
         # Files cut short or damaged
-        Hostile("truncated JPEG", 400, "corrupt_image", body=cut(saved(photo(), "JPEG"))),
+        Hostile("truncated JPEG", 400, "corrupt_image", body=cut(encode(photo(), "JPEG"))),
         Hostile(
             "truncated progressive JPEG",
             400,
             "corrupt_image",
-            body=cut(saved(photo(), "JPEG", progressive=True)),
+            body=cut(encode(photo(), "JPEG", progressive=True)),
         ),
         Hostile("truncated PNG", 400, "corrupt_image", body=cut(good)),
-        Hostile("truncated GIF", 400, "corrupt_image", body=cut(saved(photo(), "GIF"))),
-        Hostile("truncated WebP", 400, "corrupt_image", body=cut(saved(photo(), "WEBP", lossless=True))),
-        Hostile("truncated BMP", 400, "corrupt_image", body=cut(saved(photo(), "BMP"))),
-        Hostile("truncated TIFF", 400, "corrupt_image", body=cut(saved(photo(), "TIFF"))),
+        Hostile("truncated GIF", 400, "corrupt_image", body=cut(encode(photo(), "GIF"))),
+        Hostile("truncated WebP", 400, "corrupt_image", body=cut(encode(photo(), "WEBP", lossless=True))),
+        Hostile("truncated BMP", 400, "corrupt_image", body=cut(encode(photo(), "BMP"))),
+        Hostile("truncated TIFF", 400, "corrupt_image", body=cut(encode(photo(), "TIFF"))),
         Hostile(
             "JPEG signature then garbage", 400, "corrupt_image", body=b"\xff\xd8\xff\xe0" + b"\x13" * 200
         ),
@@ -139,13 +133,13 @@ def corpus(max_upload_bytes: int, max_images: int) -> list[Hostile]:
             "GIF declaring 65535x65535",
             413,
             "image_too_large",
-            body=with_size_field(saved(photo(), "GIF"), 6, "<HH", 65535, 65535),
+            body=with_size_field(encode(photo(), "GIF"), 6, "<HH", 65535, 65535),
         ),
         Hostile(
             "BMP declaring 60000x60000",
             413,
             "image_too_large",
-            body=with_size_field(saved(photo(), "BMP"), 18, "<ii", 60000, 60000),
+            body=with_size_field(encode(photo(), "BMP"), 18, "<ii", 60000, 60000),
         ),
         Hostile("PNG declaring 0x0", 400, "corrupt_image", body=png_declaring(0, 0)),
         # Multipart bodies

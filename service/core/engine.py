@@ -199,8 +199,6 @@ class Engine:
         them up, then swap them in; removed files stop serving. Returns the repository index."""
         repository = self.repository
         async with self._reload_lock:
-            if names is not None:
-                repository.unloaded.difference_update(names)
             plan = await asyncio.to_thread(repository.plan_reload, names, warm_up=self.config.warmup)
             self._retire(repository.swap(plan))
         if plan.fresh:

@@ -171,6 +171,8 @@ class ModelRepository:
     def swap(self, plan: ReloadPlan) -> list[LoadedModel]:
         """Put a plan in service in one step; returns the versions it replaced or removed, to retire."""
         names = plan.names
+        if names is not None:
+            self.unloaded -= names  # loading a model by name brings it back after an unload
         models = {name: dict(versions) for name, versions in self.models.items()}
         retired: list[LoadedModel] = []
         for name, versions in models.items():

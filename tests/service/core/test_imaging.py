@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import encode
+from hostile import png_declaring
 from PIL import ExifTags, Image
 
 from service.core.errors import (
@@ -31,12 +31,6 @@ from service.core.imaging import (
 LIMITS = ImageLimits(max_bytes=50_000_000, max_pixels=40_000_000)
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 Colour = tuple[float, float, float]
-
-
-def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
 
 
 def halves(mode: str, left: object, right: object, size: tuple[int, int] = (40, 20)) -> Image.Image:
@@ -69,17 +63,6 @@ def prepare(data: bytes, width: int, height: int, channels: int = 3, **kwargs: o
     return prepare_image(
         data, width=width, height=height, channels=channels, resize="stretch", limits=LIMITS, **kwargs
     )
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A valid PNG header declaring width x height, followed by only a few bytes of pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def exif_jpeg(image: Image.Image, orientation: int) -> bytes:
