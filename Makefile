@@ -81,11 +81,11 @@ models: $(VENV)/.stamp-dev
 	$(BIN)/pytest -q tests/e2e/test_bundled_models.py
 
 $(RUNS)/data/shapes/done:
-	$(TRAIN) synth --out $(@D) --count 2500 --seed 1
+	$(TRAIN) synth --out $(@D) --count 2500 --seed 1 --force
 	touch $@
 
 $(RUNS)/data/scenes/done:
-	$(TRAIN) synth --out $(@D) --count 3000 --seed 2 --max-objects 4
+	$(TRAIN) synth --out $(@D) --count 3000 --seed 2 --max-objects 4 --force
 	touch $@
 
 $(RUNS)/digits/model.keras:
@@ -103,11 +103,11 @@ $(RUNS)/shapes-detector/model.keras: $(RUNS)/shapes-classifier/model.keras $(RUN
 		--arch encoder_grid --init-from $(<D) --freeze 8 --lr 1e-3
 
 $(RUNS)/exported/%-int8: $(RUNS)/%/model.keras
-	$(TRAIN) export --run $(<D) --name $(@F) --version 1 --quantize
+	$(TRAIN) export --run $(<D) --name $(@F) --version 1 --quantize --force
 	mkdir -p $(@D) && touch $@
 
 $(RUNS)/exported/%: $(RUNS)/%/model.keras
-	$(TRAIN) export --run $(<D) --name $(@F) --version 1
+	$(TRAIN) export --run $(<D) --name $(@F) --version 1 --force
 	mkdir -p $(@D) && touch $@
 
 clean:

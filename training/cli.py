@@ -1,38 +1,92 @@
-"""Command line: `python -m training {synth,train,evaluate,export,sign}`; TensorFlow loads for train,
-evaluate and export."""
+"""Command line: `python -m training {synth,train,evaluate,export,predict,sign}`.
+
+Arguments, data sets and run directories are checked before TensorFlow loads, and a user's mistake is one
+line on stderr with exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
+
+from training.architectures import ARCHITECTURES, UnknownArchitectureError
+from training.config import TrainConfig
+from training.data.layouts import DatasetError, detect_layout
+from training.errors import ExportMismatchError, UserError
+
+USER_ERROR = 2
 
 
-def _at_least_one(text: str) -> int:
-    """An argparse type: a whole number >= 1, refused with usage before TensorFlow loads."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but an argument error is one line (the usage is a --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= minimum, refused before TensorFlow loads."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return whole
+
+
+_at_least_one = _at_least(1)
+
+
+def _architectures_help() -> str:
+    lines = ["architectures (--arch), with the smallest --size each takes:"]
+    for task in ("classify", "detect", "segment"):
+        lines.append(f"  {task}:")
+        lines += [
+            f"    {a.name:<16}{a.summary}; --size >= {a.min_size}"
+            + (f", a multiple of {a.multiple_of}" if a.multiple_of > 1 else "")
+            for a in ARCHITECTURES
+            if a.task == task
+        ]
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
+    parser = OneLineParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    synth = sub.add_parser("synth", help="write a synthetic data set in the Oxford-IIIT Pet layout")
+    synth = sub.add_parser(
+        "synth", parents=[common], help="write a synthetic data set in the Oxford-IIIT Pet layout"
+    )
     synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--count", type=_at_least_one, required=True)
+    synth.add_argument(
+        "--count", type=_at_least(2), required=True, help="images, at least one for training and one for test"
+    )
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--max-objects", type=int, default=1)
+    synth.add_argument("--max-objects", type=_at_least_one, default=1)
     synth.add_argument("--test-fraction", type=float, default=0.2)
+    synth.add_argument("--force", action="store_true", help="replace the images and lists of an existing set")
 
-    train = sub.add_parser("train", help="train a model and score it on the held-out test split")
+    train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model and score it on the held-out test split",
+        epilog=_architectures_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("task", choices=["classify", "detect", "segment"])
     train.add_argument(
         "--data",
@@ -40,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a directory (a folder per class, or the Oxford-IIIT Pet layout), or 'digits'",
     )
     train.add_argument("--run", type=Path, required=True, help="run directory for model, plots, metrics")
-    train.add_argument("--arch", default="", help="architecture (default per task)")
+    train.add_argument(
+        "--arch",
+        default="",
+        choices=sorted({a.name for a in ARCHITECTURES}),
+        metavar="ARCH",
+        help="architecture (listed below; default small_cnn, grid or unet by task, lenet5 for digits)",
+    )
     train.add_argument("--size", type=_at_least_one, default=64, help="square input size in pixels")
     train.add_argument("--epochs", type=_at_least_one, default=20)
     train.add_argument("--batch", type=_at_least_one, default=32)
@@ -54,7 +114,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
-        "--weights", default=None, help="keras.applications weights: 'imagenet' or a file path"
+        "--weights",
+        default=None,
+        help="backbone weights: 'imagenet' (the file Keras caches in ~/.keras/models, never downloaded) "
+        "or a weights file of the base (include_top=False)",
+    )
+    train.add_argument(
+        "--fine-tune-epochs",
+        type=_at_least_one,
+        default=0,
+        help="with --weights: after --epochs with the base frozen, this many with its top layers training",
+    )
+    train.add_argument(
+        "--unfreeze",
+        type=_at_least_one,
+        default=None,
+        help="layers with weights at the top of the base that fine-tuning trains (default: all)",
+    )
+    train.add_argument("--fine-tune-lr", type=float, default=None, help="default: a tenth of --lr")
+    train.add_argument(
+        "--loss-weights",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("CLASS", "BOX"),
+        help="localize: weights of the class and box losses (default 0.8 0.2)",
     )
     train.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     train.add_argument(
@@ -64,15 +148,28 @@ def _parser() -> argparse.ArgumentParser:
         "--freeze", type=int, default=0, help="with --init-from: keep the first N layers with weights fixed"
     )
 
-    evaluate = sub.add_parser("evaluate", help="re-score a run's model on the held-out test split")
+    evaluate = sub.add_parser(
+        "evaluate", parents=[common], help="re-score a run's model on the held-out test split"
+    )
     evaluate.add_argument("--run", type=Path, required=True)
 
-    export = sub.add_parser("export", help="write models/<name>/<version>/model.onnx and its model card")
+    export = sub.add_parser(
+        "export", parents=[common], help="write models/<name>/<version>/model.onnx and its model card"
+    )
     export.add_argument("--run", type=Path, required=True)
     export.add_argument("--name", required=True)
-    export.add_argument("--version", type=int, default=1)
+    export.add_argument("--version", type=_at_least_one, default=1)
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--quantize", action="store_true", help="static QDQ INT8 (classifiers)")
+    export.add_argument("--force", action="store_true", help="replace an existing model version")
+
+    predict = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="answer for local images as the service would, printing its JSON, without a server",
+    )
+    predict.add_argument("images", type=Path, nargs="+")
+    predict.add_argument("--model", type=Path, required=True, help="a model.onnx file or a run directory")
 
     sign = sub.add_parser(
         "sign", help="add or renew vision.sha256 in model files, after editing their metadata on purpose"
@@ -81,71 +178,146 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """fd 2 to /dev/null: TensorFlow's C++ start-up lines come before its own log level applies."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _load_tensorflow(verbose: bool) -> None:
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import tensorflow  # noqa: F401
+
+
+def _run_dir(path: Path) -> Path:
+    if not (path / "run.json").is_file() or not (path / "model.keras").is_file():
+        raise UserError(f"{path} is not a run directory (no run.json and model.keras): `train` writes one")
+    return path
+
+
+def _train_config(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
+    options = {"loss_weights": tuple(args.loss_weights)} if args.loss_weights else {}
+    config = TrainConfig(
+        task=args.task,
+        data=args.data,
+        run_dir=str(args.run),
+        arch=args.arch,
+        size=args.size,
+        epochs=args.epochs,
+        batch=args.batch,
+        learning_rate=args.lr,
+        patience=args.patience,
+        early_stop_after=args.early_stop_after,
+        seed=args.seed,
+        weights=args.weights,
+        augment=not args.no_augment,
+        init_from=args.init_from,
+        freeze=args.freeze,
+        fine_tune_epochs=args.fine_tune_epochs,
+        unfreeze=args.unfreeze,
+        fine_tune_lr=args.fine_tune_lr,
+        command=shlex.join(["python", "-m", "training", *argv]),
+        **options,
+    )
+    detect_layout(args.data, args.task)
+    problem = config.problem()
+    if problem:
+        raise UserError(problem)
+    if args.init_from:
+        _run_dir(Path(args.init_from))
+    return config
+
+
+def _synth(args: argparse.Namespace, argv: list[str]) -> None:
+    from training.data.synth import write_dataset
+
+    if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        raise UserError(f"{args.out} is not empty: --force replaces the data set written there")
+    write_dataset(args.out, args.count, args.seed, args.max_objects, args.test_fraction, replace=args.force)
+    print(f"wrote {args.count} images to {args.out}")
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> None:
+    config = _train_config(args, argv)
+    _load_tensorflow(args.verbose)
+    from training.train import train
+
+    print(json.dumps(train(config), indent=2, default=float))
+
+
+def _evaluate(args: argparse.Namespace, argv: list[str]) -> None:
+    _run_dir(args.run)
+    _load_tensorflow(args.verbose)
+    from training.train import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run), indent=2, default=float))
+
+
+def _export(args: argparse.Namespace, argv: list[str]) -> None:
+    _run_dir(args.run)
+    target = args.models_dir / args.name / str(args.version)
+    if target.exists() and not args.force:
+        raise UserError(f"{target} exists: --force replaces that model version, or pick another --version")
+    _load_tensorflow(args.verbose)
+    from training.export import export_run
+
+    path = export_run(
+        args.run, args.models_dir, args.name, args.version, int8=args.quantize, replace=args.force
+    )
+    print(f"wrote {path}")
+
+
+def _predict(args: argparse.Namespace, argv: list[str]) -> None:
+    exported = args.model.is_file()
+    if not exported:
+        _run_dir(args.model)
+    missing = [str(path) for path in args.images if not path.is_file()]
+    if missing:
+        raise UserError(f"no such image: {', '.join(missing)}")
+    if not exported:
+        _load_tensorflow(args.verbose)  # a run is exported to ONNX first
+    from training.predict import predict_files
+
+    print(predict_files(args.model, args.images))
+
+
+def _sign(args: argparse.Namespace, argv: list[str]) -> None:
+    from training.signing import sign_file
+
+    for path in args.files:
+        print(f"{path}: sha256 {sign_file(path)}")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], None]] = {
+    "synth": _synth,
+    "train": _train,
+    "evaluate": _evaluate,
+    "export": _export,
+    "predict": _predict,
+    "sign": _sign,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    if args.command == "synth":
-        from training.data.synth import write_dataset
-
-        write_dataset(args.out, args.count, args.seed, args.max_objects, args.test_fraction)
-        print(f"wrote {args.count} images to {args.out}")
-        return 0
-    if args.command == "sign":
-        from training.signing import sign_file
-
-        for path in args.files:
-            print(f"{path}: sha256 {sign_file(path)}")
-        return 0
-    if args.command == "train":
-        from training.data.layouts import DatasetError, detect_layout
-
-        try:
-            detect_layout(args.data, args.task)  # before TensorFlow loads: a wrong path fails in a moment
-        except DatasetError as exc:
-            print(f"train: {exc}", file=sys.stderr)
-            return 2
-    _quiet_tensorflow()
-    if args.command == "train":
-        from training.data.layouts import DatasetError
-        from training.train import TrainConfig, train
-
-        config = TrainConfig(
-            task=args.task,
-            data=args.data,
-            run_dir=str(args.run),
-            arch=args.arch,
-            size=args.size,
-            epochs=args.epochs,
-            batch=args.batch,
-            learning_rate=args.lr,
-            patience=args.patience,
-            early_stop_after=args.early_stop_after,
-            seed=args.seed,
-            weights=args.weights,
-            augment=not args.no_augment,
-            init_from=args.init_from,
-            freeze=args.freeze,
-        )
-        try:
-            print(json.dumps(train(config), indent=2, default=float))
-        except DatasetError as exc:
-            print(f"train: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "evaluate":
-        from training.train import evaluate_run
-
-        print(json.dumps(evaluate_run(args.run), indent=2, default=float))
-        return 0
-    from training.export import ExportMismatchError, export_run
-
     try:
-        path = export_run(args.run, args.models_dir, args.name, args.version, int8=args.quantize)
+        COMMANDS[args.command](args, argv)
+    except (UserError, DatasetError, UnknownArchitectureError) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return USER_ERROR
     except ExportMismatchError as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path}")
     return 0

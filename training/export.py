@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,24 +15,22 @@ import onnx
 import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
+from tqdm import tqdm
 
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
-from training.evaluate.evaluate import evaluate_predictor, predict_all
+from training.errors import ExportMismatchError
+from training.evaluate.evaluate import HEADLINE, evaluate_predictor, predict_all
 from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]  # never Softmax, ConvTranspose or the detector's decoding
-HEADLINE = {"classify": ("accuracy",), "detect": ("map50", "mean_iou"), "segment": ("miou", "pixel_accuracy")}
-
-
-class ExportMismatchError(RuntimeError):
-    """ONNX Runtime disagrees with Keras on real inputs; nothing was written."""
 
 
 def to_onnx(model: keras.Model) -> onnx.ModelProto:
     """Convert through a tf.function with a fixed input signature (the route that works with Keras 3)."""
+    _inline_normalization(model)
     shape = [None, *model.inputs[0].shape[1:]]
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
@@ -42,6 +39,15 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET)
     return proto
+
+
+def _inline_normalization(model: keras.Model) -> None:
+    """An adapted Normalization layer (EfficientNet's) holds its mean and variance as eager tensors, which a
+    traced function captures as inputs that tf2onnx leaves unfed ("Required inputs [...normalization/Sub/y:0]
+    are missing"); as numpy arrays they trace into constants."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.Normalization) and layer.mean is not None:
+            layer.mean, layer.variance = np.asarray(layer.mean), np.asarray(layer.variance)
 
 
 def onnx_predictor(session: ort.InferenceSession) -> Any:
@@ -165,27 +171,59 @@ def attach_and_validate(proto: onnx.ModelProto, metadata: ModelMetadata) -> None
     )
 
 
-def export_run(run_dir: Path, models_dir: Path, name: str, version: int, int8: bool = False) -> Path:
-    """Export a run to models_dir/name/version/model.onnx plus its model card; returns the ONNX path."""
+PICTURES = ("curves.png", "samples.png", "confusion.png")
+
+
+def export_run(
+    run_dir: Path, models_dir: Path, name: str, version: int, int8: bool = False, replace: bool = False
+) -> Path:
+    """Export a run to models_dir/name/version/model.onnx plus its model card; returns the ONNX path.
+
+    An existing version is refused unless `replace`; then each file is replaced in one rename, so a service
+    polling the repository never reads half a model.
+    """
+    target = models_dir / name / str(version)
+    if target.exists() and not replace:
+        raise FileExistsError(f"{target} exists")
+    steps = tqdm(total=4 + int8, desc="export", unit="step", leave=False, disable=None)
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = TrainConfig(**run["config"])
     model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
     data = load_task_data(config)
+    _step(steps, "converting to ONNX")
     proto = to_onnx(model)
+    _step(steps, "checking against Keras")
     metrics["onnx_max_abs_diff"] = check_against_keras(proto, model, data.test.images[:32])
     if int8:
+        _step(steps, "quantising")
         proto, metrics = _quantized(proto, config.task, data, metrics)
+    _step(steps, "checking the contract")
     metadata = build_metadata(name, version, run, metrics, proto)
     attach_and_validate(proto, metadata)
-    target = models_dir / name / str(version)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "model.onnx").write_bytes(signed_bytes(proto))
-    for picture in ("curves.png", "samples.png"):
-        if (run_dir / picture).exists():
-            shutil.copyfile(run_dir / picture, target / picture)
-    (target / "README.md").write_text(model_card(metadata, run, int8))
+    _step(steps, "writing")
+    files = {"model.onnx": signed_bytes(proto), "README.md": model_card(metadata, run, int8).encode()}
+    files.update({p: (run_dir / p).read_bytes() for p in PICTURES if (run_dir / p).exists()})
+    write_version(target, files)
+    steps.close()
     return target / "model.onnx"
+
+
+def _step(bar: tqdm, what: str) -> None:
+    bar.update(1)
+    bar.set_postfix_str(what)
+
+
+def write_version(target: Path, files: dict[str, bytes]) -> None:
+    """Each file staged beside its name and renamed over it; files an earlier export left go."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        staged = target / f".{name}.partial"
+        staged.write_bytes(content)
+        staged.replace(target / name)
+    for stale in target.iterdir():
+        if stale.name not in files and stale.is_file():
+            stale.unlink()
 
 
 def _quantized(
@@ -244,6 +282,25 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         freeze = config.get("freeze")
         frozen = f", its first {freeze} layers with weights kept fixed" if freeze else ""
         training += f" Started from the run `{config['init_from']}`{frozen}."
+    if config.get("weights"):
+        training += f" Base weights: `{config['weights']}`."
+    if config.get("fine_tune_epochs"):
+        top = config.get("unfreeze")
+        training += (
+            f" Two phases: the head alone with the base frozen, then {config['fine_tune_epochs']} epochs "
+            f"fine-tuning {f'the top {top} layers' if top else 'all'} of the base at a lower learning rate."
+        )
+    command = config.get("command")
+    rebuild = (
+        f"Trained with:\n\n```\n{command}\n```"
+        if command
+        else "Rebuild with `make models` (fixed seeds; the Makefile lists this model's exact commands)."
+    )
+    confusion = (
+        "\n## Confusion matrix (held-out images)\n\n![confusion matrix](confusion.png)\n"
+        if metadata.task == "classify"
+        else ""
+    )
     return f"""# {metadata.name} (version {metadata.version})
 
 Task `{metadata.task}`; {headline} on the held-out `test` split ({found.get("images", "?")} images),
@@ -266,11 +323,13 @@ which training and early stopping never saw.{quantised}
 
 ![training curves](curves.png)
 
+The dotted line marks the epoch whose weights the model keeps.
+
 ## Sample predictions (held-out images)
 
 ![sample predictions](samples.png)
-
-Rebuild with `make models` (fixed seeds; the Makefile lists this model's exact commands).
+{confusion}
+{rebuild}
 """
 
 

@@ -1,4 +1,5 @@
-"""Train one task: data -> model -> fit (early stopping, checkpoints) -> held-out metrics -> plots."""
+"""Train one task: data -> model -> fit in phases (early stopping, checkpoints) -> BatchNorm statistics ->
+held-out metrics -> run files and pictures."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,50 +16,18 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from training import architectures
+from training import batchnorm
+from training.architectures import architecture
+from training.architectures.applications import base_of
+from training.architectures.localize import LocalizationLoss
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
+from training.config import TrainConfig
 from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
 from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
-from training.evaluate.evaluate import evaluate_predictor, predict_all
-from training.plots import plot_curves, plot_samples
-
-DEFAULT_ARCH = {"classify": "small_cnn", "detect": "grid", "segment": "unet"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; saved as run.json beside the model."""
-
-    task: str
-    data: str
-    run_dir: str
-    arch: str = ""
-    size: int = 64
-    epochs: int = 20
-    batch: int = 32
-    learning_rate: float = 2e-3
-    patience: int = 5
-    early_stop_after: int | None = None
-    seed: int = 0
-    val_fraction: float = 0.1
-    weights: str | None = None
-    augment: bool = True
-    init_from: str | None = None
-    freeze: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.arch = self.arch or ("lenet5" if self.data == DIGITS else DEFAULT_ARCH[self.task])
-        if self.early_stop_after is None:
-            # While the learning rate is high, BatchNorm's moving statistics trail the weights, so validation
-            # loss can climb for epochs before it falls; judged then, it kept a segmenter's first epoch.
-            self.early_stop_after = self.epochs // 2
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.data == DIGITS else 3
+from training.evaluate.evaluate import HEADLINE, evaluate_outputs, evaluate_predictor, predict_all
+from training.plots import plot_confusion, plot_curves, plot_samples
 
 
 @dataclass(frozen=True)
@@ -92,12 +61,9 @@ def load_task_data(config: TrainConfig) -> TaskData:
 
 
 def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
-    shape = (config.size, config.size, config.channels)
-    if config.task == "classify":
-        return architectures.build_classifier(config.arch, shape, num_classes, weights=config.weights)
-    if config.task == "detect":
-        return architectures.DETECTORS[config.arch](shape, num_classes)
-    return architectures.SEGMENTERS[config.arch](shape)
+    arch = architecture(config.task, config.arch)
+    options = {"weights": config.weights} if arch.backbone else {}
+    return arch.build((config.size, config.size, config.channels), num_classes, **options)
 
 
 def contract_model(model: keras.Model, task: str) -> keras.Model:
@@ -172,28 +138,33 @@ def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.D
     )
 
 
-def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=steps * config.epochs, alpha=0.05
-    )
-    optimizer = keras.optimizers.Adam(schedule)
-    if config.task == "detect":
-        model.compile(optimizer=optimizer, loss=GridDetectionLoss())
-    else:
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def _loss(config: TrainConfig) -> keras.losses.Loss | str:
+    if config.task != "detect":
+        return "sparse_categorical_crossentropy"
+    return LocalizationLoss(*config.loss_weights) if config.arch == "localize" else GridDetectionLoss()
+
+
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    metrics = [] if config.task == "detect" else ["accuracy"]
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(config), metrics=metrics)
 
 
 class TqdmProgress(keras.callbacks.Callback):
     """A tqdm bar per epoch over its batches, and one summary line per epoch."""
 
-    def __init__(self, epochs: int, steps: int) -> None:
+    def __init__(self, epochs: int, steps: int, phase: str = "") -> None:
         super().__init__()
-        self.epochs, self.steps = epochs, steps
+        self.epochs, self.steps, self.phase = epochs, steps, f"{phase} " if phase else ""
         self.bar: tqdm | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self.bar = tqdm(
-            total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch", disable=None
+            total=self.steps,
+            desc=f"{self.phase}epoch {epoch + 1}/{self.epochs}",
+            leave=False,
+            unit="batch",
+            disable=None,
         )
 
     def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
@@ -205,15 +176,103 @@ class TqdmProgress(keras.callbacks.Callback):
         if self.bar is not None:
             self.bar.close()
         summary = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
-        tqdm.write(f"epoch {epoch + 1}/{self.epochs} {summary}")
+        tqdm.write(f"{self.phase}epoch {epoch + 1}/{self.epochs} {summary}")
         sys.stdout.flush()
 
 
-def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
-    """Stops on validation loss and keeps the best weights, judging only after the warm-up epochs."""
+def early_stopping(
+    config: TrainConfig, first_epoch: int = 0, epochs: int | None = None
+) -> keras.callbacks.EarlyStopping:
+    """Stops on validation loss and keeps the best weights, judging only after a phase's warm-up epochs
+    (`early_stop_after` for the first phase, half of a fine-tuning phase)."""
+    warm_up = (config.early_stop_after or 0) if epochs is None else epochs // 2
     return keras.callbacks.EarlyStopping(
-        patience=config.patience, restore_best_weights=True, start_from_epoch=config.early_stop_after or 0
+        patience=config.patience, restore_best_weights=True, start_from_epoch=first_epoch + warm_up
     )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One `fit` of a run: the whole model (no name), or for the two-phase recipe the head alone ("head")
+    and then the base's top layers with it ("fine-tune")."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+
+
+@dataclass
+class Fitted:
+    """The curves of every phase end to end, the 1-based epoch whose weights were kept, and the time."""
+
+    history: dict[str, list[float]]
+    kept_epoch: int
+    phase_starts: list[int]
+    seconds: float
+
+
+def phases(config: TrainConfig) -> list[Phase]:
+    if not config.fine_tune_epochs:
+        return [Phase("", config.epochs, config.learning_rate)]
+    return [
+        Phase("head", config.epochs, config.learning_rate),
+        Phase("fine-tune", config.fine_tune_epochs, config.tune_lr),
+    ]
+
+
+def set_phase(model: keras.Model, phase: Phase, unfreeze: int | None) -> None:
+    """The course's recipe: the base frozen while the head learns, then its top `unfreeze` layers (all by
+    default) trained with the rest."""
+    base = base_of(model)
+    if base is None or not phase.name:
+        return
+    base.trainable = phase.name == "fine-tune"
+    if base.trainable and unfreeze is not None:
+        layers = weighted_layers(base)
+        for layer in layers[: max(0, len(layers) - unfreeze)]:
+            layer.trainable = False
+    trainable = sum(1 for layer in weighted_layers(base) if layer.trainable)
+    tqdm.write(f"{phase.name}: {trainable} of the base's {len(weighted_layers(base))} layers train")
+
+
+def fit(
+    model: keras.Model,
+    config: TrainConfig,
+    datasets: tuple[tf.data.Dataset, tf.data.Dataset],
+    steps: int,
+    run_dir: Path,
+) -> Fitted:
+    """Every phase in turn, each with its own learning-rate schedule and early stopping."""
+    plan = phases(config)
+    total = sum(phase.epochs for phase in plan)
+    batchnorm.fit_momentum(model, steps * total)
+    history: dict[str, list[float]] = {}
+    first, kept, starts = 0, 0, []
+    started = time.perf_counter()
+    for phase in plan:
+        set_phase(model, phase, config.unfreeze)
+        _compile(model, config, phase.learning_rate, steps * phase.epochs)
+        stopping = early_stopping(config, first, phase.epochs if phase.name == "fine-tune" else None)
+        callbacks = [
+            stopping,
+            keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras", save_best_only=True),
+            TqdmProgress(total, steps, phase.name),
+        ]
+        done = model.fit(
+            datasets[0],
+            validation_data=datasets[1],
+            initial_epoch=first,
+            epochs=first + phase.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        ).history
+        for key, values in done.items():
+            history.setdefault(key, []).extend(values)
+        starts.append(first)
+        kept = kept_epoch(stopping, first + len(done["loss"]))
+        first += len(done["loss"])
+    return Fitted(history, kept, starts[1:], time.perf_counter() - started)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -224,64 +283,108 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # Only once the data has been read: a run that fails on its data leaves no empty directory behind.
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, len(data.labels))
-    if config.init_from:
-        source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
-        copied = transfer_weights(source, model)
-        tqdm.write(f"initialised {copied} layers from {config.init_from}")
-        frozen = freeze_layers(model, min(config.freeze, copied))
-        if frozen:
-            tqdm.write(f"froze the first {frozen} of them")
+    initialise_from_run(model, config)
     grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
-    train_ds, val_ds = _datasets(config, data, grid)
     steps = math.ceil(len(data.train) / config.batch)
-    _compile(model, config, steps)
-    stopping = early_stopping(config)
-    callbacks = [
-        stopping,
-        keras.callbacks.ModelCheckpoint(run_dir / "checkpoint.keras", save_best_only=True),
-        TqdmProgress(config.epochs, steps),
-    ]
-    started = time.perf_counter()
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0, shuffle=False
-    )
-    seconds = time.perf_counter() - started
+    fitted = fit(model, config, _datasets(config, data, grid), steps, run_dir)
+    batchnorm.recalibrate(model, data.train.images, config.batch)
     model.save(run_dir / "model.keras")
     exported = contract_model(model, config.task)
-    metrics = evaluate_predictor(keras_predictor(exported), config.task, data.test, data.labels)
-    metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
+    metrics = score(exported, config, data)
     if data.skipped:
         tqdm.write(f"skipped {data.skipped} images that could not be decoded (each named above)")
+    write_run(run_dir, config, data, fitted, metrics)
+    draw_run(run_dir, config, data, fitted, exported)
+    return metrics
+
+
+def initialise_from_run(model: keras.Model, config: TrainConfig) -> None:
+    """With --init-from: copy the layers that line up from that run's model, and freeze the first --freeze."""
+    if not config.init_from:
+        return
+    source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
+    copied = transfer_weights(source, model)
+    tqdm.write(f"initialised {copied} layers from {config.init_from}")
+    frozen = freeze_layers(model, min(config.freeze, copied))
+    if frozen:
+        tqdm.write(f"froze the first {frozen} of them")
+
+
+def score(exported: keras.Model, config: TrainConfig, data: TaskData) -> dict[str, Any]:
+    """Held-out metrics in inference mode, and the BatchNorm check beside them."""
+    metrics = evaluate_predictor(keras_predictor(exported), config.task, data.test, data.labels)
+    check = batchnorm_check(exported, config, data, metrics)
+    if check:
+        metrics["batchnorm"] = check
+    metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
+    return metrics
+
+
+def batchnorm_check(
+    exported: keras.Model, config: TrainConfig, data: TaskData, metrics: dict[str, Any]
+) -> dict[str, float] | None:
+    """The headline metric again with batch statistics; a warning when it and inference mode disagree."""
+    if not batchnorm.normalisations(exported) or not len(data.test):
+        return None
+    headline = HEADLINE[config.task][0]
+    outputs: dict[str, np.ndarray] = {}
+    with batchnorm.batch_statistics(exported):
+        for chunk in batchnorm.even_batches(len(data.test), config.batch, seed=config.seed):
+            for role, value in exported(data.test.images[chunk], training=True).items():
+                outputs.setdefault(role, np.zeros((len(data.test), *value.shape[1:]), np.float32))[chunk] = (
+                    value
+                )
+    batch = evaluate_outputs(config.task, outputs, data.test, data.labels)[headline]
+    check = {f"inference_{headline}": metrics[headline], f"batch_statistics_{headline}": batch}
+    if abs(metrics[headline] - batch) > batchnorm.AGREEMENT:
+        tqdm.write(
+            f"warning: held-out {headline} is {metrics[headline]:.3f} in inference mode but {batch:.3f} with "
+            "batch statistics: BatchNorm's moving statistics do not describe the data"
+        )
+    return check
+
+
+def write_run(
+    run_dir: Path, config: TrainConfig, data: TaskData, fitted: Fitted, metrics: dict[str, Any]
+) -> None:
     run_info = {
         "config": asdict(config),
         "labels": list(data.labels),
         "dataset": data.dataset_name,
-        "epochs_run": len(history.history["loss"]),
-        "weights_epoch": kept_epoch(stopping, len(history.history["loss"])),
+        "epochs_run": len(fitted.history["loss"]),
+        "weights_epoch": fitted.kept_epoch,
+        "phase_starts": fitted.phase_starts,
         "train_images": len(data.train),
         "val_images": len(data.val),
         "skipped_images": data.skipped,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(fitted.seconds, 1),
     }
     _write_json(run_dir / "run.json", run_info)
-    _write_json(run_dir / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+    _write_json(run_dir / "history.json", {k: [float(v) for v in vs] for k, vs in fitted.history.items()})
     _write_json(run_dir / "metrics.json", metrics)
-    plot_curves(history.history, run_dir / "curves.png")
-    sample = data.test.images[:8]
+
+
+def draw_run(
+    run_dir: Path, config: TrainConfig, data: TaskData, fitted: Fitted, exported: keras.Model
+) -> None:
+    """Curves, sample predictions beside the truth, and for classifiers the confusion matrix."""
+    plot_curves(fitted.history, run_dir / "curves.png", fitted.kept_epoch, fitted.phase_starts)
+    sample = data.test.subset(np.arange(min(8, len(data.test))))
     plot_samples(
         config.task,
         sample,
-        predict_all(keras_predictor(exported), sample),
+        predict_all(keras_predictor(exported), sample.images),
         data.labels,
         run_dir / "samples.png",
-        truth=data.test.labels[:8],
     )
-    return metrics
+    if config.task == "classify":
+        predicted = predict_all(keras_predictor(exported), data.test.images)["probabilities"].argmax(-1)
+        plot_confusion(data.test.labels, predicted, data.labels, run_dir / "confusion.png")
 
 
-def kept_epoch(stopping: keras.callbacks.EarlyStopping, epochs_run: int) -> int:
+def kept_epoch(stopping: keras.callbacks.EarlyStopping, last_epoch: int) -> int:
     """The 1-based epoch whose weights the model ends with: the best judged one, else the last."""
-    return stopping.best_epoch + 1 if stopping.best_weights is not None else epochs_run
+    return stopping.best_epoch + 1 if stopping.best_weights is not None else last_epoch
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -293,7 +396,4 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     run = json.loads((run_dir / "run.json").read_text())
     config = TrainConfig(**run["config"])
     model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
-    data = load_task_data(config)
-    metrics = evaluate_predictor(keras_predictor(model), config.task, data.test, data.labels)
-    metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
-    return metrics
+    return score(model, config, load_task_data(config))

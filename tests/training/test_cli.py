@@ -3,6 +3,7 @@ leaves no run directory behind."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,14 @@ from conftest import REPO_ROOT
 from PIL import Image
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "training", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "training", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -54,5 +60,141 @@ def test_data_it_cannot_train_on_is_one_line_and_leaves_nothing(
 )
 def test_counts_below_one_are_refused_before_tensorflow(option: str, value: str, message: str) -> None:
     finished = run_cli("train", "classify", "--data", "digits", "--run", "unused", option, value)
-    assert finished.returncode == 2
-    assert finished.stderr.strip().splitlines()[-1].endswith(message)
+    assert message in one_line(finished, "python -m training train: ")
+
+
+def one_line(finished: subprocess.CompletedProcess[str], command: str) -> str:
+    """The single stderr line of a refused command, which never mentions TensorFlow."""
+    assert finished.returncode == 2, finished.stderr
+    (line,) = finished.stderr.strip().splitlines()
+    assert line.startswith(command)
+    assert "tensorflow" not in line.lower()
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--arch", "small_cnn", "--size", "7"], "small_cnn needs --size of at least 8, not 7"),
+        (["--arch", "xception", "--size", "64"], "xception needs --size of at least 71, not 64"),
+        (["--arch", "nope"], "argument --arch: invalid choice: 'nope'"),
+        (["--freeze", "3"], "--freeze needs --init-from"),
+        (["--arch", "mobilenet", "--fine-tune-epochs", "2"], "--fine-tune-epochs needs --weights"),
+        (["--unfreeze", "4"], "--unfreeze needs --fine-tune-epochs"),
+        (["--weights", "imagenet"], "--weights is for the keras.applications backbones"),
+        (["--arch", "resnet50", "--weights", "/nowhere.h5"], "weights file /nowhere.h5 does not exist"),
+        (["--init-from", "/nowhere"], "/nowhere is not a run directory"),
+    ],
+)
+def test_impossible_runs_are_one_line_before_tensorflow(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    for name in ("cats", "dogs"):
+        (tmp_path / "classes" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "classes" / name / "1.png")
+    finished = run_cli(
+        "train", "classify", "--data", str(tmp_path / "classes"), "--run", str(tmp_path / "run"), *args
+    )
+    assert fragment in one_line(
+        finished, "python -m training train" if "--arch: invalid" in fragment else "train: "
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_architecture_of_another_task_is_one_line() -> None:
+    oxford = str(REPO_ROOT / "tests" / "training" / "fixtures" / "oxford_pet")
+    line = one_line(
+        run_cli("train", "detect", "--data", oxford, "--run", "x", "--arch", "small_cnn"), "train: "
+    )
+    assert "detect has no architecture 'small_cnn'; choose from grid, encoder_grid, localize" in line
+
+
+def test_missing_imagenet_weights_name_the_file_and_where_it_goes(tmp_path: Path) -> None:
+    args = ["--arch", "mobilenet_v2", "--size", "96", "--weights", "imagenet"]
+    keras_home = {"KERAS_HOME": str(tmp_path / "keras")}
+    finished = run_cli(
+        "train", "classify", "--data", "digits", "--run", str(tmp_path / "run"), *args, env=keras_home
+    )
+    line = one_line(finished, "train: ")
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in line
+    assert str(tmp_path / "keras" / "models") in line
+
+
+def test_help_lists_every_architecture_with_its_smallest_size() -> None:
+    finished = run_cli("train", "--help")
+    assert finished.returncode == 0
+    for name, size in [("lenet5", 28), ("densenet121", 32), ("xception", 71), ("localize", 32), ("unet", 8)]:
+        assert any(
+            line.split()[:1] == [name] and f"--size >= {size}" in line
+            for line in finished.stdout.splitlines()
+        )
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_missing_run_directory_is_one_line(tmp_path: Path, command: str) -> None:
+    args = [command, "--run", str(tmp_path / "nowhere")] + (["--name", "x"] if command == "export" else [])
+    assert "is not a run directory" in one_line(run_cli(*args), f"{command}: ")
+
+
+def test_export_over_an_existing_version_needs_force(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / "model.keras").write_bytes(b"")
+    (tmp_path / "models" / "mine" / "3").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "3" / "model.onnx").write_bytes(b"kept")
+    args = [
+        "export",
+        "--run",
+        str(run),
+        "--name",
+        "mine",
+        "--version",
+        "3",
+        "--models-dir",
+        str(tmp_path / "models"),
+    ]
+    line = one_line(run_cli(*args), "export: ")
+    assert "models/mine/3 exists: --force replaces that model version" in line
+    assert (tmp_path / "models" / "mine" / "3" / "model.onnx").read_bytes() == b"kept"
+
+
+def test_synth_into_a_data_set_needs_force_and_then_leaves_nothing_stale(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    assert run_cli("synth", "--out", str(out), "--count", "6").returncode == 0
+    assert len(list((out / "images").glob("*.jpg"))) == 6
+    line = one_line(run_cli("synth", "--out", str(out), "--count", "3"), "synth: ")
+    assert "is not empty: --force replaces the data set written there" in line
+    assert len(list((out / "images").glob("*.jpg"))) == 6
+    assert run_cli("synth", "--out", str(out), "--count", "3", "--seed", "9", "--force").returncode == 0
+    assert len(list((out / "images").glob("*.jpg"))) == 3
+    assert len(list((out / "annotations" / "xmls").glob("*.xml"))) == 3
+    lines = (out / "annotations" / "list.txt").read_text().splitlines()
+    stems = [line.split()[0] for line in lines if line and not line.startswith("#")]
+    assert sorted(f"{stem}.jpg" for stem in stems) == sorted(p.name for p in (out / "images").glob("*.jpg"))
+
+
+def test_synth_needs_two_images() -> None:
+    line = one_line(run_cli("synth", "--out", "unused", "--count", "1"), "python -m training synth: ")
+    assert "argument --count: must be at least 2, not 1" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_start_up_noise_shows_only_with_verbose(tmp_path: Path, verbose: bool) -> None:
+    args = [
+        "train",
+        "classify",
+        "--data",
+        "digits",
+        "--run",
+        str(tmp_path / "run"),
+        "--size",
+        "28",
+        "--epochs",
+        "1",
+    ]
+    finished = run_cli(*args, *(["--verbose"] if verbose else []))
+    assert finished.returncode == 0, finished.stderr
+    noise = [line for line in finished.stderr.splitlines() if "cuda" in line.lower() or "absl" in line]
+    assert bool(noise) == verbose, finished.stderr

@@ -113,3 +113,22 @@ def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Pa
         for src, dst in pairs
     ]
     assert same == [True, True, True, True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("task", "arch", "data"),
+    [
+        ("classify", "resnet34", "single"),
+        ("classify", "lenet5", "single"),
+        ("classify", "unet_encoder", "single"),
+        ("detect", "encoder_grid", "scenes"),
+        ("segment", "fcn", "single"),
+    ],
+)
+def test_every_other_architecture_trains_and_exports(task: str, arch: str, data: str, runs: Path) -> None:
+    run = runs / f"run-{arch}"
+    args = ["train", task, "--data", str(runs / data), "--run", str(run), "--arch", arch, "--size", "32"]
+    assert cli([*args, "--epochs", "1", "--batch", "8"]) == 0
+    assert cli(["export", "--run", str(run), "--name", arch, "--models-dir", str(runs / "models")]) == 0
+    _, metadata, _ = _open(runs / "models" / arch / "1" / "model.onnx")
+    assert (metadata.task, metadata.trained["architecture"]) == (task, arch)

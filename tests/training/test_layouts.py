@@ -8,28 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from photos import write_photo_folders
 from PIL import Image
-from skimage import data as samples
 
 from training.data.folders import load_folders
 from training.data.layouts import LAYOUTS, DatasetError, open_dataset
 from training.data.synth import write_dataset
 
-PHOTOS = {"astronaut": samples.astronaut, "coffee": samples.coffee, "chelsea": samples.chelsea}
+CLASSES = ("astronaut", "chelsea", "coffee")
 
 
 def write_photo_classes(root: Path, per_class: int, suffix: str = ".jpg") -> None:
-    """scikit-image's sample photos, cropped and flipped into one folder of `per_class` images per photo."""
-    rng = np.random.default_rng(0)
-    for name, load in PHOTOS.items():
-        photo = load()
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            top, left = (int(v) for v in rng.integers(0, 100, size=2))
-            crop = photo[top : top + 200, left : left + 200]
-            image = Image.fromarray(crop[:, ::-1] if i % 2 else crop)
-            image.save(folder / f"{name}-{i}{suffix}")
+    write_photo_folders(root, per_class, classes=CLASSES, suffix=suffix)
 
 
 def test_a_flat_folder_per_class_set_is_split_by_class_and_seed(tmp_path: Path) -> None:
@@ -57,7 +47,7 @@ def test_a_file_that_will_not_decode_is_skipped_and_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     write_photo_classes(tmp_path, per_class=10)
-    broken = tmp_path / "coffee" / "coffee-3.jpg"
+    broken = tmp_path / "coffee" / "3.jpg"
     broken.write_bytes(broken.read_bytes()[:300])
     with caplog.at_level(logging.WARNING, logger="training.data"):
         splits = open_dataset(str(tmp_path), "classify", 16, 3, seed=0)
@@ -113,6 +103,19 @@ def test_a_missing_directory_lists_every_layout(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as refused:
         open_dataset(str(tmp_path / "absent"), "classify", 16, 3, seed=0)
     assert all(layout in str(refused.value) for layout in LAYOUTS)
+
+
+def test_an_oxford_image_that_will_not_decode_is_skipped_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_dataset(tmp_path, 20, seed=0, max_objects=1, test_fraction=0.2)
+    broken = sorted((tmp_path / "images").glob("*.jpg"))[0]
+    broken.write_bytes(b"not a JPEG at all")
+    with caplog.at_level(logging.WARNING, logger="training.data"):
+        splits = open_dataset(str(tmp_path), "detect", 16, 3, seed=0)
+    assert splits.skipped == 1
+    assert len(splits.trainval) + len(splits.test) == 19
+    assert any(str(broken) in record.getMessage() for record in caplog.records)
 
 
 def test_the_oxford_layout_and_digits_still_open(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_class_name_of_rejects_names_without_a_number() -> None:
 
 
 def test_detection_arrays_take_the_breed_from_the_file_name(dataset) -> None:  # type: ignore[no-untyped-def]
-    data = load_split(dataset, "trainval", "detect", (32, 32))
+    data, _ = load_split(dataset, "trainval", "detect", (32, 32))
     assert data.images.shape == (3, 32, 32, 3)
     assert data.boxes is not None
     assert data.box_classes is not None
@@ -79,12 +79,12 @@ def test_detection_arrays_take_the_breed_from_the_file_name(dataset) -> None:  #
 
 
 def test_detection_skips_images_without_xml(dataset) -> None:  # type: ignore[no-untyped-def]
-    data = load_split(dataset, "test", "detect", (32, 32))
+    data, _ = load_split(dataset, "test", "detect", (32, 32))
     assert data.labels.tolist() == [1]
 
 
 def test_segmentation_arrays_hold_the_three_trimap_classes(dataset) -> None:  # type: ignore[no-untyped-def]
-    data = load_split(dataset, "test", "segment", (32, 32))
+    data, _ = load_split(dataset, "test", "segment", (32, 32))
     assert data.masks is not None
     assert data.masks.shape == (2, 32, 32)
     assert set(np.unique(data.masks)) == {0, 1, 2}
@@ -125,12 +125,12 @@ def rotated_pet_layout(root: Path, orientation: int) -> None:
 def test_masks_and_boxes_stay_on_the_pet_of_an_exif_rotated_photo(tmp_path: Path, orientation: int) -> None:
     rotated_pet_layout(tmp_path, orientation)
     dataset = load_layout(tmp_path)
-    segment = load_split(dataset, "trainval", "segment", (32, 32))
+    segment, _ = load_split(dataset, "trainval", "segment", (32, 32))
     bright = segment.images[0].mean(axis=2) > 128
     assert segment.masks is not None
     # The trimap's pet is where the upright photo is white, give or take the resized edges.
     assert np.mean(bright == (segment.masks[0] == 0)) > 0.95
-    detect = load_split(dataset, "trainval", "detect", (32, 32))
+    detect, _ = load_split(dataset, "trainval", "detect", (32, 32))
     assert detect.boxes is not None
     x1, y1, x2, y2 = (detect.boxes[0, 0] * 32).round().astype(int)
     rows, cols = np.nonzero(bright)

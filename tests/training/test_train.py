@@ -1,4 +1,5 @@
-"""Early stopping: it judges validation loss only after the run's warm-up epochs, then stops as usual."""
+"""Early stopping: it judges validation loss only after the run's warm-up epochs, then stops as usual; a
+fine-tuning phase follows the head's with its own warm-up and a lower learning rate."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ pytest.importorskip("tensorflow")
 
 import keras
 
-from training.train import TrainConfig, early_stopping, kept_epoch
+from training.config import TrainConfig
+from training.train import Phase, early_stopping, kept_epoch, phases
 
 # The validation loss of a real `make models` segmenter run: BatchNorm's moving statistics trailed the weights
 # while the learning rate was high, so the loss climbed for four epochs before it fell.
@@ -67,3 +69,19 @@ def test_after_the_warm_up_it_stops_on_a_plateau_and_keeps_the_best() -> None:
 
 def test_warm_up_as_long_as_the_run_keeps_the_last_weights() -> None:
     assert fit_on([0.3, 0.2, 0.9], config(3, 1, early_stop_after=3)) == (3, 3)
+
+
+def test_a_run_without_fine_tuning_is_one_phase() -> None:
+    assert phases(config(8, 4)) == [Phase("", 8, 2e-3)]
+
+
+def test_fine_tuning_follows_the_head_at_a_tenth_of_its_rate_by_default() -> None:
+    tuned = TrainConfig(task="classify", data="unused", run_dir="unused", epochs=5, fine_tune_epochs=6)
+    assert phases(tuned) == [Phase("head", 5, 2e-3), Phase("fine-tune", 6, pytest.approx(2e-4))]
+    tuned.fine_tune_lr = 1e-5
+    assert phases(tuned)[1].learning_rate == 1e-5
+
+
+def test_the_fine_tuning_phase_waits_half_its_own_epochs() -> None:
+    assert early_stopping(config(8, 4), first_epoch=8, epochs=6).start_from_epoch == 11
+    assert early_stopping(config(8, 4)).start_from_epoch == 4

@@ -56,24 +56,37 @@ def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarr
     return prepared.pixels
 
 
+def decode_all(
+    paths: Sequence[Path], size: tuple[int, int], channels: int, name: str
+) -> tuple[np.ndarray, list[int]]:
+    """Decode with a progress bar: the images [N, H, W, C] and the indices of `paths` they came from. A
+    file that will not decode is skipped with a warning that names it."""
+    images: list[np.ndarray] = []
+    kept: list[int] = []
+    for index, path in enumerate(
+        tqdm(paths, desc=f"decoding {name}", unit="image", leave=False, disable=None)
+    ):
+        try:
+            images.append(load_image(path, size, channels))
+        except (ServiceError, OSError) as exc:
+            logger.warning("skipped %s: %s", path, getattr(exc, "message", exc))
+            continue
+        kept.append(index)
+    return (np.stack(images) if images else np.zeros((0, *size, channels), np.float32)), kept
+
+
 def load_labelled(
     files: Sequence[LabelledFile], size: tuple[int, int], channels: int = 3, name: str = "images"
 ) -> tuple[ArraySet, list[Path]]:
-    """Decode `files` with a progress bar; those that will not decode are skipped (and returned)."""
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    skipped: list[Path] = []
-    for file in tqdm(files, desc=f"decoding {name}", unit="image", leave=False):
-        try:
-            images.append(load_image(file.path, size, channels))
-        except (ServiceError, OSError) as exc:
-            logger.warning("skipped %s: %s", file.path, getattr(exc, "message", exc))
-            skipped.append(file.path)
-            continue
-        labels.append(file.label)
-    empty = np.zeros((0, *size, channels), np.float32)
-    stacked = np.stack(images) if images else empty
-    return ArraySet(images=stacked, labels=np.array(labels, np.int32)), skipped
+    """Decode `files`; those that will not decode are skipped (and returned)."""
+    images, kept = decode_all([file.path for file in files], size, channels, name)
+    labels = np.array([files[i].label for i in kept], np.int32)
+    return ArraySet(images=images, labels=labels), _left_out([file.path for file in files], kept)
+
+
+def _left_out(paths: Sequence[Path], kept: Sequence[int]) -> list[Path]:
+    chosen = set(kept)
+    return [path for index, path in enumerate(paths) if index not in chosen]
 
 
 def upright_box(box: tuple[float, float, float, float], orientation: int) -> tuple[float, ...]:
@@ -110,8 +123,9 @@ def _boxes(record: Record, dataset: OxfordDataset) -> tuple[np.ndarray, np.ndarr
 
 def load_split(
     dataset: OxfordDataset, split: str, task: str, size: tuple[int, int], channels: int = 3
-) -> ArraySet:
-    """The split's images with what `task` needs; records lacking that (XML, trimap) are skipped."""
+) -> tuple[ArraySet, list[Path]]:
+    """The split's images with what `task` needs; records lacking that (XML, trimap) are left out, and
+    images that will not decode are skipped (and returned)."""
     records = [
         r
         for r in dataset.split(split)
@@ -119,7 +133,11 @@ def load_split(
     ]
     if not records:
         raise ValueError(f"{dataset.root}: no {split} images with the annotations {task!r} needs")
-    images = np.stack([load_image(r.image, size, channels) for r in records])
+    paths = [r.image for r in records]
+    images, kept = decode_all(paths, size, channels, split)
+    if not kept:
+        raise ValueError(f"{dataset.root}: none of the {split} images decodes")
+    records = [records[i] for i in kept]
     labels = np.array([dataset.label(r) for r in records], np.int32)
     result = ArraySet(images=images, labels=labels)
     if task == "detect":
@@ -130,7 +148,7 @@ def load_split(
     if task == "segment":
         masks = [_trimap(r, size) for r in records]
         result = replace(result, masks=np.stack(masks))
-    return result
+    return result, _left_out(paths, kept)
 
 
 def _trimap(record: Record, size: tuple[int, int]) -> np.ndarray:

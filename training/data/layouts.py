@@ -77,13 +77,29 @@ def detect_layout(data: str, task: str) -> Layout:
 def _oxford(root: Path, task: str, size: int, channels: int) -> Splits:
     try:
         dataset = load_layout(root)
-        splits = {
-            split: load_split(dataset, split, task, (size, size), channels) for split in ("trainval", "test")
-        }
+        decoded = {split: load_split(dataset, split, task, (size, size), channels) for split in SPLITS}
     except (FileNotFoundError, ValueError) as exc:
         raise DatasetError(f"{root} (Oxford-IIIT Pet layout): {exc}") from None
+    skipped = _skipped(root, decoded, sum(len(dataset.split(split)) for split in SPLITS))
     labels = TRIMAP_LABELS if task == "segment" else dataset.classes
-    return Splits(f"oxford-layout:{root.name}", tuple(labels), splits["trainval"], splits["test"])
+    return Splits(
+        f"oxford-layout:{root.name}",
+        tuple(labels),
+        decoded["trainval"][0],
+        decoded["test"][0],
+        skipped=skipped,
+    )
+
+
+def _skipped(root: Path, decoded: dict[str, tuple[ArraySet, list[Path]]], total: int) -> int:
+    """How many images would not decode; DatasetError when that is more than a few bad photos."""
+    skipped = [path for _, bad in decoded.values() for path in bad]
+    if len(skipped) > MAX_SKIPPED_FRACTION * total:
+        raise DatasetError(
+            f"{root}: {len(skipped)} of {total} images cannot be decoded (the first: {skipped[0]}); "
+            f"at most {MAX_SKIPPED_FRACTION:.0%} may be skipped"
+        )
+    return len(skipped)
 
 
 def _folders(root: Path, size: int, channels: int, seed: int) -> Splits:
@@ -95,13 +111,7 @@ def _folders(root: Path, size: int, channels: int, seed: int) -> Splits:
         split: load_labelled(files, (size, size), channels, name=split)
         for split, files in dataset.splits.items()
     }
-    skipped = [path for _, bad in decoded.values() for path in bad]
-    total = sum(len(files) for files in dataset.splits.values())
-    if len(skipped) > MAX_SKIPPED_FRACTION * total:
-        raise DatasetError(
-            f"{root}: {len(skipped)} of {total} images cannot be decoded (the first: {skipped[0]}); "
-            f"at most {MAX_SKIPPED_FRACTION:.0%} may be skipped"
-        )
+    skipped = _skipped(root, decoded, sum(len(files) for files in dataset.splits.values()))
     val = decoded["val"][0] if "val" in decoded else None
     return Splits(
         f"folders:{root.name}",
@@ -109,5 +119,5 @@ def _folders(root: Path, size: int, channels: int, seed: int) -> Splits:
         decoded["trainval"][0],
         decoded["test"][0],
         val=val,
-        skipped=len(skipped),
+        skipped=skipped,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
 from service.core.contract import TRIMAP_VALUES
 from training.data.oxford import write_list_files, write_voc_xml
@@ -244,17 +246,25 @@ def _scene_object(
     return SceneObject(shape=shape, box=box, occluded=bool(region.any()), truncated=truncated)
 
 
-def write_dataset(out: Path, count: int, seed: int, max_objects: int = 1, test_fraction: float = 0.2) -> Path:
-    """Render `count` scenes into `out` in the Oxford-IIIT Pet layout; returns `out`."""
+def write_dataset(
+    out: Path, count: int, seed: int, max_objects: int = 1, test_fraction: float = 0.2, replace: bool = False
+) -> Path:
+    """Render `count` scenes into `out` in the Oxford-IIIT Pet layout; returns `out`.
+
+    With `replace`, the images and annotations an earlier set left there go first, so none stay behind.
+    """
     if count < 2:
         raise ValueError("count must be at least 2 (one trainval and one test image)")
     rng = np.random.default_rng(seed)
     images, trimaps, xmls = out / "images", out / "annotations" / "trimaps", out / "annotations" / "xmls"
+    if replace:
+        for folder in (images, out / "annotations"):
+            shutil.rmtree(folder, ignore_errors=True)
     for folder in (images, trimaps, xmls):
         folder.mkdir(parents=True, exist_ok=True)
     numbers = dict.fromkeys(SHAPES, 0)
     entries: list[tuple[str, int]] = []
-    for _ in range(count):
+    for _ in tqdm(range(count), desc="drawing", unit="image", leave=False, disable=None):
         scene = render_scene(rng, max_objects)
         shape = scene.objects[0].shape
         numbers[shape] += 1

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from service.core.imaging import Geometry
 from service.core.tasks.detect import DetectOptions, detect
@@ -13,6 +14,12 @@ from training.data.arrays import ArraySet
 from training.evaluate import metrics
 from training.evaluate.metrics import Detections
 
+# The metrics a model card leads with, the first of each the one a run is judged by.
+HEADLINE = {
+    "classify": ("accuracy",),
+    "detect": ("map50", "mean_iou", "box_iou", "accuracy"),
+    "segment": ("miou", "pixel_accuracy"),
+}
 # A predictor maps a batch of raw 0..255 NHWC images to the contract's outputs by role.
 Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -23,9 +30,12 @@ SERVED_OPTIONS = DetectOptions()
 
 
 def predict_all(predict: Predictor, images: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
-    """Predict in batches and stack each output."""
+    """Predict in batches, with a progress bar on a terminal, and stack each output."""
     parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(images), batch):
+    starts = range(0, len(images), batch)
+    for start in tqdm(
+        starts, desc="predicting", unit="batch", leave=False, disable=None if len(starts) > 1 else True
+    ):
         for role, value in predict(images[start : start + batch]).items():
             parts.setdefault(role, []).append(np.asarray(value))
     return {role: np.concatenate(values) for role, values in parts.items()}
@@ -75,21 +85,17 @@ def evaluate_outputs(
 ) -> dict[str, Any]:
     """The held-out metrics a model card and `vision.metrics` report for `task`."""
     if task == "classify":
-        return {"accuracy": metrics.accuracy(data.labels, outputs["probabilities"].argmax(-1))}
+        predicted = outputs["probabilities"].argmax(-1)
+        return {
+            "accuracy": metrics.accuracy(data.labels, predicted),
+            "accuracy_per_class": metrics.per_class_accuracy(data.labels, predicted, labels),
+        }
     if task == "detect":
         truths = ground_truth(data)
         size = (data.images.shape[2], data.images.shape[1])
-        candidates = list(zip(outputs["boxes"], outputs["iou"], outputs["class_probabilities"], strict=True))
-        ranked = [decode_detections(*found, labels, size, MAP_OPTIONS) for found in candidates]
-        kept = [decode_detections(*found, labels, size, SERVED_OPTIONS) for found in candidates]
-        map50, per_class = metrics.mean_average_precision(truths, ranked, len(labels))
-        return {
-            "map50": map50,
-            "mean_iou": metrics.matched_box_iou(truths, kept),
-            "ap50_per_class": dict(zip(labels, per_class, strict=True)),
-            "score_threshold": SERVED_OPTIONS.score_threshold,
-            "nms_iou": SERVED_OPTIONS.iou_threshold,
-        }
+        if outputs["boxes"].shape[1] == 1:
+            return localization(outputs, truths, labels, size)
+        return detection_scores(outputs, truths, labels, size)
     assert data.masks is not None
     conf = metrics.confusion_matrix(data.masks, outputs["probabilities"].argmax(-1), 3)
     per_class = metrics.per_class_iou(conf)
@@ -104,3 +110,40 @@ def evaluate_predictor(
     predict: Predictor, task: str, data: ArraySet, labels: Sequence[str]
 ) -> dict[str, Any]:
     return evaluate_outputs(task, predict_all(predict, data.images), data, labels)
+
+
+def detection_scores(
+    outputs: dict[str, np.ndarray], truths: list[Detections], labels: Sequence[str], size: tuple[int, int]
+) -> dict[str, Any]:
+    """VOC mAP@0.5 over every candidate, and the mean IoU of what `/detect` answers by default."""
+    candidates = list(zip(outputs["boxes"], outputs["iou"], outputs["class_probabilities"], strict=True))
+    ranked = [decode_detections(*found, labels, size, MAP_OPTIONS) for found in candidates]
+    kept = [decode_detections(*found, labels, size, SERVED_OPTIONS) for found in candidates]
+    map50, per_class = metrics.mean_average_precision(truths, ranked, len(labels))
+    return {
+        "map50": map50,
+        "mean_iou": metrics.matched_box_iou(truths, kept),
+        "ap50_per_class": dict(zip(labels, per_class, strict=True)),
+        "score_threshold": SERVED_OPTIONS.score_threshold,
+        "nms_iou": SERVED_OPTIONS.iou_threshold,
+    }
+
+
+def localization(
+    outputs: dict[str, np.ndarray], truths: list[Detections], labels: Sequence[str], size: tuple[int, int]
+) -> dict[str, Any]:
+    """A one-box model (K = 1) on one object per image: class accuracy and the mean IoU of its box, each
+    judged without a score threshold, beside the mAP and served IoU every detector reports."""
+    single = [truth for truth in truths if len(truth.classes) == 1]
+    if len(single) != len(truths):
+        raise ValueError(f"{len(truths) - len(single)} held-out images do not hold exactly one object")
+    classes = np.array([truth.classes[0] for truth in truths])
+    boxes = np.stack([truth.boxes[0] for truth in truths])
+    ious = [
+        metrics.box_iou(p[None], t[None])[0, 0] for p, t in zip(outputs["boxes"][:, 0], boxes, strict=True)
+    ]
+    return {
+        "accuracy": metrics.accuracy(classes, outputs["class_probabilities"][:, 0].argmax(-1)),
+        "box_iou": float(np.mean(ious)),
+        **detection_scores(outputs, truths, labels, size),
+    }

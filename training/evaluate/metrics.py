@@ -19,6 +19,16 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true == y_pred))
 
 
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Accuracy over each true class's images (recall per class); NaN-free: classes with none are left out."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return {
+        label: float(np.mean(y_pred[y_true == index] == index))
+        for index, label in enumerate(labels)
+        if np.any(y_true == index)
+    }
+
+
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes given as x_min, y_min, x_max, y_max: [A, 4] x [B, 4] -> [A, B]."""
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)

@@ -1,0 +1,128 @@
+"""Every keras.applications backbone `--arch` offers trains, exports and serves; the two-phase recipe
+freezes, then fine-tunes the top of the base; `--weights imagenet` reads Keras's cache, never the net."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ServerFactory
+from photos import write_photo_folders
+
+pytest.importorskip("tensorflow")
+
+import keras
+from keras.src.legacy.saving import legacy_h5_format
+
+from training.architectures import ARCHITECTURES
+from training.architectures.applications import BACKBONES, base_of
+from training.architectures.weights import imagenet_file
+from training.cli import main as cli
+from training.train import weighted_layers
+
+pytestmark = pytest.mark.slow
+
+BACKBONE_NAMES = [arch.name for arch in ARCHITECTURES if arch.backbone]
+SIZES = {arch.name: arch.min_size for arch in ARCHITECTURES if arch.backbone}
+CLASSES = ("astronaut", "coffee", "rocket")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_photo_folders(tmp_path_factory.mktemp("photos"), per_class=8, classes=CLASSES)
+
+
+def train(photos: Path, run: Path, arch: str, *options: str) -> None:
+    args = ["train", "classify", "--data", str(photos), "--run", str(run), "--arch", arch]
+    assert cli([*args, "--size", str(SIZES[arch]), "--epochs", "1", "--batch", "8", *options]) == 0
+
+
+@pytest.fixture(scope="module")
+def exported(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch of each backbone from scratch, each exported into one model repository."""
+    root = tmp_path_factory.mktemp("backbones")
+    for arch in BACKBONE_NAMES:
+        train(photos, root / arch, arch)
+        export = ["export", "--run", str(root / arch), "--name", arch, "--models-dir", str(root / "models")]
+        assert cli(export) == 0
+    return root
+
+
+def test_the_list_covers_every_backbone() -> None:
+    assert set(BACKBONE_NAMES) == set(BACKBONES)
+    assert "densenet121" in BACKBONE_NAMES
+
+
+@pytest.mark.parametrize("arch", BACKBONE_NAMES)
+def test_each_backbone_trains_exports_and_serves(
+    arch: str, exported: Path, start_server: ServerFactory
+) -> None:
+    server = start_server(exported / "models", default_models="{}")
+    photo = next((exported.parent / "photos").glob("*/coffee/*.jpg"), None) or next(
+        exported.parent.rglob("*.jpg")
+    )
+    response = server.client.post(f"/classify?model={arch}", files={"image": photo.read_bytes()})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["results"][0]["predictions"]
+    assert {p["label"] for p in predictions} <= set(CLASSES)
+    assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-3)
+
+
+def base_weights(arch: str) -> keras.Model:
+    constructor, _ = BACKBONES[arch]
+    size = SIZES[arch]
+    return constructor(include_top=False, weights=None, input_shape=(size, size, 3), name="base")
+
+
+def same(a: keras.layers.Layer, b: keras.layers.Layer) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+
+
+def test_two_phases_freeze_the_base_then_fine_tune_its_top(photos: Path, tmp_path: Path) -> None:
+    source = base_weights("mobilenet_v2")
+    source.save_weights(tmp_path / "base.weights.h5")
+    run = tmp_path / "run"
+    train(
+        photos,
+        run,
+        "mobilenet_v2",
+        "--weights",
+        str(tmp_path / "base.weights.h5"),
+        "--fine-tune-epochs",
+        "1",
+        "--unfreeze",
+        "5",
+    )
+
+    info = json.loads((run / "run.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    assert info["phase_starts"] == [1]
+    assert len(history["loss"]) == len(history["val_loss"]) == 2
+    assert (run / "curves.png").stat().st_size > 1000
+    base = base_of(keras.models.load_model(run / "model.keras", compile=False))
+    assert base is not None
+    pairs = list(zip(weighted_layers(source), weighted_layers(base), strict=True))
+    assert all(same(src, dst) for src, dst in pairs[:-5]), "below the top 5, the base is as the file had it"
+    assert not any(same(src, dst) for src, dst in pairs[-5:]), "the top 5 layers were fine-tuned"
+    export = ["export", "--run", str(run), "--name", "tuned", "--models-dir", str(tmp_path / "models")]
+    assert cli(export) == 0
+    assert "Two phases" in (tmp_path / "models" / "tuned" / "1" / "README.md").read_text()
+
+
+def test_imagenet_weights_are_read_from_the_keras_cache(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    source = base_weights("mobilenet")
+    cached = tmp_path / "keras" / "models" / imagenet_file("mobilenet", SIZES["mobilenet"])
+    cached.parent.mkdir(parents=True)
+    with h5py.File(cached, "w") as file:  # the legacy format keras.applications publishes
+        legacy_h5_format.save_weights_to_hdf5_group(file, source)
+    run = tmp_path / "run"
+    train(photos, run, "mobilenet", "--weights", "imagenet", "--fine-tune-epochs", "1", "--unfreeze", "2")
+    base = base_of(keras.models.load_model(run / "model.keras", compile=False))
+    assert base is not None
+    assert same(weighted_layers(source)[0], weighted_layers(base)[0])

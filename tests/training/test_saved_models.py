@@ -1,0 +1,54 @@
+"""A run's `model.keras` loads with plain `keras.models.load_model` in a fresh process that imports only
+Keras and `training.architectures.custom_objects`, compiled loss included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+pytest.importorskip("tensorflow")
+
+from training.architectures import architecture
+from training.architectures.localize import LocalizationLoss
+from training.architectures.yolo import GridDetectionLoss
+
+LOAD = """
+import sys
+import keras
+import training.architectures.custom_objects
+for path in sys.argv[1:]:
+    model = keras.models.load_model(path)
+    print(path, model.name, type(model.loss).__name__)
+"""
+# Every architecture with a custom layer or loss of its own, and both custom preprocessing layers.
+SAVED = [
+    ("classify", "resnet34"),
+    ("classify", "resnet50"),
+    ("classify", "densenet121"),
+    ("detect", "grid"),
+    ("detect", "localize"),
+]
+
+
+@pytest.mark.parametrize(("task", "name"), SAVED)
+def test_a_saved_model_loads_in_a_fresh_process(tmp_path: Path, task: str, name: str) -> None:
+    model = architecture(task, name).build((32, 32, 3), 3)
+    loss = {"grid": GridDetectionLoss(), "localize": LocalizationLoss(0.7, 0.3)}.get(
+        name, "sparse_categorical_crossentropy"
+    )
+    model.compile(optimizer="adam", loss=loss)
+    model.save(tmp_path / "model.keras")
+    finished = subprocess.run(
+        [sys.executable, "-c", LOAD, str(tmp_path / "model.keras")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert model.name in finished.stdout
+    assert type(loss).__name__ in finished.stdout
