@@ -280,6 +280,8 @@ def _export(args: argparse.Namespace, argv: list[str]) -> None:
 
 def _predict(args: argparse.Namespace, argv: list[str]) -> None:
     exported = args.model.is_file()
+    if args.model.suffix == ".onnx" and not exported:
+        raise UserError(f"no such model file: {args.model}")
     if not exported:
         _run_dir(args.model)
     missing = [str(path) for path in args.images if not path.is_file()]

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import onnxruntime as ort
+from tqdm import tqdm
 
 from service.core.contract import ContractError, ModelMetadata, parse_metadata
-from service.core.engine import Engine
+from service.core.engine import Answer, Engine
 from service.core.errors import ServiceError
 from service.core.tasks.classify import ClassifyOptions
 from service.core.tasks.detect import DetectOptions
@@ -25,6 +27,8 @@ from service.settings import Settings
 from training.errors import UserError
 
 RUN_MODEL_NAME = "run"
+OptionsT = TypeVar("OptionsT")
+ResultT = TypeVar("ResultT")
 
 
 def predict_files(model: Path, images: Sequence[Path]) -> str:
@@ -54,25 +58,36 @@ def _metadata_of(path: Path) -> ModelMetadata:
 
 
 async def _answer(repository: Path, images: list[bytes]) -> str:
-    settings = Settings(
-        models_dir=repository, default_models={}, max_images=max(1, len(images)), warmup=False
-    )
-    engine = Engine(settings.engine_config())
+    engine = Engine(Settings(models_dir=repository, default_models={}, warmup=False).engine_config())
     try:
         await engine.load()
         if engine.failures():
             raise UserError(f"the service refuses this model: {engine.failures()[0].message}")
         task = engine.models()[0].metadata.task
+        body: ClassifyResponse | DetectResponse | SegmentResponse
         if task == "classify":
-            return ClassifyResponse.of(await engine.classify(images, ClassifyOptions())).model_dump_json(
-                indent=2
-            )
-        if task == "detect":
-            return DetectResponse.of(await engine.detect(images, DetectOptions())).model_dump_json(indent=2)
-        options = SegmentOptions()
-        answer = await engine.segment(images, options)
-        return SegmentResponse.of(answer, options.style).model_dump_json(indent=2)
+            body = ClassifyResponse.of(await _each(engine.classify, images, ClassifyOptions()))
+        elif task == "detect":
+            body = DetectResponse.of(await _each(engine.detect, images, DetectOptions()))
+        else:
+            options = SegmentOptions()
+            body = SegmentResponse.of(await _each(engine.segment, images, options), options.style)
+        return body.model_dump_json(indent=2)
     except ServiceError as exc:
         raise UserError(f"{exc.code}: {exc.message}") from None
     finally:
         await engine.close()
+
+
+async def _each(
+    call: Callable[[list[bytes], OptionsT], Awaitable[Answer[ResultT]]],
+    images: list[bytes],
+    options: OptionsT,
+) -> Answer[ResultT]:
+    """One call per image, so any number of files stays within the service's per-request limits, answered
+    together as one batch would be."""
+    answers = [
+        await call([image], options)
+        for image in tqdm(images, desc="predicting", unit="image", leave=False, disable=None)
+    ]
+    return Answer(model=answers[0].model, images=[found for answer in answers for found in answer.images])

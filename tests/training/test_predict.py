@@ -96,3 +96,23 @@ def test_a_file_that_is_no_model_is_one_line(tmp_path: Path, scene_files: list[P
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
     line = one_line_refusal(predict(str(scene_files[0]), "--model", str(tmp_path / "model.onnx")))
     assert "is not a model the service can serve" in line
+
+
+def test_more_files_than_one_request_may_carry_are_answered_in_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    paths = []
+    for index in range(20):  # the service takes 16 images per request by default
+        paths.append(tmp_path / f"{index}.png")
+        render_scene(rng).image.save(paths[-1])
+    model = MODELS_DIR / "shapes-classifier" / "1" / "model.onnx"
+    finished = predict(*map(str, paths), "--model", str(model))
+    assert finished.returncode == 0, finished.stderr
+    results = json.loads(finished.stdout)["results"]
+    alone = json.loads(predict(str(paths[17]), "--model", str(model)).stdout)["results"][0]
+    assert len(results) == 20
+    same_answer(results[17], alone)
+
+
+def test_a_missing_model_file_is_one_line(scene_files: list[Path], tmp_path: Path) -> None:
+    line = one_line_refusal(predict(str(scene_files[0]), "--model", str(tmp_path / "model.onnx")))
+    assert f"no such model file: {tmp_path / 'model.onnx'}" in line
