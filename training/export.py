@@ -288,7 +288,8 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         top = config.get("unfreeze")
         training += (
             f" Two phases: the head alone with the base frozen, then {config['fine_tune_epochs']} epochs "
-            f"fine-tuning {f'the top {top} layers' if top else 'all'} of the base at a lower learning rate."
+            f"fine-tuning {f'the top {top} layers' if top else 'all'} of the base, from a learning rate of "
+            f"{TrainConfig(**config).tune_lr:g}."
         )
     command = config.get("command")
     rebuild = (
