@@ -23,7 +23,10 @@ JSON = "application/json"
 _IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "Images: multipart field `image` (repeat it for a batch) or a raw image body.",
+        "description": (
+            "Images: multipart field `image` (repeat it for a batch), or one raw image body sent as "
+            "`application/octet-stream` or with its own `image/*` Content-Type."
+        ),
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -38,7 +41,7 @@ _IMAGE_BODY: dict[str, Any] = {
                     },
                 }
             },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            # `image/*` is accepted too, but declared it is a media range that client generators refuse.
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
