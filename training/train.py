@@ -26,7 +26,7 @@ from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
 from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
-from training.evaluate.evaluate import HEADLINE, evaluate_outputs, evaluate_predictor, predict_all
+from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
 from training.plots import plot_confusion, plot_curves, plot_samples
 
 
@@ -290,11 +290,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     batchnorm.recalibrate(model, data.train.images, config.batch)
     model.save(run_dir / "model.keras")
     exported = contract_model(model, config.task)
-    metrics = score(exported, config, data)
+    outputs = predict_all(keras_predictor(exported), data.test.images)
+    metrics = score(exported, outputs, config, data)
     if data.skipped:
         tqdm.write(f"skipped {data.skipped} images that could not be decoded (each named above)")
     write_run(run_dir, config, data, fitted, metrics)
-    draw_run(run_dir, config, data, fitted, exported)
+    draw_run(run_dir, config, data, fitted, outputs)
     return metrics
 
 
@@ -310,9 +311,11 @@ def initialise_from_run(model: keras.Model, config: TrainConfig) -> None:
         tqdm.write(f"froze the first {frozen} of them")
 
 
-def score(exported: keras.Model, config: TrainConfig, data: TaskData) -> dict[str, Any]:
-    """Held-out metrics in inference mode, and the BatchNorm check beside them."""
-    metrics = evaluate_predictor(keras_predictor(exported), config.task, data.test, data.labels)
+def score(
+    exported: keras.Model, outputs: dict[str, np.ndarray], config: TrainConfig, data: TaskData
+) -> dict[str, Any]:
+    """Held-out metrics of the inference-mode `outputs`, and the BatchNorm check beside them."""
+    metrics = evaluate_outputs(config.task, outputs, data.test, data.labels)
     check = batchnorm_check(exported, config, data, metrics)
     if check:
         metrics["batchnorm"] = check
@@ -365,20 +368,16 @@ def write_run(
 
 
 def draw_run(
-    run_dir: Path, config: TrainConfig, data: TaskData, fitted: Fitted, exported: keras.Model
+    run_dir: Path, config: TrainConfig, data: TaskData, fitted: Fitted, outputs: dict[str, np.ndarray]
 ) -> None:
-    """Curves, sample predictions beside the truth, and for classifiers the confusion matrix."""
+    """Curves, sample predictions beside the truth, and for classifiers the confusion matrix, from the
+    held-out `outputs` that scored the run."""
     plot_curves(fitted.history, run_dir / "curves.png", fitted.kept_epoch, fitted.phase_starts)
-    sample = data.test.subset(np.arange(min(8, len(data.test))))
-    plot_samples(
-        config.task,
-        sample,
-        predict_all(keras_predictor(exported), sample.images),
-        data.labels,
-        run_dir / "samples.png",
-    )
+    first = np.arange(min(8, len(data.test)))
+    sample_outputs = {role: value[first] for role, value in outputs.items()}
+    plot_samples(config.task, data.test.subset(first), sample_outputs, data.labels, run_dir / "samples.png")
     if config.task == "classify":
-        predicted = predict_all(keras_predictor(exported), data.test.images)["probabilities"].argmax(-1)
+        predicted = outputs["probabilities"].argmax(-1)
         plot_confusion(data.test.labels, predicted, data.labels, run_dir / "confusion.png")
 
 
@@ -396,4 +395,5 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     run = json.loads((run_dir / "run.json").read_text())
     config = TrainConfig(**run["config"])
     model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
-    return score(model, config, load_task_data(config))
+    data = load_task_data(config)
+    return score(model, predict_all(keras_predictor(model), data.test.images), config, data)
