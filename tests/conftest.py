@@ -162,6 +162,22 @@ def guarded_server(start_server: ServerFactory, test_models_dir: Path) -> LiveSe
     )
 
 
+BUNDLED_KEYS = {"api": "client-team-key", "admin": "operator-admin-key"}
+
+
+@pytest.fixture(scope="session")
+def bundled_guarded_server(start_server: ServerFactory) -> LiveServer:
+    """The bundled models behind an API key and an admin key, as a client team meets them in production."""
+    from service.settings import DEFAULT_MODELS
+
+    return start_server(
+        REPO_ROOT / "models",
+        default_models=json.dumps(DEFAULT_MODELS),
+        api_keys=BUNDLED_KEYS["api"],
+        admin_key=BUNDLED_KEYS["admin"],
+    )
+
+
 @pytest.fixture(scope="session")
 def live_schema(guarded_server: LiveServer):  # type: ignore[no-untyped-def]
     """That server's own OpenAPI document, loaded by schemathesis."""

@@ -23,6 +23,8 @@ OUTPUT_ROLES: dict[str, tuple[str, ...]] = {
 TRIMAP_LABELS = ("pet", "background", "border")
 # A trimap pixel holds its label's position plus one (Oxford-IIIT Pet): 1 pet, 2 background, 3 border.
 TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
+# How a trimap PNG is drawn: its values as grey levels, a colour per class, or tinted over the photo.
+TrimapStyle = Literal["mask", "color", "overlay"]
 # Model names appear in paths and query strings: a conservative alphabet, and not too long for a metric label.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

@@ -88,5 +88,35 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
+        _drop_unsent_validation_errors(document)
+        _restore_null_details(document)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _drop_unsent_validation_errors(document: dict[str, Any]) -> None:
+    """FastAPI declares its own 422 body wherever a route has parameters, but invalid parameters answer
+    `ErrorResponse` (declared where they can) and 400 under `/v2`: clients would parse the wrong body."""
+    unsent = "#/components/schemas/HTTPValidationError"
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            declared = operation.get("responses", {}).get("422", {})
+            if (
+                declared.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                == unsent
+            ):
+                del operation["responses"]["422"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        document["components"]["schemas"].pop(name, None)
+
+
+def _restore_null_details(document: dict[str, Any]) -> None:
+    """FastAPI drops every null from the document, and so `"detail": null` from the error examples, which the
+    server always sends."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                examples = response.get("content", {}).get("application/json", {}).get("examples", {})
+                for example in examples.values():
+                    if isinstance(example["value"].get("error"), dict):
+                        example["value"]["error"].setdefault("detail", None)

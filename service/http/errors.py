@@ -162,7 +162,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"])
-    return error_response(request, "invalid_parameter", f"{where}: {first['msg']}", detail)
+    # A body that is not JSON at all is malformed (400), not a parameter out of range.
+    code = "bad_request" if first.get("type") == "json_invalid" else "invalid_parameter"
+    return error_response(request, code, f"{where}: {first['msg']}", detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

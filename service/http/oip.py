@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.core.engine import TensorAnswer
 from service.core.errors import InvalidInputError
+from service.http.examples import V2_INFER_REQUEST, V2_INFER_RESPONSE
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data",)
@@ -136,6 +137,8 @@ class RequestOutput(Schema):
 class InferRequest(Schema):
     """An inference request; `parameters.binary_data_output` asks for every output as binary."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [V2_INFER_REQUEST]})
+
     id: str | None = Field(default=None, max_length=256)
     parameters: Parameters | None = None
     inputs: list[RequestInput] = Field(min_length=1)
@@ -154,6 +157,8 @@ class ResponseOutput(Schema):
 
 class InferResponse(Schema):
     """An inference response; `id` echoes the request's when it had one."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [V2_INFER_RESPONSE]})
 
     model_name: str = Field(examples=["digits"])
     model_version: str = Field(examples=["1"])

@@ -1,17 +1,34 @@
-"""Request and response bodies as client teams see them in `/docs`."""
+"""Request and response bodies as client teams see them in `/docs`.
+
+At run time this imports only pydantic and the contract's types, so `service.client` can parse answers with
+them and install without onnxruntime or numpy; the engine's types are for the `of` builders' hints alone.
+"""
 
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.core import engine
-from service.core.contract import InputSpec, ResizeMode, Task
-from service.core.repository import LoadedModel, Readiness
-from service.core.tasks.detect import Detection as FoundObject
-from service.core.tasks.segment import TrimapStyle
+from service.core.contract import InputSpec, ResizeMode, Task, TrimapStyle
+
+if TYPE_CHECKING:
+    from service.core import engine
+    from service.core.repository import LoadedModel, Readiness
+    from service.core.tasks.detect import Detection as FoundObject
+
+
+# The trimap the bundled segmenter answers for docs/examples/star.jpg, as its examples show it.
+STAR_TRIMAP_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAI0AAACHCAAAAAAOroUfAAAB0klEQVR4Ac3BC3LiQBAFweqKuf+Rpxdkh8LmKyzBvsySIJJEkkgS"
+    "SSJJJIkkkSSSRJJIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJINPKE6apyTJ4P2KRdE8IUkkyeDdiu0kyeC9ildIEkkiSQafMEGgaB6S"
+    "JIN3Ks4mJxN5SpJIEkkiSSTJYJdi1VwoFpMfiuYBSTL4u+KnYj9JIkkG7zVZTeQJSTI4xAS5NrlS0NwjSQYHmJxMtiqa2yRJyR7F"
+    "l8kWck+zkCQl+xRnk63krkaSlOxVLCavkUuNJCnZr1hM/kQWDUiSkiMUi8nL5FsDkqTkIMXZ5CXypVlIksH/IqvmmySRJCWHKRaT"
+    "J+SXZiVJBh8mq+aSJBkcpdhAVs01STI41mSL5jZJIkkkyeAQxWKyjyQZHKB4SXOPJBkcZ7KS1eRS0dwmSQaHk19kspUkkSSD3YqV"
+    "3CKTbxN5QJIMjiM/NIviTJhsIEkGOxXXmlVTLAQmT0iSweGaXxooFvKEJBnsUqya+5qTooHiAUky2KXZrnlKkgw+rKG4R5IMPq+5"
+    "R5JIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJJJEkkgSSSJJJIkkkSSSRJJIEkkiSSSJJJEk/wAUcDtLv6jyTAAAAABJRU5ErkJggg=="
+)
 
 
 class Schema(BaseModel):
@@ -80,10 +97,10 @@ class ClassifyResponse(Schema):
                     "model": {"name": "shapes-classifier", "version": 1},
                     "results": [
                         {
-                            "image": {"width": 640, "height": 480},
+                            "image": {"width": 141, "height": 135},
                             "predictions": [
-                                {"label": "star", "class_id": 3, "probability": 0.987},
-                                {"label": "cross", "class_id": 1, "probability": 0.009},
+                                {"label": "star", "class_id": 4, "probability": 0.999995},
+                                {"label": "triangle", "class_id": 5, "probability": 0.00000256},
                             ],
                         }
                     ],
@@ -156,15 +173,29 @@ class DetectResponse(Schema):
                     "model": {"name": "shapes-detector", "version": 1},
                     "results": [
                         {
-                            "image": {"width": 640, "height": 480},
+                            "image": {"width": 127, "height": 121},
                             "detections": [
                                 {
-                                    "label": "circle",
-                                    "class_id": 0,
-                                    "score": 0.83,
-                                    "iou": 0.88,
-                                    "box": {"x_min": 112.5, "y_min": 40.0, "x_max": 310.0, "y_max": 262.25},
-                                }
+                                    "label": "star",
+                                    "class_id": 4,
+                                    "score": 0.897,
+                                    "iou": 0.9073,
+                                    "box": {"x_min": 0.0, "y_min": 77.52, "x_max": 29.25, "y_max": 107.46},
+                                },
+                                {
+                                    "label": "cross",
+                                    "class_id": 1,
+                                    "score": 0.6524,
+                                    "iou": 0.7365,
+                                    "box": {"x_min": 40.42, "y_min": 63.13, "x_max": 67.46, "y_max": 86.36},
+                                },
+                                {
+                                    "label": "hexagon",
+                                    "class_id": 2,
+                                    "score": 0.5858,
+                                    "iou": 0.8303,
+                                    "box": {"x_min": 88.16, "y_min": 32.06, "x_max": 121.3, "y_max": 64.27},
+                                },
                             ],
                         }
                     ],
@@ -189,6 +220,24 @@ class SegmentResponse(Schema):
     model: ModelRef
     style: TrimapStyle
     results: list[SegmentResult] = Field(description="One entry per uploaded image, in upload order.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "shapes-segmenter", "version": 1},
+                    "style": "mask",
+                    "results": [
+                        {
+                            "image": {"width": 141, "height": 135},
+                            "fractions": {"pet": 0.0795, "background": 0.8365, "border": 0.084},
+                            "png_base64": STAR_TRIMAP_PNG,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     @classmethod
     def of(cls, answer: engine.Answer[engine.SegmentedImage], style: TrimapStyle) -> SegmentResponse:

@@ -43,7 +43,7 @@ async def overlays(server: LiveServer, images: list[bytes], requests: int) -> li
         return list(
             await asyncio.gather(
                 *(
-                    client.post("/segment", params={"format": "json", "style": "overlay"}, files=files)
+                    client.post("/segment/json", params={"style": "overlay"}, files=files)
                     for _ in range(requests)
                 )
             )

@@ -41,7 +41,7 @@ def mixed_requests() -> list[tuple[str, str, dict]]:
     return [
         ("POST", "/classify", upload),
         ("POST", "/detect", upload),
-        ("POST", "/segment", {**upload, "params": {"format": "json", "style": "color"}}),
+        ("POST", "/segment/json", {**upload, "params": {"style": "color"}}),
         (
             "POST",
             "/classify",

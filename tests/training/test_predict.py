@@ -62,7 +62,7 @@ def same_answer(local: object, served: object) -> None:
     [
         ("shapes-classifier", "/classify"),
         ("shapes-detector", "/detect"),
-        ("shapes-segmenter", "/segment?format=json"),
+        ("shapes-segmenter", "/segment/json"),
     ],
 )
 def test_predict_prints_what_the_service_answers(

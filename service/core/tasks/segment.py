@@ -5,16 +5,14 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from service.core.contract import TrimapStyle
 from service.core.imaging import Geometry
 from service.core.repository import ModelChoice
-
-TrimapStyle = Literal["mask", "color", "overlay"]
 
 # Index = trimap value: 1 pet, 2 background, 3 border; 0 never occurs in a mask.
 TRIMAP_COLORS = ((0, 0, 0), (230, 50, 50), (40, 60, 150), (255, 215, 0))

@@ -8,22 +8,30 @@ from fastapi import Depends, Request
 
 from service.core.engine import Engine
 from service.core.errors import (
+    CorruptImageError,
+    EmptyImageError,
+    ImageTooLargeError,
     ModelNotFoundError,
     NotReadyError,
     OverloadedError,
     ServiceError,
     TooManyImagesError,
+    UnsupportedImageError,
     WrongTaskError,
 )
 from service.http.errors import (
     BadRequestError,
+    DeadlineExceededError,
     ForbiddenError,
     InvalidParameterError,
     PayloadTooLargeError,
+    RequestTimeoutError,
+    ShuttingDownError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
     status_of,
 )
+from service.http.examples import Examples, error_examples
 from service.http.oip import V2Error
 from service.http.schemas import ErrorResponse
 
@@ -43,19 +51,37 @@ async def _engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 
-def error_responses(*errors: type[ServiceError], v2: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route can answer, each under its status."""
-    responses: dict[int | str, dict[str, Any]] = {}
-    body = V2Error if v2 else ErrorResponse
+def error_responses(
+    *errors: type[ServiceError], v2: bool = False, examples: Examples | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors a route can answer: each status, and a real answer for each code."""
+    codes: dict[int, list[str]] = {}
     for error in errors:
-        status = status_of(error.code, v2=v2)
-        entry = responses.setdefault(status, {"model": body, "description": ""})
-        entry["description"] = " / ".join(filter(None, [entry["description"], error.code]))
-    return responses
+        codes.setdefault(status_of(error.code, v2=v2), []).append(error.code)
+    body = V2Error if v2 else ErrorResponse
+    return {
+        status: {
+            "model": body,
+            "description": " / ".join(listed),
+            "content": {"application/json": {"examples": error_examples(listed, v2=v2, overrides=examples)}},
+        }
+        for status, listed in codes.items()
+    }
 
 
 AUTH_ERRORS = (UnauthorizedError, ForbiddenError)
-UPLOAD_ERRORS = (BadRequestError, PayloadTooLargeError, TooManyImagesError, UnsupportedMediaTypeError)
+# What reading a body can answer anywhere, tensors included.
+BODY_ERRORS = (RequestTimeoutError, PayloadTooLargeError, ShuttingDownError, DeadlineExceededError)
+UPLOAD_ERRORS = (
+    *BODY_ERRORS,
+    BadRequestError,
+    EmptyImageError,
+    CorruptImageError,
+    TooManyImagesError,
+    ImageTooLargeError,
+    UnsupportedMediaTypeError,
+    UnsupportedImageError,
+)
 TASK_ERRORS = (
     *AUTH_ERRORS,
     *UPLOAD_ERRORS,
@@ -63,5 +89,6 @@ TASK_ERRORS = (
     InvalidParameterError,
     WrongTaskError,
     OverloadedError,
+    NotReadyError,
 )
-MODEL_ERRORS = (*AUTH_ERRORS, ModelNotFoundError, NotReadyError)
+MODEL_ERRORS = (*AUTH_ERRORS, ModelNotFoundError, InvalidParameterError, NotReadyError)

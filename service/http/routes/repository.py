@@ -17,17 +17,35 @@ from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyE
 from service.core.repository import ModelState
 from service.http import oip
 from service.http.auth import require_admin_key
-from service.http.errors import BadRequestError, ForbiddenError, UnauthorizedError
-from service.http.routes.dependencies import EngineDep, error_responses
+from service.http.errors import BadRequestError, ForbiddenError, InvalidParameterError, UnauthorizedError
+from service.http.examples import REPOSITORY_EXAMPLES
+from service.http.routes.dependencies import BODY_ERRORS, EngineDep, error_responses
 
 router = APIRouter(
     prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_admin_key)]
 )
 
 ModelPath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.")]
-_ERRORS = error_responses(UnauthorizedError, ForbiddenError, InvalidInputError, NotReadyError, v2=True)
+_ERRORS = error_responses(
+    UnauthorizedError,
+    ForbiddenError,
+    *BODY_ERRORS,
+    InvalidInputError,
+    NotReadyError,
+    v2=True,
+    examples=REPOSITORY_EXAMPLES,
+)
 _LOAD_ERRORS = error_responses(
-    UnauthorizedError, ForbiddenError, BadRequestError, ModelNotFoundError, NotReadyError, v2=True
+    UnauthorizedError,
+    ForbiddenError,
+    *BODY_ERRORS,
+    BadRequestError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    NotReadyError,
+    v2=True,
+    examples=REPOSITORY_EXAMPLES,
 )
 
 
@@ -62,7 +80,7 @@ async def load_model(engine: EngineDep, name: ModelPath, request: Request) -> li
     oip.parse_control(await request.body(), oip.ModelControlRequest)
     states = [state for state in await engine.reload([name]) if state.name == name]
     if not states:
-        raise ModelNotFoundError(f"no model named {name!r} in the repository")
+        raise ModelNotFoundError(f"no model named {name!r}")
     refused = [state for state in states if state.state == "UNAVAILABLE"]
     if refused:
         reasons = "; ".join(f"version {state.version}: {state.reason}" for state in refused)

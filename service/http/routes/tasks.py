@@ -3,16 +3,16 @@ builds its schema."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field
 
+from service.core.engine import ModelId
 from service.core.tasks.classify import ClassifyOptions
 from service.core.tasks.detect import DetectOptions
 from service.core.tasks.segment import SegmentOptions
 from service.http.auth import require_api_key
-from service.http.errors import BadRequestError
+from service.http.errors import BadRequestError, InvalidParameterError
 from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses
 from service.http.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.http.uploads import read_images
@@ -47,16 +47,15 @@ _IMAGE_BODY: dict[str, Any] = {
     }
 }
 _ERRORS = error_responses(*TASK_ERRORS)
-
-
-class SegmentQuery(SegmentOptions):
-    """The segment options, and whether the answer is one PNG or JSON for a batch."""
-
-    response_format: Literal["png", "json"] = Field(
-        default="png",
-        alias="format",
-        description="`png`: one image's PNG; `json`: fractions + base64 PNGs, batches.",
-    )
+_MODEL_HEADERS = {
+    "X-Model-Name": {"description": "The model that answered.", "schema": {"type": "string"}},
+    "X-Model-Version": {"description": "Its version.", "schema": {"type": "integer"}},
+}
+_PNG_ANSWER = {
+    "description": "The trimap PNG: values 1 pet, 2 background, 3 border (`mask`), or coloured.",
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    "headers": _MODEL_HEADERS,
+}
 
 
 @router.post(
@@ -91,26 +90,44 @@ async def detect(request: Request, options: Annotated[DetectOptions, Query()]) -
 
 @router.post(
     "/segment",
+    response_class=Response,
+    responses={**_ERRORS, 200: _PNG_ANSWER},
+    openapi_extra=_IMAGE_BODY,
+    summary="Segment one image into a pet / background / border trimap PNG",
+)
+async def segment(request: Request, options: Annotated[SegmentOptions, Query()]) -> Response:
+    """A trimap PNG the size of the input image. For a batch, or the class fractions, use `/segment/json`."""
+    if request.query_params.get("format", "png") != "png":
+        # Earlier releases answered JSON here; say where it went rather than answer a PNG unasked.
+        raise InvalidParameterError(
+            "format: /segment answers a PNG; for JSON, POST the same request to /segment/json"
+        )
+    engine = engine_of(request)
+    images = await read_images(request, engine.limits.max_images)
+    if len(images) > 1:
+        raise BadRequestError("a PNG answer holds one image: send one, or POST the batch to /segment/json")
+    answer = await engine.segment(images, options)
+    return Response(answer.images[0].png, media_type="image/png", headers=_model_headers(answer.model))
+
+
+@router.post(
+    "/segment/json",
     response_model=SegmentResponse,
     responses={
         **_ERRORS,
-        200: {
-            "description": "The trimap PNG (values 1 pet, 2 background, 3 border; or coloured), or JSON.",
-            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-        },
+        200: {"description": "The trimaps and class fractions.", "headers": _MODEL_HEADERS},
     },
     openapi_extra=_IMAGE_BODY,
-    summary="Segment images into a pet / background / border trimap",
+    summary="Segment images: class fractions and trimap PNGs as JSON",
 )
-async def segment(request: Request, options: Annotated[SegmentQuery, Query()]) -> Response:
-    """A trimap the size of the input image, as PNG or (with `format=json`, for batches) as JSON."""
+async def segment_json(request: Request, options: Annotated[SegmentOptions, Query()]) -> Response:
+    """Per image, in upload order: the fraction of pixels of each trimap class and the PNG, base64-encoded."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    if options.response_format == "png" and len(images) > 1:
-        raise BadRequestError("a PNG answer holds one image: send one, or ask for format=json")
     answer = await engine.segment(images, options)
-    headers = {"X-Model-Name": answer.model.name, "X-Model-Version": str(answer.model.version)}
-    if options.response_format == "png":
-        return Response(answer.images[0].png, media_type="image/png", headers=headers)
     body = SegmentResponse.of(answer, options.style).model_dump_json()
-    return Response(body, media_type=JSON, headers=headers)
+    return Response(body, media_type=JSON, headers=_model_headers(answer.model))
+
+
+def _model_headers(model: ModelId) -> dict[str, str]:
+    return {"X-Model-Name": model.name, "X-Model-Version": str(model.version)}

@@ -19,7 +19,7 @@ from service.core.repository import LoadedModel
 from service.http import oip
 from service.http.auth import require_api_key
 from service.http.errors import InvalidParameterError
-from service.http.routes.dependencies import AUTH_ERRORS, EngineDep, engine_of, error_responses
+from service.http.routes.dependencies import AUTH_ERRORS, BODY_ERRORS, EngineDep, engine_of, error_responses
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 protected = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require_api_key)])
@@ -28,7 +28,14 @@ ModelPath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model n
 VersionPath = Annotated[int, Path(ge=1, description="Model version.")]
 _ERRORS = error_responses(*AUTH_ERRORS, InvalidParameterError, ModelNotFoundError, NotReadyError, v2=True)
 _INFER_ERRORS = error_responses(
-    *AUTH_ERRORS, InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError, v2=True
+    *AUTH_ERRORS,
+    *BODY_ERRORS,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    NotReadyError,
+    OverloadedError,
+    v2=True,
 )
 _INFER_BODY: dict[str, Any] = {
     "requestBody": {

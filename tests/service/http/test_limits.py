@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
+from spec_examples import assert_like, error_example
 
 POST_HEAD = b"POST /classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n"
 
@@ -88,6 +89,7 @@ def test_a_body_that_stalls_gets_408_and_the_connection_closes(stalls: LiveServe
         status, error, head = status_and_error(read_until_closed(sock))
     assert (status, error["code"]) == (408, "request_timeout")
     assert error["message"] == "no body bytes arrived for 1 s; 4 bytes were received"
+    assert_like(error_example("request_timeout", "/classify", 408), {"error": error})
     assert b"connection: close" in head
 
 
@@ -114,6 +116,7 @@ def test_a_request_past_its_deadline_gets_504(deadline: LiveServer) -> None:
     status, error, head = status_and_error(trickle(deadline, every=0.3))
     assert (status, error["code"]) == (504, "deadline_exceeded")
     assert error["detail"] == {"deadline_seconds": 1.5}
+    assert_like(error_example("deadline_exceeded", "/classify", 504), {"error": error})
     assert b"connection: close" in head
 
 
@@ -125,6 +128,7 @@ def test_bodies_share_a_bounded_budget_of_bytes(small_budget: LiveServer) -> Non
         status, error, head = status_and_error(read_until_closed(refused))
         assert (status, error["code"]) == (503, "overloaded")
         assert error["detail"] == {"budget": "request-body byte", "capacity": 1_500_000, "needed": 1_000_000}
+        assert_like(error_example("overloaded", "/classify", 503), {"error": error})
         assert b"retry-after: 1" in head
         assert b"connection: close" in head
     # The holder is gone: its bytes are back in the budget.

@@ -3,6 +3,7 @@ a stalled upload never holds the shutdown, and each answer leaves in one write."
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -15,6 +16,7 @@ import httpx
 import onnx_models
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
+from spec_examples import assert_like, error_example
 
 RED_PNG = encode(solid((255, 0, 0)), "PNG")
 
@@ -86,9 +88,13 @@ def test_stalled_uploads_do_not_hold_the_shutdown_nor_become_500s(
             answer = b""
             while received := sock.recv(65536):
                 answer += received
-            answers.append(answer.split(b"\r\n", 1)[0])
+            answers.append(answer)
     server.process.wait(timeout=15)
-    assert answers == [b"HTTP/1.1 503 Service Unavailable"] * 20
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"HTTP/1.1 503 Service Unavailable"] * 20
+    for answer in answers:
+        assert_like(
+            error_example("shutting_down", "/classify", 503), json.loads(answer.partition(b"\r\n\r\n")[2])
+        )
     # Cut off when the drain ends, not after the 30 s shutdown period nor the 60 s body pause.
     assert time.monotonic() - signalled < 10
     assert "stopping: 20 request bodies still arriving get 0.5 s" in server.logs()

@@ -92,7 +92,7 @@ def test_loading_a_name_with_no_directory_is_404(controlled: tuple[LiveServer, P
     answer = server.client.post("/v2/repository/models/absent/load", headers=ADMIN)
     assert (answer.status_code, answer.json()) == (
         404,
-        {"error": "no model named 'absent' in the repository"},
+        {"error": "no model named 'absent'"},
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 import onnx_models
 import pytest
 from conftest import ServerFactory
+from spec_examples import assert_like, error_example
 
 from service.app import create_app
 from service.settings import Settings
@@ -78,7 +79,7 @@ def test_not_ready_until_models_are_loaded(test_models_dir: Path) -> None:
     assert ready.json() == {"status": "loading", "reason": "models are still loading", "models": []}
     assert live.status_code == 200
     assert classify.status_code == 503
-    assert classify.json()["error"]["code"] == "not_ready"
+    assert_like(error_example("not_ready", "/classify", 503), classify.json())
     assert classify.headers["retry-after"] == "1"
 
 

@@ -142,7 +142,17 @@ def test_invalid_parameters(client: httpx.Client, path: str, params: dict) -> No
 
 def test_png_answer_refuses_a_batch(client: httpx.Client) -> None:
     files = [("image", (f"{i}.png", encode(solid(RED), "PNG"))) for i in range(2)]
-    assert_error(client.post("/segment", files=files), 400, "bad_request")
+    error = assert_error(client.post("/segment", files=files), 400, "bad_request")
+    assert "/segment/json" in error["message"]
+
+
+def test_segment_json_through_the_old_parameter_says_where_it_moved(client: httpx.Client) -> None:
+    error = assert_error(
+        upload(client, "/segment", encode(solid(RED), "PNG"), format="json"), 422, "invalid_parameter"
+    )
+    assert (
+        error["message"] == "format: /segment answers a PNG; for JSON, POST the same request to /segment/json"
+    )
 
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:

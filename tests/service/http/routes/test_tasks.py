@@ -251,7 +251,7 @@ def test_segment_styles_are_viewable_in_colour(client: httpx.Client, style: str,
 
 def test_segment_json_batch(client: httpx.Client) -> None:
     files = [encode(bands(), "PNG"), encode(bands((32, 64)), "PNG")]
-    response = post(client, "/segment", files, format="json")
+    response = post(client, "/segment/json", files)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["image"] for r in results] == [{"width": 64, "height": 32}, {"width": 32, "height": 64}]

@@ -1,0 +1,309 @@
+"""`vision`: classify, detect and segment image files with a running vision-service, from a shell.
+
+Built on service.client, so it needs no onnxruntime; Pillow draws `--draw` and tqdm the progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    import httpx  # noqa: F401 - the service-only install has neither
+    import tqdm  # noqa: F401
+except ImportError as missing:
+    sys.exit(f"vision: {missing.name} is missing; install the client: pip install 'vision-service[client]'")
+
+from service.client import DEFAULT_TIMEOUT_SECONDS, DEFAULT_URL, Client, Upload, VisionError, joined, uploads
+from service.http.schemas import (
+    ClassifyResponse,
+    DetectResponse,
+    DetectResult,
+    Health,
+    ModelsResponse,
+    SegmentResponse,
+)
+
+# Exit statuses scripts can tell apart.
+OK, FAILED, USAGE, UNREACHABLE, REFUSED_KEY, BAD_REQUEST, UNAVAILABLE = 0, 1, 2, 3, 4, 5, 6
+EXIT_CODES = f"""exit status:
+  {OK}  done
+  {USAGE}  bad usage, or a file that cannot be read
+  {UNREACHABLE}  the service cannot be reached, or did not answer in time
+  {REFUSED_KEY}  the API key is missing or wrong (401, 403)
+  {BAD_REQUEST}  the service refused the request (400, 404, 413, 415, 422): the message says why
+  {UNAVAILABLE}  the service is overloaded or not ready (503, after retries), or failed (5xx)
+"""
+# Files per request: few enough that the progress bar moves, enough for the server to batch them.
+BATCH = 8
+# Box outlines by class id; cycled for models with more classes.
+BOX_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    try:
+        files = [_read(path) for path in getattr(options, "files", [])]
+        with Client(
+            options.url, api_key=options.api_key, timeout=options.timeout, on_retry=_say_retry
+        ) as vision:
+            return options.command(vision, options, files)
+    except VisionError as error:
+        print(f"vision: {error}", file=sys.stderr)
+        return exit_status(error)
+    except UsageError as error:
+        print(f"vision: {error}", file=sys.stderr)
+        return USAGE
+
+
+class UsageError(Exception):
+    """A file or option the command cannot use, found before anything is sent."""
+
+
+def exit_status(error: VisionError) -> int:
+    if error.status is None:
+        return UNREACHABLE if error.code in ("unreachable", "timeout") else FAILED
+    if error.status in (401, 403):
+        return REFUSED_KEY
+    return BAD_REQUEST if error.status < 500 else UNAVAILABLE
+
+
+def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    answer = _in_batches(files, lambda batch: vision.classify(batch, top_k=options.top_k, **_model(options)))
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+        return OK
+    rows = [
+        [upload.name if rank == 0 else "", p.label, f"{p.probability:.3f}"]
+        for upload, result in zip(files, answer.results, strict=True)
+        for rank, p in enumerate(result.predictions)
+    ]
+    _table(["file", "label", "probability"], rows, f"{answer.model.name}:{answer.model.version}")
+    return OK
+
+
+def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    thresholds = {
+        "score_threshold": options.score_threshold,
+        "iou_threshold": options.iou_threshold,
+        "max_detections": options.max_detections,
+    }
+    answer = _in_batches(files, lambda batch: vision.detect(batch, **thresholds, **_model(options)))
+    if options.draw:
+        targets = _targets(options.draw, files, "boxes")
+        for upload, result, target in zip(files, answer.results, targets, strict=True):
+            draw_boxes(upload.data, result, target)
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+        return OK
+    rows = []
+    for upload, result in zip(files, answer.results, strict=True):
+        found = [[d.label, f"{d.score:.2f}", f"{d.iou:.2f}", _box(d.box)] for d in result.detections]
+        rows += [
+            [upload.name if rank == 0 else "", *row]
+            for rank, row in enumerate(found or [["(nothing)", "", "", ""]])
+        ]
+    _table(["file", "label", "score", "iou", "box (x_min, y_min, x_max, y_max)"], rows, _model_line(answer))
+    return OK
+
+
+def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    answer = _in_batches(
+        files, lambda batch: vision.segment_json(batch, style=options.style, **_model(options))
+    )
+    targets = _targets(options.output, files, options.style)
+    for result, target in zip(answer.results, targets, strict=True):
+        target.write_bytes(base64.b64decode(result.png_base64))
+    if options.json:
+        print(answer.model_dump_json(indent=2, exclude={"results": {"__all__": {"png_base64"}}}))
+        return OK
+    rows = [
+        [
+            upload.name,
+            str(target),
+            *(f"{result.fractions[label]:.1%}" for label in ("pet", "background", "border")),
+        ]
+        for upload, target, result in zip(files, targets, answer.results, strict=True)
+    ]
+    _table(["file", "written", "pet", "background", "border"], rows, _model_line(answer))
+    return OK
+
+
+def models(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    answer: ModelsResponse = vision.models()
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+        return OK
+    rows = [
+        [
+            m.name,
+            m.task,
+            m.default_for or "",
+            ", ".join(str(v.version) for v in m.versions),
+            str(len(m.versions[-1].labels)),
+            m.versions[-1].provider,
+        ]
+        for m in answer.models
+    ]
+    _table(["name", "task", "default for", "versions", "labels", "runs on"], rows)
+    for failure in answer.failures:
+        print(f"refused: {failure.name}/{failure.version}: {failure.key}: {failure.message}")
+    return OK
+
+
+def health(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    answer: Health = vision.ready()
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        loaded = f"{len(answer.models)} model versions: {', '.join(answer.models)}" if answer.models else ""
+        print(
+            f"{answer.status}"
+            + (f" ({answer.reason})" if answer.reason else "")
+            + (f"; {loaded}" if loaded else "")
+        )
+    return OK if answer.status == "ok" else UNAVAILABLE
+
+
+def draw_boxes(image: bytes, result: DetectResult, target: Path) -> None:
+    """The image with each detection's box and label drawn on it, as a PNG."""
+    try:
+        from PIL import Image, ImageDraw, ImageOps
+    except ImportError:
+        raise UsageError("--draw needs Pillow: pip install 'vision-service[client]'") from None
+    picture = ImageOps.exif_transpose(Image.open(io.BytesIO(image))).convert("RGB")
+    pen = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 200))
+    for found in result.detections:
+        colour = BOX_COLOURS[found.class_id % len(BOX_COLOURS)]
+        box = (found.box.x_min, found.box.y_min, found.box.x_max, found.box.y_max)
+        pen.rectangle(box, outline=colour, width=width)
+        caption = f"{found.label} {found.score:.2f}"
+        left, top, right, bottom = pen.textbbox((box[0], box[1]), caption)
+        lifted = max(0, box[1] - (bottom - top) - 2)
+        pen.rectangle((left, lifted, right + 2, lifted + bottom - top + 2), fill=colour)
+        pen.text((box[0] + 1, lifted), caption, fill="white")
+    picture.save(target, format="PNG")
+
+
+def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any:
+    """One answer for every file, sent a request at a time with a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    answers = []
+    with tqdm(total=len(files), unit="image", file=sys.stderr, disable=None, leave=False) as progress:
+        for start in range(0, len(files), BATCH):
+            batch = files[start : start + BATCH]
+            answers.append(send(batch))
+            progress.update(len(batch))
+    return joined(answers)
+
+
+def _targets(path: Path, files: list[Upload], suffix: str) -> list[Path]:
+    """Where each file's picture goes: `path` itself for one file, `path/<name>-<suffix>.png` for several."""
+    if len(files) == 1 and not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return [path]
+    path.mkdir(parents=True, exist_ok=True)
+    return [path / f"{Path(upload.name).stem}-{suffix}.png" for upload in files]
+
+
+def _read(path: str) -> Upload:
+    try:
+        return uploads([path])[0]
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _model(options: argparse.Namespace) -> dict[str, Any]:
+    return {"model": options.model, "version": options.version}
+
+
+def _model_line(answer: ClassifyResponse | DetectResponse | SegmentResponse) -> str:
+    return f"{answer.model.name}:{answer.model.version}"
+
+
+def _box(box: Any) -> str:
+    return f"{box.x_min:.0f}, {box.y_min:.0f}, {box.x_max:.0f}, {box.y_max:.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    if title:
+        print(f"model {title}")
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _say_retry(error: VisionError, wait: float) -> None:
+    print(f"vision: {error.code}, retrying in {wait:.1f} s", file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="vision",
+        description="Classify, detect and segment images with a vision-service.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument(
+        "--url", default=os.environ.get("VISION_URL", DEFAULT_URL), help="service URL (VISION_URL)"
+    )
+    root.add_argument("--api-key", default=os.environ.get("VISION_API_KEY"), help="API key (VISION_API_KEY)")
+    root.add_argument(
+        "--timeout", type=_positive, default=DEFAULT_TIMEOUT_SECONDS, help="seconds per request"
+    )
+    root.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("classify", help="top classes of each image")
+    _files_and_model(run)
+    run.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    run.set_defaults(command=classify)
+
+    run = commands.add_parser("detect", help="objects in each image: class, score, box")
+    _files_and_model(run)
+    run.add_argument("--score-threshold", type=float, help="lowest score kept (service default 0.25)")
+    run.add_argument("--iou-threshold", type=float, help="non-max suppression IoU (service default 0.45)")
+    run.add_argument("--max-detections", type=int, help="most detections per image (service default 100)")
+    run.add_argument(
+        "--draw", type=Path, metavar="PATH", help="write the image with its boxes (a folder for several)"
+    )
+    run.set_defaults(command=detect)
+
+    run = commands.add_parser("segment", help="each image's pet / background / border trimap as a PNG")
+    _files_and_model(run)
+    run.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
+    )
+    run.add_argument(
+        "--style", choices=["mask", "color", "overlay"], default="mask", help="default mask: 1, 2, 3"
+    )
+    run.set_defaults(command=segment)
+
+    commands.add_parser("models", help="the loaded models").set_defaults(command=models)
+    commands.add_parser("health", help="readiness; exit status 6 when not ready").set_defaults(command=health)
+    return root
+
+
+def _files_and_model(command: argparse.ArgumentParser) -> None:
+    command.add_argument("files", nargs="+", metavar="FILE", help="image files")
+    command.add_argument("--model", help="model name (default: the service's default for the task)")
+    command.add_argument("--version", type=int, help="model version (default: latest)")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The `vision` command as people and scripts run it, against live servers: readable tables, `--json`,
+batches, drawn boxes, written masks, and exit statuses that tell the failures apart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
+from PIL import Image, ImageColor
+
+from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE
+from service.core.tasks.segment import TRIMAP_COLORS
+from service.http.schemas import ClassifyResponse, DetectResponse
+
+EXAMPLES = REPO_ROOT / "docs" / "examples"
+VISION = Path(sys.executable).parent / "vision"
+
+
+def vision(
+    *arguments: str | Path, url: str | None = None, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`vision ...` as installed, with VISION_URL and VISION_API_KEY from the arguments."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VISION_URL", "VISION_API_KEY")}
+    env.update({"VISION_URL": url} if url else {})
+    env.update({"VISION_API_KEY": key} if key else {})
+    return subprocess.run(
+        [VISION, *map(str, arguments)], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_classify_prints_a_table_of_the_top_classes(bundled_server: LiveServer) -> None:
+    done = vision(
+        "classify", EXAMPLES / "star.jpg", EXAMPLES / "shapes.jpg", "--top-k", "3", url=bundled_server.url
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "model shapes-classifier:1"
+    assert lines[1].split() == ["file", "label", "probability"]
+    assert lines[2].split() == ["star.jpg", "star", "1.000"]
+    assert len(lines) == 2 + 2 * 3
+    assert lines[5].startswith("shapes.jpg")
+
+
+def test_json_over_many_files_keeps_every_answer_in_order(bundled_server: LiveServer) -> None:
+    files = [EXAMPLES / "digit.png", EXAMPLES / "star.jpg"] * 10
+    done = vision(
+        "--url", bundled_server.url, "--json", "classify", *files, "--model", "digits", "--top-k", "1"
+    )
+    assert done.returncode == 0, done.stderr
+    answer = ClassifyResponse.model_validate_json(done.stdout)
+    assert [r.image.width for r in answer.results] == [32, 141] * 10
+    assert [r.predictions[0].label for r in answer.results][::2] == ["7"] * 10
+
+
+def test_detect_draws_each_box_in_its_class_colour(bundled_server: LiveServer, tmp_path: Path) -> None:
+    drawn = tmp_path / "out.png"
+    done = vision("--json", "detect", EXAMPLES / "shapes.jpg", "--draw", drawn, url=bundled_server.url)
+    assert done.returncode == 0, done.stderr
+    found = DetectResponse.model_validate_json(done.stdout).results[0].detections
+    picture = np.asarray(Image.open(drawn).convert("RGB"))
+    assert picture.shape[:2] == (121, 127)
+    for detection in found:
+        colour = ImageColor.getrgb(BOX_COLOURS[detection.class_id % len(BOX_COLOURS)])
+        x = round((detection.box.x_min + detection.box.x_max) / 2)
+        bottom_edge = picture[round(detection.box.y_max) - 1 : round(detection.box.y_max) + 1, x]
+        assert (bottom_edge == colour).all(axis=1).any(), detection.label
+
+
+def test_detect_draws_several_files_into_a_folder(bundled_server: LiveServer, tmp_path: Path) -> None:
+    done = vision(
+        "detect",
+        EXAMPLES / "shapes.jpg",
+        EXAMPLES / "star.jpg",
+        "--draw",
+        tmp_path / "drawn",
+        url=bundled_server.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["shapes-boxes.png", "star-boxes.png"]
+    first_column = [line.split()[0] for line in done.stdout.splitlines()[2:] if not line.startswith(" ")]
+    assert first_column == ["shapes.jpg", "star.jpg"]
+
+
+def test_segment_writes_the_trimap_and_prints_the_fractions(
+    bundled_server: LiveServer, tmp_path: Path
+) -> None:
+    mask = tmp_path / "mask.png"
+    done = vision("segment", EXAMPLES / "star.jpg", "-o", mask, "--style", "color", url=bundled_server.url)
+    assert done.returncode == 0, done.stderr
+    written = Image.open(mask)
+    assert (written.format, written.size) == ("PNG", (141, 135))
+    colours = {tuple(int(c) for c in pixel) for pixel in np.asarray(written.convert("RGB")).reshape(-1, 3)}
+    assert colours == set(TRIMAP_COLORS[1:])
+    assert done.stdout.splitlines()[2].split()[:2] == ["star.jpg", str(mask)]
+
+
+def test_models_and_health(bundled_server: LiveServer) -> None:
+    models = vision("models", url=bundled_server.url)
+    assert models.returncode == 0, models.stderr
+    rows = {line.split()[0]: line.split() for line in models.stdout.splitlines()[1:]}
+    assert rows["shapes-detector"][:3] == ["shapes-detector", "detect", "detect"]
+    health = vision("health", url=bundled_server.url)
+    assert (health.returncode, health.stdout.split(";")[0]) == (0, "ok")
+
+
+def test_health_of_a_service_that_is_not_ready_exits_6(start_server: ServerFactory, tmp_path: Path) -> None:
+    empty = start_server(tmp_path, wait=False)
+    empty.wait("/healthz/live")
+    done = vision("--json", "health", url=empty.url)
+    assert done.returncode == UNAVAILABLE
+    assert json.loads(done.stdout)["status"] in ("loading", "unavailable")
+
+
+def test_api_keys_from_the_option_or_the_environment(bundled_guarded_server: LiveServer) -> None:
+    url, star = bundled_guarded_server.url, EXAMPLES / "star.jpg"
+    assert vision("--api-key", BUNDLED_KEYS["api"], "classify", star, url=url).returncode == 0
+    assert vision("classify", star, url=url, key=BUNDLED_KEYS["api"]).returncode == 0
+    wrong = vision("classify", star, url=url, key="not-the-key")
+    assert wrong.returncode == REFUSED_KEY
+    assert wrong.stderr.strip() == "vision: 403 forbidden: the API key is not accepted"
+    assert vision("classify", star, url=url).returncode == REFUSED_KEY
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status", "message"),
+    [
+        (["classify", "missing.jpg"], USAGE, "vision: cannot read missing.jpg: No such file or directory"),
+        (
+            ["classify", str(EXAMPLES / "star.jpg"), "--model", "nope"],
+            5,
+            "vision: 404 model_not_found: no model named 'nope'",
+        ),
+        (
+            ["detect", str(EXAMPLES / "star.jpg"), "--score-threshold", "2"],
+            5,
+            "vision: 422 invalid_parameter:",
+        ),
+        (["segment", str(EXAMPLES / "star.jpg")], USAGE, "the following arguments are required: -o/--output"),
+    ],
+)
+def test_failures_exit_with_their_status_and_one_line(
+    bundled_server: LiveServer, arguments: list[str], status: int, message: str
+) -> None:
+    done = vision(*arguments, url=bundled_server.url)
+    assert done.returncode == status
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_service_exits_3() -> None:
+    done = vision("--timeout", "1", "models", url="http://127.0.0.1:9")
+    assert done.returncode == UNREACHABLE
+    assert done.stderr.splitlines()[-1].startswith("vision: unreachable: cannot reach http://127.0.0.1:9")
