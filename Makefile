@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format models bench bench-against clean deploy-tools
+.PHONY: serve test lint format models bench bench-against clean test-tools screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,19 +23,26 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.stamp-serve
 	$(BIN)/vision-service --host $(HOST) --port $(PORT)
 
-# nginx and docker-compose run the deployment checks in tests/deploy; installed from Debian only when missing, as root.
-deploy-tools:
-	@if command -v docker-compose >/dev/null && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null; then :; \
+# From Debian, installed only when missing, as root: nginx and docker-compose run the deployment checks in
+# tests/deploy, Chromium the browser test of /docs and /redoc.
+test-tools:
+	@if command -v docker-compose >/dev/null && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
+		&& test -x /usr/bin/chromium; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx docker-compose; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			nginx docker-compose chromium; \
 	else \
-		echo "deploy-tools: nginx or docker-compose is missing and this is not root: tests/deploy will fail" >&2; \
+		echo "test-tools: nginx, docker-compose or chromium is missing and this is not root: tests will fail" >&2; \
 	fi
 
-test: $(VENV)/.stamp-dev deploy-tools
+test: $(VENV)/.stamp-dev test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# The browser test's screenshots of /docs and /redoc, written into docs/screenshots.
+screenshots: $(VENV)/.stamp-dev test-tools
+	VISION_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/service/http/test_docs_in_browser.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check --fix .

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -51,6 +52,8 @@ DEFAULT_RETRIES = 3
 # What one request carries by default: the service's own default `VISION_MAX_IMAGES`.
 DEFAULT_BATCH = 16
 _MAX_BACKOFF_SECONDS = 30.0
+# Modes Pillow writes as PNG unchanged; others (CMYK, YCbCr, HSV, ...) travel as RGB.
+_PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
 
 Batched = TypeVar("Batched", ClassifyResponse, DetectResponse, SegmentResponse)
 RetryHook = Callable[["VisionError", float], None]
@@ -122,7 +125,8 @@ class Upload:
             image = _array_as_image(image)
         if hasattr(image, "save"):
             buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
+            png_ready = image if image.mode in _PNG_MODES else image.convert("RGB")
+            png_ready.save(buffer, format="PNG")
             return cls(f"image-{index}.png", buffer.getvalue(), "image/png")
         raise TypeError(
             f"an image is a path, bytes, a PIL image or a numpy array, not {type(image).__name__}"
@@ -253,8 +257,10 @@ class _Api:
     def segment_call(
         self, image: ImageInput, style: TrimapStyle, model: str | None, version: int | None
     ) -> Call:
-        params = {"style": style, "model": model, "version": version}
-        return Call("POST", "/segment", None, params, uploads(image)[:1])
+        files = uploads(image)
+        if len(files) > 1:
+            raise ValueError("segment answers one image's PNG: send a batch with segment_json")
+        return Call("POST", "/segment", None, {"style": style, "model": model, "version": version}, files)
 
     def segment_json_calls(
         self, images: Images, style: TrimapStyle, model: str | None, version: int | None
@@ -276,7 +282,7 @@ class _Api:
 
     @staticmethod
     def model_call(name: str) -> Call:
-        return Call("GET", f"/models/{name}", ModelInfo)
+        return Call("GET", f"/models/{quote(name, safe='')}", ModelInfo)
 
     @staticmethod
     def health_call(path: str) -> Call:

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("docker-compose") is None:
         print(
-            "docker-compose is not installed (apt-get install docker-compose; or make deploy-tools)",
+            "docker-compose is not installed (apt-get install docker-compose; or make test-tools)",
             file=sys.stderr,
         )
         return 2

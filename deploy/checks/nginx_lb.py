@@ -87,7 +87,7 @@ def render_conf(directory: Path, backend_ports: list[int], listen_port: int) -> 
 def nginx_binary() -> str:
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        raise CheckError("nginx is not installed (apt-get install nginx; or make deploy-tools)")
+        raise CheckError("nginx is not installed (apt-get install nginx; or make test-tools)")
     return found
 
 

@@ -20,7 +20,7 @@ from service.http.errors import install_error_handlers
 from service.http.lifecycle import Lifecycle
 from service.http.limits import RequestBounds, RequestLimitsMiddleware
 from service.http.middleware import ObservabilityMiddleware
-from service.http.routes import health, models, repository, tasks, v2
+from service.http.routes import docs, health, models, repository, tasks, v2
 from service.observability.logs import configure_logging
 from service.settings import Settings
 
@@ -38,8 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine starts with it and loads models in the background (readiness tells)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    # fastapi-offline for its bundled Swagger UI and ReDoc files; the pages themselves are routes/docs.py.
     app = FastAPIOffline(
-        title="vision-service", version=__version__, description=DESCRIPTION, lifespan=_lifespan
+        docs_url=None,
+        redoc_url=None,
+        static_url=docs.STATIC,
+        title="vision-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
@@ -47,7 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
     install_error_handlers(app)
-    for router in (tasks.router, models.router, health.router, v2.router, v2.protected, repository.router):
+    routers = (
+        tasks.router,
+        models.router,
+        health.router,
+        v2.router,
+        v2.protected,
+        repository.router,
+        docs.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.add_middleware(
         RequestLimitsMiddleware,

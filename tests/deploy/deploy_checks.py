@@ -17,11 +17,11 @@ SKIP_VARIABLE = "VISION_SKIP_DEPLOY_CHECKS"
 
 
 def require_tool(name: str) -> None:
-    """A missing tool fails the test: CI installs it (make deploy-tools); only an explicit opt-out skips."""
+    """A missing tool fails the test: CI installs it (make test-tools); only an explicit opt-out skips."""
     if os.environ.get(SKIP_VARIABLE) == "1":
         pytest.skip(f"{SKIP_VARIABLE}=1")
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-    assert found, f"{name} is not installed: run `make deploy-tools` (or set {SKIP_VARIABLE}=1 to skip)"
+    assert found, f"{name} is not installed: run `make test-tools` (or set {SKIP_VARIABLE}=1 to skip)"
 
 
 def run_check(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -94,6 +94,8 @@ def test_inputs_it_cannot_send_are_refused_before_sending(vision: Client) -> Non
         vision.classify(np.zeros((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="no image"):
         vision.classify([])
+    with pytest.raises(ValueError, match="segment_json"):
+        vision.segment([STAR, STAR])
 
 
 def test_the_api_key_is_sent_and_a_wrong_one_is_an_error(bundled_guarded_server: LiveServer) -> None:

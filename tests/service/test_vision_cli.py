@@ -1,5 +1,5 @@
-"""The `vision` command as people and scripts run it, against live servers: readable tables, `--json`,
-batches, drawn boxes, written masks, and exit statuses that tell the failures apart."""
+"""The `vision` command (service/cli.py) as people and scripts run it, against live servers: readable tables,
+`--json`, batches, drawn boxes, written masks, and exit statuses that tell the failures apart."""
 
 from __future__ import annotations
 

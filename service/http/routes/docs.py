@@ -1,0 +1,47 @@
+"""`GET /docs` (Swagger UI) and `GET /redoc`, from the bundles of fastapi-offline, behind a Content Security
+Policy that keeps the browser on this server: ReDoc's footer asks a CDN for its logo, Swagger UI an outside
+validator for its badge, and neither may leave the operator's network."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+STATIC = "/static-offline-docs"
+# 'unsafe-inline': both pages start their bundle from an inline script; blob: is ReDoc's search worker.
+POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    page = get_swagger_ui_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - Swagger UI",
+        swagger_js_url=f"{root}{STATIC}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{STATIC}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{STATIC}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    page.headers["Content-Security-Policy"] = POLICY
+    return page
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    page = get_redoc_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - ReDoc",
+        redoc_js_url=f"{root}{STATIC}/redoc.standalone.js",
+        redoc_favicon_url=f"{root}{STATIC}/favicon.png",
+        with_google_fonts=False,
+    )
+    page.headers["Content-Security-Policy"] = POLICY
+    return page

@@ -1,0 +1,131 @@
+"""/docs and /redoc in a real browser: Debian's headless Chromium, driven by Playwright, against a live server
+over the bundled models. Every operation is listed, "Try it out" classifies an upload, and no request leaves
+the server (the pages' Content Security Policy keeps ReDoc's CDN logo and Swagger's validator badge away).
+Screenshots go to a temporary folder, or to $VISION_SCREENSHOTS_DIR (`make screenshots`: docs/screenshots)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import REPO_ROOT, LiveServer
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags that keep Chromium from calling home on a machine without outside network (as root: no sandbox).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SPEC = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+OPERATIONS = [operation for path in SPEC["paths"].values() for operation in path.values()]
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("VISION_SCREENSHOTS_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Browser:
+    """One Chromium page, and every request it tried to send off the server."""
+
+    def __init__(self, page: playwright.Page, server: LiveServer) -> None:
+        self.page = page
+        self.outside: list[str] = []
+        page.context.route("**/*", self._only_the_server)
+        self.server = server
+
+    def _only_the_server(self, route: playwright.Route) -> None:
+        if urlsplit(route.request.url).netloc == f"127.0.0.1:{self.server.port}":
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture(scope="module")
+def browser(bundled_server: LiveServer) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does, as root)")
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        yield Browser(page, bundled_server)
+        chromium.close()
+
+
+def test_swagger_ui_lists_every_operation(
+    browser: Browser, bundled_server: LiveServer, screenshots: Path
+) -> None:
+    page = browser.page
+    page.goto(f"{bundled_server.url}/docs")
+    page.wait_for_selector("#operations-inference-classify_classify_post")
+    ids = page.locator(".opblock").evaluate_all("blocks => blocks.map(block => block.id)")
+    assert sorted(ids) == sorted(
+        f"operations-{op['tags'][0].replace(' ', '_')}-{op['operationId']}" for op in OPERATIONS
+    )
+    page.screenshot(path=screenshots / "swagger-operations.png")
+    assert browser.outside == []
+
+
+def test_try_it_out_classifies_an_upload(
+    browser: Browser, bundled_server: LiveServer, screenshots: Path
+) -> None:
+    page = browser.page
+    page.goto(f"{bundled_server.url}/docs")
+    operation = page.locator("#operations-inference-classify_classify_post")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator(".opblock-section-request-body select").select_option("application/octet-stream")
+    operation.locator("input[type=file]").set_input_files(REPO_ROOT / "docs" / "examples" / "star.jpg")
+    operation.locator("tr[data-param-name=top_k] input").fill("2")
+    operation.get_by_role("button", name="Execute").click()
+    answer = operation.locator(".live-responses-table tbody .response-col_description pre").first
+    answer.wait_for()
+    shown = json.loads(answer.inner_text())
+    assert operation.locator(".live-responses-table tbody .response-col_status").first.inner_text() == "200"
+    assert [p["label"] for p in shown["results"][0]["predictions"]] == ["star", "triangle"]
+    assert shown["results"][0]["image"] == {"width": 141, "height": 135}
+    page.evaluate("window.scrollTo(0, 0)")  # so the boxes below are in page coordinates
+    top = operation.bounding_box()
+    bottom = operation.locator(".live-responses-table").first.bounding_box()
+    assert top is not None
+    assert bottom is not None
+    page.screenshot(
+        path=screenshots / "swagger-try-it-out.png",
+        full_page=True,
+        clip={
+            "x": top["x"],
+            "y": top["y"],
+            "width": top["width"],
+            "height": bottom["y"] + bottom["height"] - top["y"],
+        },
+    )
+    assert browser.outside == []
+
+
+def test_redoc_lists_every_operation_and_fetches_nothing_outside(
+    browser: Browser, bundled_server: LiveServer, screenshots: Path
+) -> None:
+    page = browser.page
+    page.goto(f"{bundled_server.url}/redoc")
+    page.get_by_role("heading", name="Classify images").wait_for()
+    menu = page.locator("[role=menuitem]").all_inner_texts()
+    for operation in OPERATIONS:
+        assert any(operation["summary"] in item for item in menu), operation["summary"]
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=screenshots / "redoc.png")
+    assert browser.outside == []
