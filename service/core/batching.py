@@ -9,24 +9,29 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from service.core.errors import OverloadedError
 
 RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+# What an image's outputs become in the worker thread, right after the run (a task's post-processing).
+Finish = Callable[[dict[str, np.ndarray]], Any]
 # A shed request is worth retrying once the queue has drained: a second is many batch runs.
 RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
 class InferenceResult:
-    """One image's share of a batch run, with how long it waited and how long the run took."""
+    """One image's share of a batch run, what its `finish` made of it, and how long each step took."""
 
     outputs: dict[str, np.ndarray]
     queue_seconds: float
     inference_seconds: float
     batch_size: int
+    finished: Any = None
+    finish_seconds: float = 0.0
 
 
 @dataclass
@@ -34,6 +39,17 @@ class _Pending:
     pixels: np.ndarray
     future: asyncio.Future[InferenceResult]
     enqueued: float = field(default=0.0)
+    finish: Finish | None = None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One image of a run as the worker thread leaves it: outputs, finished, or the error finishing them."""
+
+    outputs: dict[str, np.ndarray]
+    finished: Any = None
+    error: Exception | None = None
+    seconds: float = 0.0
 
 
 class MicroBatcher:
@@ -84,9 +100,12 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.cancel()
 
-    async def infer(self, images: Sequence[np.ndarray]) -> list[InferenceResult]:
+    async def infer(
+        self, images: Sequence[np.ndarray], finish: Sequence[Finish] | None = None
+    ) -> list[InferenceResult]:
         """Queue all images of one request at once (all or none), and wait for their results; when they do
-        not fit in the queue, shed the request as overloaded."""
+        not fit in the queue, shed the request as overloaded. Each image's `finish` runs on its outputs in
+        the worker thread, so post-processing never takes the event loop."""
         if len(self._pending) + len(images) > self.queue_size:
             raise OverloadedError(
                 f"{self.name} is overloaded: {len(self._pending)} images already waiting "
@@ -94,7 +113,12 @@ class MicroBatcher:
                 retry_after=RETRY_AFTER_SECONDS,
             )
         loop = asyncio.get_running_loop()
-        items = [_Pending(pixels, loop.create_future(), time.perf_counter()) for pixels in images]
+        finishers = finish or [None] * len(images)
+        now = time.perf_counter()
+        items = [
+            _Pending(pixels, loop.create_future(), now, finisher)
+            for pixels, finisher in zip(images, finishers, strict=True)
+        ]
         self._pending.extend(items)
         self._on_queue_depth(len(self._pending))
         self._arrived.set()
@@ -127,9 +151,13 @@ class MicroBatcher:
             batch.extend(self._take(self.max_batch - len(batch)))
         return [item for item in batch if not item.future.done()]
 
-    def _stack_and_run(self, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _stack_run_and_finish(self, batch: list[_Pending]) -> list[_Row]:
         # Stacking copies every image: done in the worker thread, the event loop stays free for requests.
-        return self._run(np.stack(images))
+        outputs = self._run(np.stack([item.pixels for item in batch]))
+        return [
+            _finished({role: values[row] for role, values in outputs.items()}, item.finish)
+            for row, item in enumerate(batch)
+        ]
 
     def _take(self, count: int) -> list[_Pending]:
         taken = [self._pending.popleft() for _ in range(min(count, len(self._pending)))]
@@ -141,18 +169,38 @@ class MicroBatcher:
         started = time.perf_counter()
         self._on_batch(len(batch))
         try:
-            images = [item.pixels for item in batch]
-            outputs = await loop.run_in_executor(self._executor, self._stack_and_run, images)
+            rows = await loop.run_in_executor(self._executor, self._stack_run_and_finish, batch)
         except Exception as exc:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
         finished = time.perf_counter()
-        for row, item in enumerate(batch):
+        for row, item in zip(rows, batch, strict=True):
             if item.future.done():
                 continue
-            share = {role: values[row] for role, values in outputs.items()}
+            if row.error is not None:
+                item.future.set_exception(row.error)
+                continue
+            run_seconds = finished - started - sum(r.seconds for r in rows)
             item.future.set_result(
-                InferenceResult(share, started - item.enqueued, finished - started, len(batch))
+                InferenceResult(
+                    row.outputs,
+                    started - item.enqueued,
+                    run_seconds,
+                    len(batch),
+                    row.finished,
+                    row.seconds,
+                )
             )
+
+
+def _finished(outputs: dict[str, np.ndarray], finish: Finish | None) -> _Row:
+    """One image's outputs through its `finish`; its error stays its own, not the whole batch's."""
+    if finish is None:
+        return _Row(outputs)
+    started = time.perf_counter()
+    try:
+        return _Row(outputs, finish(outputs), seconds=time.perf_counter() - started)
+    except Exception as exc:
+        return _Row(outputs, error=exc)

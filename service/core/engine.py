@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 from PIL import ImageFile
 
-from service.core.batching import InferenceResult
+from service.core.batching import Finish, InferenceResult
 from service.core.budget import Budget
 from service.core.contract import Task
 from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
@@ -277,42 +277,40 @@ class Engine:
     async def classify(self, images: Sequence[bytes], options: ClassifyOptions) -> Answer[ClassifiedImage]:
         """Top-k classes of each image."""
         model = self.resolve("classify", options)
+        labels = model.metadata.labels
+
+        def finish(image: PreparedImage) -> Finish:
+            return lambda outputs: ClassifiedImage(
+                _size(image), top_k(outputs["probabilities"], labels, options.top_k)
+            )
+
         async with self._admitted(model, images) as opened:
-            prepared, results = await self._run_images(model, opened)
-            labels = model.metadata.labels
-            with timing.stage("postprocess"):
-                answers = [
-                    ClassifiedImage(
-                        _size(image), top_k(result.outputs["probabilities"], labels, options.top_k)
-                    )
-                    for image, result in zip(prepared, results, strict=True)
-                ]
-        return Answer(_model_id(model), answers)
+            _, results = await self._run_images(model, opened, finish=finish)
+        return Answer(_model_id(model), [result.finished for result in results])
 
     async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
         """Objects in each image, best first, boxes in original pixels."""
         model = self.resolve("detect", options)
+        labels = model.metadata.labels
+
+        def finish(image: PreparedImage) -> Finish:
+            return lambda outputs: DetectedImage(
+                _size(image),
+                detect(
+                    outputs["boxes"],
+                    outputs["iou"],
+                    outputs["class_probabilities"],
+                    labels,
+                    image.geometry,
+                    score_threshold=options.score_threshold,
+                    iou_threshold=options.iou_threshold,
+                    max_detections=options.max_detections,
+                ),
+            )
+
         async with self._admitted(model, images) as opened:
-            prepared, results = await self._run_images(model, opened)
-            labels = model.metadata.labels
-            with timing.stage("postprocess"):
-                answers = [
-                    DetectedImage(
-                        _size(image),
-                        detect(
-                            result.outputs["boxes"],
-                            result.outputs["iou"],
-                            result.outputs["class_probabilities"],
-                            labels,
-                            image.geometry,
-                            score_threshold=options.score_threshold,
-                            iou_threshold=options.iou_threshold,
-                            max_detections=options.max_detections,
-                        ),
-                    )
-                    for image, result in zip(prepared, results, strict=True)
-                ]
-        return Answer(_model_id(model), answers)
+            _, results = await self._run_images(model, opened, finish=finish)
+        return Answer(_model_id(model), [result.finished for result in results])
 
     async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
         """Each image's trimap at its own size, and its PNG in the requested style."""
@@ -405,16 +403,22 @@ class Engine:
                 yield opened
 
     async def _run_images(
-        self, model: LoadedModel, opened: Sequence[ImageFile.ImageFile], preview_side: int | None = None
+        self,
+        model: LoadedModel,
+        opened: Sequence[ImageFile.ImageFile],
+        preview_side: int | None = None,
+        finish: Callable[[PreparedImage], Finish] | None = None,
     ) -> tuple[list[PreparedImage], list[InferenceResult]]:
-        """Decode every opened upload for `model` in the worker pool, then run them through its batcher."""
+        """Decode every opened upload for `model` in the worker pool, then run them through its batcher;
+        `finish` gives each image its post-processing, run in the batcher's worker thread."""
 
         def decode(image: ImageFile.ImageFile) -> PreparedImage:
             return model.decode(image, preview_side)
 
         with timing.stage("decode"):
             prepared = await _map_in_pool(self._decode_pool, decode, opened)
-        results = await model.batcher.infer([image.pixels for image in prepared])
+        finishers = [finish(image) for image in prepared] if finish else None
+        results = await model.batcher.infer([image.pixels for image in prepared], finishers)
         _record_batch_timings(results)
         return prepared, results
 
@@ -432,6 +436,9 @@ def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> lis
 def _record_batch_timings(results: Sequence[InferenceResult]) -> None:
     timing.record("queue", max(result.queue_seconds for result in results))
     timing.record("inference", max(result.inference_seconds for result in results))
+    finished = sum(result.finish_seconds for result in results)
+    if finished:
+        timing.record("postprocess", finished)
 
 
 def _model_id(model: LoadedModel) -> ModelId:

@@ -140,6 +140,12 @@ async def require_api_key(
     _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 without a key and 403 with a wrong one, wherever keys are configured; before any body is read."""
+    check_api_key(request)
+
+
+def check_api_key(request: Request) -> None:
+    """`require_api_key` without FastAPI's dependency machinery, for routes that resolve none (the task
+    routes: service.http.routes.dependencies.FastQueryRoute)."""
     _check(request.app.state.api_keys, presented_key(request))
 
 

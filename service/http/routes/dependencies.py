@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, get_args, get_type_hints
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 from service.core.engine import Engine
 from service.core.errors import (
@@ -49,6 +53,43 @@ async def _engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
+
+Guard = Callable[[Request], None]
+
+
+def fast_query_route(guard: Guard) -> type[APIRoute]:
+    """A route class for handlers `(request, options: Annotated[SomeModel, Query()])` that checks `guard`
+    and validates the query into the model itself. FastAPI's dependency solver did the same for about a
+    fifth of the event loop's time per request; the route is declared as before, so the OpenAPI document
+    (parameters and security schemes) is FastAPI's own."""
+
+    class FastQueryRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            endpoint = self.endpoint
+            options = _query_model(endpoint)
+
+            async def handler(request: Request) -> Response:
+                guard(request)
+                return await endpoint(request, _validated_query(options, request))
+
+            return handler
+
+    return FastQueryRoute
+
+
+def _query_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
+    hints = get_type_hints(endpoint, include_extras=True)
+    return get_args(hints["options"])[0]
+
+
+def _validated_query(model: type[BaseModel], request: Request) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        # Located as FastAPI locates them, so the error answer reads the same.
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from None
 
 
 def error_responses(

@@ -11,13 +11,18 @@ from service.core.engine import ModelId
 from service.core.tasks.classify import ClassifyOptions
 from service.core.tasks.detect import DetectOptions
 from service.core.tasks.segment import SegmentOptions
-from service.http.auth import require_api_key
+from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
-from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses
+from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses, fast_query_route
 from service.http.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.http.uploads import read_images
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["inference"])
+# `require_api_key` is declared for the OpenAPI document; the route class checks it, before the body is read.
+router = APIRouter(
+    dependencies=[Depends(require_api_key)],
+    tags=["inference"],
+    route_class=fast_query_route(check_api_key),
+)
 
 JSON = "application/json"
 _IMAGE_BODY: dict[str, Any] = {
@@ -104,9 +109,7 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
         )
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    if len(images) > 1:
-        raise BadRequestError("a PNG answer holds one image: send one, or POST the batch to /segment/json")
-    answer = await engine.segment(images, options)
+    answer = await engine.segment(_one(images), options)
     return Response(answer.images[0].png, media_type="image/png", headers=_model_headers(answer.model))
 
 
@@ -127,6 +130,12 @@ async def segment_json(request: Request, options: Annotated[SegmentOptions, Quer
     answer = await engine.segment(images, options)
     body = SegmentResponse.of(answer, options.style).model_dump_json()
     return Response(body, media_type=JSON, headers=_model_headers(answer.model))
+
+
+def _one(images: list[bytes]) -> list[bytes]:
+    if len(images) > 1:
+        raise BadRequestError("a PNG answer holds one image: send one, or POST the batch to /segment/json")
+    return images
 
 
 def _model_headers(model: ModelId) -> dict[str, str]:

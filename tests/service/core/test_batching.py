@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.core.batching import MicroBatcher
+from service.core.batching import InferenceResult, MicroBatcher
 from service.core.errors import OverloadedError
 from service.core.runtime import open_session, plan_execution, run_batch
 
@@ -109,3 +109,42 @@ def test_failed_run_fails_only_its_batch() -> None:
             await batcher.stop()
 
     asyncio.run(main())
+
+
+def test_finish_runs_in_the_worker_thread_and_its_error_stays_its_own(test_models_dir: Path) -> None:
+    session = colour_session(test_models_dir)
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        return run_batch(session, "image", {"probabilities": "probs"}, batch)
+
+    def best(outputs: dict[str, np.ndarray]) -> int:
+        threads.append(threading.get_ident())
+        return int(np.argmax(outputs["probabilities"]))
+
+    def broken(outputs: dict[str, np.ndarray]) -> int:
+        raise ValueError("post-processing failed")
+
+    async def main() -> tuple[list[InferenceResult], BaseException | list[InferenceResult]]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = MicroBatcher(
+                "colours:1", run, pool, max_batch=8, max_delay=0.05, queue_size=64, concurrency=1
+            )
+            batcher.start()
+            images = random_images(3)
+            fine, failed = await asyncio.gather(
+                batcher.infer(images[:2], [best, best]),
+                batcher.infer(images[2:], [broken]),
+                return_exceptions=True,
+            )
+            await batcher.stop()
+        return fine, failed
+
+    fine, failed = asyncio.run(main())
+    expected = [int(np.argmax(run(image[None])["probabilities"][0])) for image in random_images(3)[:2]]
+    assert [result.finished for result in fine] == expected
+    assert all(result.finish_seconds > 0 for result in fine)
+    assert len(threads) == 2
+    assert loop_thread not in threads
+    assert isinstance(failed, ValueError)
