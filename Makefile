@@ -24,15 +24,15 @@ serve: $(VENV)/.stamp-serve
 	$(BIN)/vision-service --host $(HOST) --port $(PORT)
 
 # From Debian, installed only when missing, as root: nginx and docker-compose run the deployment checks in
-# tests/deploy, Chromium the browser test of /docs and /redoc.
+# tests/deploy, Chromium the browser test of /docs and /redoc, Node.js the JavaScript of docs/api.md.
 test-tools:
 	@if command -v docker-compose >/dev/null && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
-		&& test -x /usr/bin/chromium; then :; \
+		&& test -x /usr/bin/chromium && command -v node >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			nginx docker-compose chromium; \
+			nginx docker-compose chromium $$(command -v node >/dev/null || echo nodejs); \
 	else \
-		echo "test-tools: nginx, docker-compose or chromium is missing and this is not root: tests will fail" >&2; \
+		echo "test-tools: nginx, docker-compose, chromium or node is missing and this is not root: tests will fail" >&2; \
 	fi
 
 test: $(VENV)/.stamp-dev test-tools
