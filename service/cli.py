@@ -20,7 +20,16 @@ try:
 except ImportError as missing:
     sys.exit(f"vision: {missing.name} is missing; install the client: pip install 'vision-service[client]'")
 
-from service.client import DEFAULT_TIMEOUT_SECONDS, DEFAULT_URL, Client, Upload, VisionError, joined, uploads
+from service.client import (
+    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_URL,
+    Client,
+    Upload,
+    VisionError,
+    chunks,
+    joined,
+    uploads,
+)
 from service.http.schemas import (
     ClassifyResponse,
     DetectResponse,
@@ -198,8 +207,7 @@ def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any
 
     answers = []
     with tqdm(total=len(files), unit="image", file=sys.stderr, disable=None, leave=False) as progress:
-        for start in range(0, len(files), BATCH):
-            batch = files[start : start + BATCH]
+        for batch in chunks(files, BATCH):
             answers.append(send(batch))
             progress.update(len(batch))
     return joined(answers)

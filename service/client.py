@@ -180,7 +180,8 @@ class Call:
         return response.content if self.answer is None else self.answer.model_validate_json(response.content)
 
 
-def _chunks(files: list[Upload], size: int) -> list[list[Upload]]:
+def chunks(files: list[Upload], size: int) -> list[list[Upload]]:
+    """`files` in requests of at most `size`, in order."""
     return [files[start : start + size] for start in range(0, len(files), size)]
 
 
@@ -273,7 +274,7 @@ class _Api:
         self, path: str, answer: type[BaseModel], images: Images, params: dict[str, Any]
     ) -> list[Call]:
         return [
-            Call("POST", path, answer, params, chunk) for chunk in _chunks(uploads(images), self.batch_size)
+            Call("POST", path, answer, params, chunk) for chunk in chunks(uploads(images), self.batch_size)
         ]
 
     @staticmethod
@@ -317,7 +318,12 @@ class Client(_Api):
         return joined([self._send(call) for call in calls])
 
     def segment(
-        self, image: Any, *, style: TrimapStyle = "mask", model: str | None = None, version: int | None = None
+        self,
+        image: ImageInput,
+        *,
+        style: TrimapStyle = "mask",
+        model: str | None = None,
+        version: int | None = None,
     ) -> bytes:
         """One image's trimap as PNG bytes (1 pet, 2 background, 3 border; or `color`, `overlay`)."""
         return self._send(self.segment_call(image, style, model, version))
@@ -394,7 +400,12 @@ class AsyncClient(_Api):
         return joined([await self._send(call) for call in calls])
 
     async def segment(
-        self, image: Any, *, style: TrimapStyle = "mask", model: str | None = None, version: int | None = None
+        self,
+        image: ImageInput,
+        *,
+        style: TrimapStyle = "mask",
+        model: str | None = None,
+        version: int | None = None,
     ) -> bytes:
         return await self._send(self.segment_call(image, style, model, version))
 

@@ -21,7 +21,7 @@ from service.http.uploads import read_images
 router = APIRouter(
     dependencies=[Depends(require_api_key)],
     tags=["inference"],
-    route_class=fast_query_route(check_api_key),
+    route_class=fast_query_route(require_api_key, check_api_key),
 )
 
 JSON = "application/json"

@@ -1,0 +1,34 @@
+"""The task routes' class: it runs only the guard it was made for, so a route that declares another
+dependency is refused when it is built, rather than documented and silently never run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from service.core.tasks.classify import ClassifyOptions
+from service.http.auth import check_api_key, require_admin_key, require_api_key
+from service.http.routes.dependencies import fast_query_route
+
+
+async def endpoint(request: Request, options: Annotated[ClassifyOptions, Query()]) -> Response:
+    return Response(str(options.top_k))
+
+
+def test_a_route_with_another_dependency_is_refused_when_built() -> None:
+    router = APIRouter(
+        dependencies=[Depends(require_admin_key)],
+        route_class=fast_query_route(require_api_key, check_api_key),
+    )
+    with pytest.raises(TypeError, match="may depend on require_api_key only"):
+        router.post("/classify")(endpoint)
+
+
+def test_a_route_with_its_declared_dependency_is_built() -> None:
+    router = APIRouter(
+        dependencies=[Depends(require_api_key)], route_class=fast_query_route(require_api_key, check_api_key)
+    )
+    router.post("/classify")(endpoint)
+    assert [route.path for route in router.routes] == ["/classify"]
