@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.core.errors import OverloadedError
+from service.core.pools import submit
 
 RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 # What an image's outputs become in the worker thread, right after the run (a task's post-processing).
@@ -123,6 +124,8 @@ class MicroBatcher:
         self._on_queue_depth(len(self._pending))
         self._arrived.set()
         try:
+            if len(items) == 1:
+                return [await items[0].future]
             return list(await asyncio.gather(*(item.future for item in items)))
         finally:
             # A client that went away leaves nothing behind for a worker to run.
@@ -169,7 +172,7 @@ class MicroBatcher:
         started = time.perf_counter()
         self._on_batch(len(batch))
         try:
-            rows = await loop.run_in_executor(self._executor, self._stack_run_and_finish, batch)
+            rows = await submit(loop, self._executor, self._stack_run_and_finish, batch)
         except Exception as exc:
             for item in batch:
                 if not item.future.done():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from service.core.errors import OverloadedError
 
@@ -26,14 +24,9 @@ class Budget:
         self.in_use = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    @asynccontextmanager
-    async def hold(self, units: int) -> AsyncIterator[None]:
-        """Hold `units` for the body of the block, waiting at most `wait_seconds` for them."""
-        await self.acquire(units)
-        try:
-            yield
-        finally:
-            self.release(units)
+    def hold(self, units: int) -> _Held:
+        """Hold `units` for the body of an `async with` block, waiting at most `wait_seconds` for them."""
+        return _Held(self, units)
 
     async def acquire(self, units: int) -> None:
         """Take `units`, in arrival order; OverloadedError when they are not free within `wait_seconds`."""
@@ -74,3 +67,19 @@ class Budget:
             units, granted = self._waiters.popleft()
             self.in_use += units
             granted.set_result(None)
+
+
+class _Held:
+    """`Budget.hold`'s block: a class rather than an async generator, a few microseconds less per request."""
+
+    __slots__ = ("_budget", "_units")
+
+    def __init__(self, budget: Budget, units: int) -> None:
+        self._budget = budget
+        self._units = units
+
+    async def __aenter__(self) -> None:
+        await self._budget.acquire(self._units)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._budget.release(self._units)

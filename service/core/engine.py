@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from service.core.budget import Budget
 from service.core.contract import Task
 from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
 from service.core.imaging import ImageLimits, PreparedImage, open_image
+from service.core.pools import in_pool, map_in_pool
 from service.core.repository import (
     BatchingConfig,
     LoadedModel,
@@ -48,7 +49,6 @@ from service.observability import timing
 logger = logging.getLogger("vision.engine")
 
 T = TypeVar("T")
-R = TypeVar("R")
 # While loading, a second is a reasonable wait before asking again.
 LOADING_RETRY_AFTER_SECONDS = 1
 
@@ -284,8 +284,8 @@ class Engine:
                 _size(image), top_k(outputs["probabilities"], labels, options.top_k)
             )
 
-        async with self._admitted(model, images) as opened:
-            _, results = await self._run_images(model, opened, finish=finish)
+        async with self._decoded(model, images) as prepared:
+            results = await self._infer(model, prepared, finish)
         return Answer(_model_id(model), [result.finished for result in results])
 
     async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
@@ -308,8 +308,8 @@ class Engine:
                 ),
             )
 
-        async with self._admitted(model, images) as opened:
-            _, results = await self._run_images(model, opened, finish=finish)
+        async with self._decoded(model, images) as prepared:
+            results = await self._infer(model, prepared, finish)
         return Answer(_model_id(model), [result.finished for result in results])
 
     async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
@@ -323,12 +323,12 @@ class Engine:
             png = render_trimap_png(mask, options.style, image.preview)
             return SegmentedImage(_size(image), png, class_fractions(mask, labels))
 
-        async with self._admitted(model, images) as opened:
-            prepared, results = await self._run_images(model, opened, preview_side)
+        async with self._decoded(model, images, preview_side) as prepared:
+            results = await self._infer(model, prepared)
             # Resizing masks and encoding PNGs costs milliseconds: a worker thread, not the event loop. One
             # image at a time, so only one full-size mask exists per call.
             with timing.stage("postprocess"):
-                answers = await _in_pool(
+                answers = await in_pool(
                     self._decode_pool,
                     lambda: [render(image, result) for image, result in zip(prepared, results, strict=True)],
                 )
@@ -379,48 +379,65 @@ class Engine:
         return batch
 
     @asynccontextmanager
-    async def _admitted(
-        self, model: LoadedModel, images: Sequence[bytes]
-    ) -> AsyncIterator[list[ImageFile.ImageFile]]:
-        """The uploads opened (headers only, in the worker pool) and within the per-call limits, with their
-        pixels held in the engine's budget and `model` kept from retiring until the block ends."""
+    async def _decoded(
+        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
+    ) -> AsyncIterator[list[PreparedImage]]:
+        """The uploads decoded for `model` (in the worker pool) within the per-call limits, with their pixels
+        held in the engine's budget and `model` kept from retiring until the block ends."""
         if len(images) > self.limits.max_images:
             raise TooManyImagesError(
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
             )
         limits = self.limits.image
-        with model.in_use():
-            with timing.stage("decode"):
-                opened = await _map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
-            pixels = sum(image.width * image.height for image in opened)
-            if pixels > self.limits.max_request_pixels:
-                raise ImageTooLargeError(
-                    f"the {len(images)} images hold {pixels} pixels, over the limit of "
-                    f"{self.limits.max_request_pixels} pixels per request",
-                    detail={"pixels": pixels, "limit": self.limits.max_request_pixels},
-                )
-            async with self.pixels.hold(pixels):
-                yield opened
-
-    async def _run_images(
-        self,
-        model: LoadedModel,
-        opened: Sequence[ImageFile.ImageFile],
-        preview_side: int | None = None,
-        finish: Callable[[PreparedImage], Finish] | None = None,
-    ) -> tuple[list[PreparedImage], list[InferenceResult]]:
-        """Decode every opened upload for `model` in the worker pool, then run them through its batcher;
-        `finish` gives each image its post-processing, run in the batcher's worker thread."""
 
         def decode(image: ImageFile.ImageFile) -> PreparedImage:
             return model.decode(image, preview_side)
 
-        with timing.stage("decode"):
-            prepared = await _map_in_pool(self._decode_pool, decode, opened)
+        def open_and_decode(data: bytes) -> tuple[ImageFile.ImageFile, PreparedImage]:
+            image = open_image(data, limits)
+            self._check_request_pixels([image])
+            return image, decode(image)
+
+        with model.in_use():
+            with timing.stage("decode"):
+                if len(images) == 1:
+                    # One trip to the pool, not two: the event loop's share of a request is that much less.
+                    ((image, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
+                    opened = [image]
+                    decoded = [prepared]
+                else:
+                    # A batch is opened (headers only) first, so its total is refused before any decoding.
+                    opened = await map_in_pool(
+                        self._decode_pool, lambda data: open_image(data, limits), images
+                    )
+                    self._check_request_pixels(opened)
+                    decoded = await map_in_pool(self._decode_pool, decode, opened)
+            # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
+            # afterwards, such as a segmentation's full-size mask.
+            async with self.pixels.hold(sum(image.width * image.height for image in opened)):
+                yield decoded
+
+    def _check_request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> None:
+        pixels = sum(image.width * image.height for image in opened)
+        if pixels > self.limits.max_request_pixels:
+            raise ImageTooLargeError(
+                f"the {len(opened)} images hold {pixels} pixels, over the limit of "
+                f"{self.limits.max_request_pixels} pixels per request",
+                detail={"pixels": pixels, "limit": self.limits.max_request_pixels},
+            )
+
+    async def _infer(
+        self,
+        model: LoadedModel,
+        prepared: Sequence[PreparedImage],
+        finish: Callable[[PreparedImage], Finish] | None = None,
+    ) -> list[InferenceResult]:
+        """The decoded images through `model`'s batcher; `finish` gives each image its post-processing, run in
+        the batcher's worker thread."""
         finishers = [finish(image) for image in prepared] if finish else None
         results = await model.batcher.infer([image.pixels for image in prepared], finishers)
         _record_batch_timings(results)
-        return prepared, results
+        return results
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:
@@ -447,44 +464,3 @@ def _model_id(model: LoadedModel) -> ModelId:
 
 def _size(image: PreparedImage) -> ImageSize:
     return ImageSize(image.geometry.original_width, image.geometry.original_height)
-
-
-async def _map_in_pool(pool: Executor, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    loop = asyncio.get_running_loop()
-    if len(items) == 1:
-        return [await _submit(loop, pool, work, items[0])]
-    return list(await asyncio.gather(*(_submit(loop, pool, work, item) for item in items)))
-
-
-def _submit(
-    loop: asyncio.AbstractEventLoop, pool: Executor, work: Callable[[T], R], item: T
-) -> asyncio.Future[R]:
-    """`work(item)` in `pool` as an asyncio future settled by one loop callback: half the event-loop work of
-    `run_in_executor`, which chains two futures through several callbacks. Cancelling it cancels the work."""
-    outcome: asyncio.Future[R] = loop.create_future()
-    job = pool.submit(work, item)
-    outcome.add_done_callback(lambda settled: job.cancel() if settled.cancelled() else None)
-
-    def settle(done: Future[R]) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(_copy_outcome, done, outcome)
-
-    job.add_done_callback(settle)
-    return outcome
-
-
-def _copy_outcome(done: Future[R], outcome: asyncio.Future[R]) -> None:
-    if outcome.done():
-        return
-    if done.cancelled():
-        outcome.cancel()
-        return
-    error = done.exception()
-    if error is None:
-        outcome.set_result(done.result())
-    else:
-        outcome.set_exception(error)
-
-
-async def _in_pool(pool: Executor, work: Callable[[], R]) -> R:
-    return await asyncio.get_running_loop().run_in_executor(pool, work)

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi_offline import FastAPIOffline
 
 from service import __version__
 from service.core.budget import Budget
@@ -18,6 +17,7 @@ from service.core.engine import Engine
 from service.http import oip
 from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
+from service.http.lane import LaneApp
 from service.http.lifecycle import Lifecycle
 from service.http.limits import RequestBounds, RequestLimitsMiddleware
 from service.http.middleware import ObservabilityMiddleware
@@ -39,11 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine starts with it and loads models in the background (readiness tells)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
-    # fastapi-offline for its bundled Swagger UI and ReDoc files; the pages themselves are routes/docs.py.
-    app = FastAPIOffline(
+    app = LaneApp(
         docs_url=None,
         redoc_url=None,
-        static_url=docs.STATIC,
         title="vision-service",
         version=__version__,
         description=DESCRIPTION,
@@ -66,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    docs.mount_bundles(app)
+    app.serve_in_lane(tasks.router.routes)
     app.add_middleware(
         RequestLimitsMiddleware,
         bounds=RequestBounds(

@@ -146,7 +146,9 @@ async def require_api_key(
 def check_api_key(request: Request) -> None:
     """`require_api_key` without FastAPI's dependency machinery, for routes that resolve none (the task
     routes: service.http.routes.dependencies.FastQueryRoute)."""
-    _check(request.app.state.api_keys, presented_key(request))
+    keys: ApiKeys = request.app.state.api_keys
+    if keys.required:
+        _check(keys, presented_key(request))
 
 
 async def require_admin_key(

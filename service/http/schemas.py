@@ -41,10 +41,6 @@ class ModelRef(Schema):
     name: str = Field(description="Model name.", examples=["shapes-classifier"])
     version: int = Field(description="Model version that answered.", examples=[1])
 
-    @classmethod
-    def of(cls, model: engine.ModelId) -> ModelRef:
-        return cls(name=model.name, version=model.version)
-
 
 class Prediction(Schema):
     """One class and its probability."""
@@ -58,9 +54,25 @@ class ImageSize(Schema):
     width: int = Field(description="Width of the upright input image in pixels.", examples=[640])
     height: int = Field(description="Height of the upright input image in pixels.", examples=[480])
 
-    @classmethod
-    def of(cls, size: engine.ImageSize) -> ImageSize:
-        return cls(width=size.width, height=size.height)
+
+# The engine's answers as the plain data the response models validate in one call.
+def _model_ref(model: engine.ModelId) -> dict[str, Any]:
+    return {"name": model.name, "version": model.version}
+
+
+def _image_size(size: engine.ImageSize) -> dict[str, int]:
+    return {"width": size.width, "height": size.height}
+
+
+def _detection(found: FoundObject) -> dict[str, Any]:
+    x_min, y_min, x_max, y_max = found.box
+    return {
+        "label": found.label,
+        "class_id": found.class_id,
+        "score": found.score,
+        "iou": found.iou,
+        "box": {"x_min": x_min, "y_min": y_min, "x_max": x_max, "y_max": y_max},
+    }
 
 
 class ClassifyResult(Schema):
@@ -76,18 +88,21 @@ class ClassifyResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[engine.ClassifiedImage]) -> ClassifyResponse:
-        return cls(
-            model=ModelRef.of(answer.model),
-            results=[
-                ClassifyResult(
-                    image=ImageSize.of(image.size),
-                    predictions=[
-                        Prediction(label=label, class_id=class_id, probability=probability)
-                        for class_id, label, probability in image.predictions
-                    ],
-                )
-                for image in answer.images
-            ],
+        # One validation of the whole tree: a model built per prediction costs the event loop a call each.
+        return cls.model_validate(
+            {
+                "model": _model_ref(answer.model),
+                "results": [
+                    {
+                        "image": _image_size(image.size),
+                        "predictions": [
+                            {"label": label, "class_id": class_id, "probability": probability}
+                            for class_id, label, probability in image.predictions
+                        ],
+                    }
+                    for image in answer.images
+                ],
+            }
         )
 
     model_config = ConfigDict(
@@ -130,17 +145,6 @@ class Detection(Schema):
     )
     box: Box
 
-    @classmethod
-    def of(cls, found: FoundObject) -> Detection:
-        x_min, y_min, x_max, y_max = found.box
-        return cls(
-            label=found.label,
-            class_id=found.class_id,
-            score=found.score,
-            iou=found.iou,
-            box=Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max),
-        )
-
 
 class DetectResult(Schema):
     """Detections of one image, best first, after thresholding and non-max suppression."""
@@ -155,15 +159,18 @@ class DetectResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[engine.DetectedImage]) -> DetectResponse:
-        return cls(
-            model=ModelRef.of(answer.model),
-            results=[
-                DetectResult(
-                    image=ImageSize.of(image.size),
-                    detections=[Detection.of(found) for found in image.detections],
-                )
-                for image in answer.images
-            ],
+        # One validation of the whole tree, as ClassifyResponse.of.
+        return cls.model_validate(
+            {
+                "model": _model_ref(answer.model),
+                "results": [
+                    {
+                        "image": _image_size(image.size),
+                        "detections": [_detection(found) for found in image.detections],
+                    }
+                    for image in answer.images
+                ],
+            }
         )
 
     model_config = ConfigDict(
@@ -241,17 +248,19 @@ class SegmentResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[engine.SegmentedImage], style: TrimapStyle) -> SegmentResponse:
-        return cls(
-            model=ModelRef.of(answer.model),
-            style=style,
-            results=[
-                SegmentResult(
-                    image=ImageSize.of(image.size),
-                    fractions=image.fractions,
-                    png_base64=base64.b64encode(image.png).decode("ascii"),
-                )
-                for image in answer.images
-            ],
+        return cls.model_validate(
+            {
+                "model": _model_ref(answer.model),
+                "style": style,
+                "results": [
+                    {
+                        "image": _image_size(image.size),
+                        "fractions": image.fractions,
+                        "png_base64": base64.b64encode(image.png).decode("ascii"),
+                    }
+                    for image in answer.images
+                ],
+            }
         )
 
 

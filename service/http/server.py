@@ -135,8 +135,10 @@ class _OneWriteTransport:
         if self._cycle.response_started and not self._head_sent:
             if self._head is None:
                 self._head = data
-                # A body-less answer (HEAD, 204) writes nothing more: the head then leaves on the next turn.
-                self._protocol.loop.call_soon(self._flush)
+                # uvicorn writes every body, empty ones too, except a HEAD answer's: that head leaves on the
+                # next turn of the loop.
+                if self._cycle.scope["method"] == "HEAD":
+                    self._protocol.loop.call_soon(self._flush)
                 return
             data = self._take_head() + data
         self._transport.write(data)

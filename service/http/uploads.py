@@ -4,11 +4,12 @@ time limits are service.http.limits)."""
 from __future__ import annotations
 
 import codecs
+import re
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.core.errors import TooManyImagesError
 from service.http.errors import BadRequestError, UnsupportedMediaTypeError
@@ -21,6 +22,10 @@ RAW_MEDIA_TYPES = ("application/octet-stream",)
 # Starlette's form limits, kept: text fields are ignored but still counted and capped.
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 1024 * 1024
+_HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# The header values clients send, matched whole; any other form goes to python-multipart's parser.
+_PLAIN_CONTENT_TYPE = re.compile(rb'multipart/form-data; ?(boundary)=(?:"([^"\\]+)"|([^\s;"\\]+))', re.I)
+_PLAIN_DISPOSITION = re.compile(rb'form-data; (name)="([^"\\]*)"(?:; (filename)="([^"\\]*)")?')
 
 
 async def read_images(request: Request, max_images: int) -> list[bytes]:
@@ -29,7 +34,7 @@ async def read_images(request: Request, max_images: int) -> list[bytes]:
     if media_type == "multipart/form-data":
         images = await _read_multipart(request, max_images)
     elif media_type.startswith("image/") or media_type in RAW_MEDIA_TYPES:
-        images = [await request.body()]
+        images = [await read_body(request)]
     else:
         raise UnsupportedMediaTypeError(
             f"send images as multipart/form-data (field {IMAGE_FIELD!r}) or as a raw body with an image "
@@ -42,13 +47,26 @@ async def read_images(request: Request, max_images: int) -> list[bytes]:
     return images
 
 
+async def read_body(request: Request) -> bytes:
+    """The whole body, straight from the ASGI messages: Starlette's `body()` reads them through an async
+    generator, which costs the event loop more than the read itself. The body can be read once."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
-    _, params = parse_options_header(request.headers["content-type"])
+    params = _options(request.headers["content-type"].encode("latin-1"), _PLAIN_CONTENT_TYPE)
     if b"boundary" not in params:
         raise BadRequestError("malformed multipart body: Missing boundary in multipart.")
     boundary = params[b"boundary"]
     parts = _FileParts(_charset(params.get(b"charset", b"utf-8")), max_images)
-    _parse(await request.body(), boundary, parts)
+    _parse(await read_body(request), boundary, parts)
     images: list[bytes] = []
     for field, data in parts.files:
         if field != IMAGE_FIELD:
@@ -58,9 +76,17 @@ async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
 
 
 def _parse(body: bytes, boundary: bytes, parts: _FileParts) -> None:
+    body = _without_preamble(body, boundary)
+    plain = _plain_parts(body, boundary)
+    if plain is not None:
+        for disposition, data in plain:
+            parts.begin(disposition)
+            parts.add_data(data)
+            parts.end()
+        return
     parser = MultipartParser(boundary, parts.callbacks())
     try:
-        parser.write(_without_preamble(body, boundary))
+        parser.write(body)
         parser.finalize()
     except FormParserError:
         raise BadRequestError("malformed multipart body: Invalid multipart data.") from None
@@ -73,6 +99,48 @@ def _without_preamble(body: bytes, boundary: bytes) -> bytes:
         return body
     start = body.find(b"\r\n" + delimiter)
     return body[start + 2 :] if start >= 0 else body
+
+
+def _plain_parts(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]] | None:
+    """Each part's Content-Disposition and data, when `body` has the plain shape that browsers, curl and
+    HTTP libraries send; None for anything else, which python-multipart then parses (or refuses). Found with
+    `bytes.find`, this is a few microseconds where python-multipart's state machine takes some fifty of the
+    event loop's per upload."""
+    dash = b"--" + boundary
+    if not body.startswith(dash + b"\r\n"):
+        return None
+    delimiter = b"\r\n" + dash
+    found: list[tuple[bytes, bytes]] = []
+    start = len(dash) + 2
+    while True:
+        end = body.find(delimiter, start)
+        head_end = body.find(b"\r\n\r\n", start, end)
+        if end < 0 or head_end < 0:
+            return None
+        disposition = _disposition(body[start:head_end].split(b"\r\n"))
+        if disposition is None:
+            return None
+        found.append((disposition, body[head_end + 4 : end]))
+        start = end + len(delimiter)
+        after = body[start : start + 2]
+        if after == b"--":
+            return found if body[start + 2 :] in (b"", b"\r\n") else None
+        if after != b"\r\n":
+            return None
+        start += 2
+
+
+def _disposition(lines: list[bytes]) -> bytes | None:
+    """The Content-Disposition among a part's header lines (b"" if none), or None if a line is not a plain
+    `Name: value` header."""
+    disposition = b""
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _HEADER_NAME.fullmatch(name):
+            return None
+        if name.lower() == b"content-disposition":
+            disposition = value.strip()
+    return disposition
 
 
 class _FileParts:
@@ -106,7 +174,7 @@ class _FileParts:
 
     def begin(self, disposition: bytes) -> None:
         """A part's headers are read: check its name and count it as a file or a field."""
-        _, options = parse_options_header(disposition)
+        options = _options(disposition, _PLAIN_DISPOSITION)
         if b"name" not in options:
             raise BadRequestError(
                 'malformed multipart body: The Content-Disposition header field "name" must be provided.'
@@ -153,6 +221,16 @@ class _FileParts:
         if self._header_name.lower() == b"content-disposition":
             self._disposition = self._header_value
         self._header_name = self._header_value = b""
+
+
+def _options(value: bytes, plain: re.Pattern[bytes]) -> dict[bytes, bytes]:
+    """A header's parameters: by `plain` when the value has that form (a tenth of the cost), else as
+    python-multipart parses them."""
+    match = plain.fullmatch(value)
+    if match is None:
+        return parse_options_header(value)[1]
+    groups = [group for group in match.groups() if group is not None]
+    return {name.lower(): value for name, value in zip(groups[::2], groups[1::2], strict=True)}
 
 
 def _charset(declared: bytes | str) -> str:

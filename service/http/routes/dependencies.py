@@ -55,6 +55,13 @@ async def _engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 Guard = Callable[[Request], None]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FastRoute(APIRoute):
+    """A route whose `handler` takes the request as it arrives: what `service.http.lane` calls directly."""
+
+    handler: Handler
 
 
 def fast_query_route(declared: Callable[..., Any], guard: Guard) -> type[APIRoute]:
@@ -63,19 +70,22 @@ def fast_query_route(declared: Callable[..., Any], guard: Guard) -> type[APIRout
     dependency solver did the same for about a fifth of the event loop's time per request; the route is
     declared as before, so the OpenAPI document (parameters and security schemes) is FastAPI's own."""
 
-    class FastQueryRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    class FastQueryRoute(FastRoute):
+        def get_route_handler(self) -> Handler:
             dependencies = [depends.dependency for depends in self.dependencies]
             if dependencies != [declared]:
                 # Any other dependency would be declared in the document but never run.
                 raise TypeError(f"{self.path} may depend on {declared.__name__} only, not {dependencies}")
             endpoint = self.endpoint
             options = _query_model(endpoint)
+            if not options.model_config.get("frozen"):
+                raise TypeError(f"{self.path}: {options.__name__} must be frozen, its instances are shared")
 
             async def handler(request: Request) -> Response:
                 guard(request)
                 return await endpoint(request, _validated_query(options, request))
 
+            self.handler = handler
             return handler
 
     return FastQueryRoute
@@ -86,14 +96,27 @@ def _query_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
     return get_args(hints["options"])[0]
 
 
+# Clients repeat the same few query strings: their options (frozen models) are kept, up to this many, and
+# each repeat costs a lookup instead of parsing and validating the query again.
+KNOWN_QUERIES = 256
+_known: dict[tuple[type[BaseModel], bytes], BaseModel] = {}
+
+
 def _validated_query(model: type[BaseModel], request: Request) -> BaseModel:
+    key = (model, request.scope["query_string"])
+    options = _known.get(key)
+    if options is not None:
+        return options
     try:
-        return model.model_validate(dict(request.query_params))
+        options = model.model_validate(dict(request.query_params))
     except ValidationError as exc:
         # Located as FastAPI locates them, so the error answer reads the same.
         raise RequestValidationError(
             [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
         ) from None
+    if len(_known) < KNOWN_QUERIES:
+        _known[key] = options
+    return options
 
 
 def error_responses(

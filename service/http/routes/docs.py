@@ -4,9 +4,12 @@ validator for its badge, and neither may leave the operator's network."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from importlib import resources
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 STATIC = "/static-offline-docs"
 # 'unsafe-inline': both pages start their bundle from an inline script; blob: is ReDoc's search worker.
@@ -16,6 +19,12 @@ POLICY = (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def mount_bundles(app: FastAPI) -> None:
+    """Swagger UI's and ReDoc's files, as the fastapi-offline package ships them, under `STATIC`."""
+    bundles = resources.files("fastapi_offline") / "static"
+    app.mount(STATIC, StaticFiles(directory=str(bundles)), name="static-offline-docs")
 
 
 @router.get("/docs")

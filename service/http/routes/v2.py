@@ -20,6 +20,7 @@ from service.http import oip
 from service.http.auth import require_api_key
 from service.http.errors import InvalidParameterError
 from service.http.routes.dependencies import AUTH_ERRORS, BODY_ERRORS, EngineDep, engine_of, error_responses
+from service.http.uploads import read_body
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 protected = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require_api_key)])
@@ -139,7 +140,7 @@ async def infer_version(request: Request, name: ModelPath, version: VersionPath)
 async def _infer(request: Request, name: str, version: int | None) -> Response:
     engine = engine_of(request)
     engine.find(name, version)  # an unknown model is a 404 whatever the body holds
-    tensors = oip.parse_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
+    tensors = oip.parse_request(await read_body(request), request.headers.get(oip.HEADER_LENGTH))
     answer = await engine.infer_tensors(name, version, tensors.inputs, tensors.outputs)
     body, headers = oip.encode_response(answer, tensors)
     return Response(body, headers=headers)

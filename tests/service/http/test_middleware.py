@@ -6,17 +6,14 @@ import asyncio
 import json
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
+from threaded_server import serving
 
 from service.http import middleware
 from service.http.auth import ApiKeys
@@ -76,34 +73,10 @@ async def record_inference() -> None:
     timing.record("inference", INFERENCE_SECONDS)
 
 
-def bind_loopback() -> socket.socket:
-    for port in range(18100, 18200):
-        sock = socket.socket()
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            sock.close()
-            continue
-        return sock
-    raise RuntimeError("no free loopback port in 18100-18199")
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    sock = bind_loopback()
-    config = uvicorn.Config(build_app(), log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(build_app()) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
-"""Reading uploads: images in order from python-multipart, and every limit holds."""
+"""Reading uploads: images in order, the plain shape read as python-multipart reads it and any other left
+to it, and every limit holds."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from python_multipart.multipart import MultipartParser
 from starlette.requests import Request
 
 from service.core.errors import TooManyImagesError
 from service.http.errors import BadRequestError
-from service.http.uploads import MAX_FIELDS, read_images
+from service.http.uploads import MAX_FIELDS, _plain_parts, read_images
 
 BOUNDARY = b"vision-test-7f3a"
 
@@ -35,6 +38,12 @@ def part(name: str | None, data: bytes, filename: str | None = "x.jpg", headers:
 
 def form(*parts: bytes) -> bytes:
     return b"".join(parts) + b"--" + BOUNDARY + b"--\r\n"
+
+
+def body_with(delimiter_line: bytes, data: bytes) -> bytes:
+    """One file part after a delimiter line of our choosing."""
+    head = b'Content-Disposition: form-data; name="image"; filename="x.jpg"\r\n\r\n'
+    return delimiter_line + head + data + b"\r\n--" + BOUNDARY + b"--\r\n"
 
 
 def request_with(body: bytes, content_type: str, chunk: int = 65536) -> Request:
@@ -119,3 +128,62 @@ def test_oversized_text_field_refused() -> None:
 def test_malformed_bodies_are_bad_requests(body: bytes, content_type: str | None, message: str) -> None:
     with pytest.raises(BadRequestError, match=message):
         read(body, content_type=content_type)
+
+
+def python_multipart_files(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]]:
+    """The oracle: each part's Content-Disposition and data as python-multipart alone reads them."""
+    files: list[tuple[bytes, bytes]] = []
+    headers: dict[bytes, bytes] = {}
+    state = {"field": b"", "value": b"", "data": b""}
+
+    def header_end() -> None:
+        headers[state["field"].lower()] = state["value"]
+        state["field"] = state["value"] = b""
+
+    def part_end() -> None:
+        files.append((headers.pop(b"content-disposition", b""), state["data"]))
+        state["data"] = b""
+
+    def append(key: str) -> Callable[[bytes, int, int], None]:
+        return lambda data, start, end: state.__setitem__(key, state[key] + data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_header_field": append("field"),
+            "on_header_value": append("value"),
+            "on_header_end": header_end,
+            "on_part_data": append("data"),
+            "on_part_end": part_end,
+        },
+    )
+    parser.write(body)
+    parser.finalize()
+    return files
+
+
+PLAIN_BODIES = {
+    "one file": form(part("image", b"\xff\xd8jpeg bytes\r\n--not-the-boundary")),
+    "files and fields": form(part("image", b"a"), part("note", b"text", filename=None), part("image", b"")),
+    "a content type per part": form(part("image", b"png", headers=b"Content-Type: image/png\r\n")),
+    "no final CRLF": form(part("image", b"x"))[:-2],
+    "data of CRLFs and dashes": form(part("image", b"\r\n\r\n--\r\n-" + BOUNDARY)),
+}
+
+
+@pytest.mark.parametrize("body", PLAIN_BODIES.values(), ids=PLAIN_BODIES.keys())
+def test_the_plain_shape_is_read_as_python_multipart_reads_it(body: bytes) -> None:
+    assert _plain_parts(body, BOUNDARY) == python_multipart_files(body, BOUNDARY)
+
+
+ODD_BODIES = {
+    "padding after a delimiter": body_with(b"--" + BOUNDARY + b"  \r\n", b"x"),
+    "a folded header": form(part("image", b"x", headers=b"X-Folded: a\r\n b\r\n")),
+    "an epilogue": form(part("image", b"x")) + b"epilogue",
+    "never closed": part("image", b"x"),
+}
+
+
+@pytest.mark.parametrize("body", ODD_BODIES.values(), ids=ODD_BODIES.keys())
+def test_any_other_shape_is_left_to_python_multipart(body: bytes) -> None:
+    assert _plain_parts(body, BOUNDARY) is None
