@@ -18,6 +18,8 @@ from service.http.app import create_app
 from service.http.auth import ApiKeys, AuthConfigError
 from service.http.lifecycle import Lifecycle
 from service.http.server import DrainingServer, protocol_for
+from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket
+from service.observability.logs import configure_logging
 from service.settings import Settings
 
 
@@ -28,11 +30,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="serving processes sharing the port, each with every model (default: VISION_WORKERS, else 1)",
+    )
+    parser.add_argument(LISTEN_FD_OPTION, type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--forwarded-allow-ips",
         default="127.0.0.1",
         help="proxies whose X-Forwarded-For/-Proto are trusted; '*' behind a load balancer you control",
     )
     return parser.parse_args(argv)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 def check_configuration() -> None:
@@ -61,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (AuthConfigError, ProviderUnavailableError) as exc:
         sys.exit(f"vision-service: configuration refused: {exc}")
     settings = Settings()
-    app = create_app(settings)
+    workers = settings.workers if args.workers is None else args.workers
+    if args.listen_fd is None and workers > 1:
+        sys.exit(supervise(args, settings, workers))
+    app = create_app(settings, serve_when_loaded=args.listen_fd is not None)
     lifecycle: Lifecycle = app.state.lifecycle
     config = uvicorn.Config(
         app,
@@ -75,7 +94,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         timeout_graceful_shutdown=settings.shutdown_seconds,
         log_config=None,
     )
-    DrainingServer(config, lifecycle, settings.drain_seconds, reload=app.state.engine.reload).run()
+    sockets = None if args.listen_fd is None else [listening_socket(args.listen_fd)]
+    DrainingServer(config, lifecycle, settings.drain_seconds, reload=app.state.engine.reload).run(sockets)
+
+
+def supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int:
+    """Bind the port and keep `workers` copies of this command serving on it."""
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        sockets = bind(args.host, args.port, workers)
+    except OSError as exc:
+        sys.exit(f"vision-service: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+    command = [sys.executable, "-m", "service", "--forwarded-allow-ips", args.forwarded_allow_ips]
+    return Supervisor(command, sockets).run()
 
 
 if __name__ == "__main__":

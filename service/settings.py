@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         description="Model per task when a request names none (JSON); else the first by name.",
     )
     provider: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Serving processes sharing the port, each on its own share of the cores, each with every "
+        "model and its own budgets (`--workers` overrides).",
+    )
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = auto.")
     inference_workers: int = Field(
         default=0, ge=0, description="Concurrent session runs per model; 0 = auto (cores on CPU, 1 on CUDA)."

@@ -35,8 +35,9 @@ Send images as `multipart/form-data` (field `image`, repeat it for a batch) or a
 _EXTRA_SCHEMAS = (oip.InferRequest, oip.RepositoryIndexRequest, oip.ModelControlRequest)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine starts with it and loads models in the background (readiness tells)."""
+def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = False) -> FastAPI:
+    """Build the app; the engine starts with it and loads models in the background (readiness tells), or,
+    with `serve_when_loaded`, before the server accepts its first connection (a worker sharing a port)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     app = LaneApp(
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
     app.state.lifecycle = Lifecycle()
+    app.state.serve_when_loaded = serve_when_loaded
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
     install_error_handlers(app)
@@ -98,6 +100,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.set_threshold(*GC_THRESHOLDS)
     loading = asyncio.create_task(engine.load())
     try:
+        if app.state.serve_when_loaded:
+            # Workers share one listening socket: one still loading must not take a ready one's connections.
+            await loading
         yield
     finally:
         loading.cancel()

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.metrics import MetricWrapperBase
 
 NO_MODEL = "none"
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # Module-level collectors in the default registry: an app may be built many times per process (tests), the
-# collectors are created once. One process per container; scale with replicas, not uvicorn --workers.
+# collectors are created once. Under `vision-service --workers N` (service.http.workers) their values live in
+# files of the directory PROMETHEUS_MULTIPROC_DIR names, and a scrape adds up every worker's.
 REQUESTS = Counter("vision_requests", "HTTP requests answered.", ["route", "method", "status"])
 REQUEST_DURATION = Histogram(
     "vision_request_duration_seconds",
@@ -28,14 +39,25 @@ STAGE_DURATION = Histogram(
 BATCH_SIZE = Histogram(
     "vision_batch_size", "Images per inference run.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64)
 )
-QUEUE_DEPTH = Gauge("vision_queue_depth", "Images waiting for an inference run.", ["model"])
+# With `--workers`, each gauge says how the workers' values combine: queues and requests in progress add
+# up over the live workers; every worker loads the same repository, so the loaded models are the same.
+QUEUE_DEPTH = Gauge(
+    "vision_queue_depth", "Images waiting for an inference run.", ["model"], multiprocess_mode="livesum"
+)
 MODELS_LOADED = Gauge(
     "vision_models_loaded",
     "Model versions loaded and serving (1 per version).",
     ["model", "version", "task", "provider"],
+    multiprocess_mode="livemax",
 )
-MODEL_LOAD_FAILURES = Gauge("vision_model_load_failures", "Model files refused at the last repository load.")
-IN_PROGRESS = Gauge("vision_requests_in_progress", "HTTP requests being handled now.")
+MODEL_LOAD_FAILURES = Gauge(
+    "vision_model_load_failures",
+    "Model files refused at the last repository load.",
+    multiprocess_mode="livemax",
+)
+IN_PROGRESS = Gauge(
+    "vision_requests_in_progress", "HTTP requests being handled now.", multiprocess_mode="livesum"
+)
 # Labelled children of the per-request collectors above (never cleared, so a child stays valid): `labels()`
 # validates and locks on every call, several times per request.
 _children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
@@ -67,11 +89,20 @@ def set_queue_depth(model: str, depth: int) -> None:
     _child(QUEUE_DEPTH, model).set(depth)
 
 
+_loaded: set[tuple[str, str, str, str]] = set()
+
+
 def set_models_loaded(models: Iterable[tuple[str, int, str, str]]) -> None:
     """Replace the loaded-model series with these (name, version, task, provider) tuples."""
-    MODELS_LOADED.clear()
-    for name, version, task, provider in models:
-        MODELS_LOADED.labels(model=name, version=str(version), task=task, provider=provider).set(1)
+    now = {(name, str(version), task, provider) for name, version, task, provider in models}
+    for labels in _loaded - now:
+        # Zeroed first: with workers, the series' file outlives its removal from this process.
+        MODELS_LOADED.labels(*labels).set(0)
+        MODELS_LOADED.remove(*labels)
+    for labels in now:
+        MODELS_LOADED.labels(*labels).set(1)
+    _loaded.clear()
+    _loaded.update(now)
 
 
 def set_model_load_failures(count: int) -> None:
@@ -79,5 +110,9 @@ def set_model_load_failures(count: int) -> None:
 
 
 def exposition() -> tuple[bytes, str]:
-    """Every metric in the Prometheus text format, and its content type."""
-    return generate_latest(), CONTENT_TYPE_LATEST
+    """Every metric in the Prometheus text format (every worker's, added up), and its content type."""
+    if METRICS_DIR_VARIABLE not in os.environ:
+        return generate_latest(), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

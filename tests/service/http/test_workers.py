@@ -1,0 +1,101 @@
+"""`vision-service --workers N`: N processes on one port, each on its own cores, metrics added up over all of
+them, signals passed on, a dead worker replaced; through the real command on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import LiveServer, ServerFactory, encode, solid
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.http.workers import core_shares
+
+WORKERS = 2
+PNG = encode(solid((200, 30, 30)), "PNG")
+
+
+def workers_of(server: LiveServer) -> list[int]:
+    """The supervisor's child processes, by pid."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def requests_counted(server: LiveServer, route: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vision_requests_total" and sample.labels["route"] == route
+    )
+
+
+def classify(server: LiveServer) -> int:
+    # A connection per request, so the kernel spreads them over the workers' accepts.
+    return httpx.post(f"{server.url}/classify", files={"image": ("x.png", PNG, "image/png")}).status_code
+
+
+@pytest.fixture(scope="module")
+def workers_server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
+    server = start_server(test_models_dir, workers=WORKERS)
+    wait_for(lambda: len(workers_of(server)) == WORKERS)
+    return server
+
+
+def test_each_worker_gets_its_own_share_of_the_cores() -> None:
+    assert core_shares([0, 1, 2, 3, 4], 2) == [{0, 1, 2}, {3, 4}]
+    assert core_shares([2, 3], 2) == [{2}, {3}]
+    assert core_shares([0], 3) == [{0}, {0}, {0}]
+
+
+def test_the_workers_serve_one_port_on_separate_cores(workers_server: LiveServer) -> None:
+    pids = workers_of(workers_server)
+    assert len(pids) == WORKERS
+    shares = [os.sched_getaffinity(pid) for pid in pids]
+    assert sorted(map(sorted, shares)) == sorted(map(sorted, core_shares(os.sched_getaffinity(0), WORKERS)))
+    assert all(classify(workers_server) == 200 for _ in range(6))
+
+
+def test_metrics_add_up_every_workers_requests(workers_server: LiveServer) -> None:
+    before = requests_counted(workers_server, "/classify")
+    sent = 20
+    assert all(classify(workers_server) == 200 for _ in range(sent))
+    # Whichever worker answers the scrape, it counts the requests of all of them.
+    assert [requests_counted(workers_server, "/classify") - before for _ in range(4)] == [sent] * 4
+
+
+def test_sighup_reloads_every_worker(workers_server: LiveServer) -> None:
+    os.kill(workers_server.process.pid, signal.SIGHUP)
+    wait_for(lambda: workers_server.logs().count("SIGHUP: reloading the model repository") >= WORKERS)
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(
+    start_server: ServerFactory, test_models_dir: Path
+) -> None:
+    server = start_server(test_models_dir, workers=WORKERS)
+    wait_for(lambda: len(workers_of(server)) == WORKERS)
+    first, survivor = workers_of(server)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: len(workers_of(server)) == WORKERS and first not in workers_of(server))
+    server.wait()
+    assert classify(server) == 200
+    pids = workers_of(server)
+    assert survivor in pids
+    server.process.terminate()
+    assert server.process.wait(timeout=30) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
