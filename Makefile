@@ -24,15 +24,16 @@ serve: $(VENV)/.stamp-serve
 	$(BIN)/vision-service --host $(HOST) --port $(PORT)
 
 # From Debian, installed only when missing, as root: nginx and docker-compose run the deployment checks in
-# tests/deploy, Chromium the browser test of /docs and /redoc, Node.js the JavaScript of docs/api.md.
+# tests/deploy, Chromium the browser test of /docs and /redoc, Node.js the JavaScript of docs/api.md, wrk the
+# benchmarks' load (and its own test).
 test-tools:
 	@if command -v docker-compose >/dev/null && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
-		&& test -x /usr/bin/chromium && command -v node >/dev/null; then :; \
+		&& test -x /usr/bin/chromium && command -v node >/dev/null && command -v wrk >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			nginx docker-compose chromium $$(command -v node >/dev/null || echo nodejs); \
+			nginx docker-compose chromium wrk $$(command -v node >/dev/null || echo nodejs); \
 	else \
-		echo "test-tools: nginx, docker-compose, chromium or node is missing and this is not root: tests will fail" >&2; \
+		echo "test-tools: nginx, docker-compose, chromium, node or wrk is missing and this is not root: tests will fail" >&2; \
 	fi
 
 test: $(VENV)/.stamp-dev test-tools
@@ -48,8 +49,13 @@ lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Benchmarks (not part of `test`): the BentoML peer gets its own venv so it cannot break the project's deps.
+# Benchmarks (not part of `test`): each peer gets its own venv so it cannot break the project's deps; the
+# Triton peer's is on Debian's python3 (see benchmarks/pytriton-requirements.txt). wrk, Debian's C load
+# generator, is the client.
 PEER_VENV := .venv-peer
+RAY_VENV := .venv-ray
+PYTRITON_VENV := .venv-pytriton
+DEBIAN_PYTHON ?= /usr/bin/python3
 
 $(PEER_VENV)/.stamp-peer: benchmarks/peer-requirements.txt
 	$(PYTHON) -m venv $(PEER_VENV)
@@ -57,7 +63,19 @@ $(PEER_VENV)/.stamp-peer: benchmarks/peer-requirements.txt
 	$(PEER_VENV)/bin/pip install -q -r benchmarks/peer-requirements.txt
 	touch $@
 
-bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer
+$(RAY_VENV)/.stamp-peer: benchmarks/ray-requirements.txt
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/pip install -q --upgrade pip
+	$(RAY_VENV)/bin/pip install -q -r benchmarks/ray-requirements.txt
+	touch $@
+
+$(PYTRITON_VENV)/.stamp-peer: benchmarks/pytriton-requirements.txt
+	$(DEBIAN_PYTHON) -m venv $(PYTRITON_VENV)
+	$(PYTRITON_VENV)/bin/pip install -q --upgrade pip
+	$(PYTRITON_VENV)/bin/pip install -q -r benchmarks/pytriton-requirements.txt
+	touch $@
+
+bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer $(RAY_VENV)/.stamp-peer $(PYTRITON_VENV)/.stamp-peer test-tools
 	$(BIN)/python -m benchmarks
 
 # `make bench-against REF=<commit>`: this tree and an earlier commit served in turn; the CPU per request of

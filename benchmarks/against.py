@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen, servers
+from benchmarks import servers, wrk
 
 logger = logging.getLogger("benchmarks.against")
 
@@ -89,12 +89,11 @@ def measure_side(side: Side, load: Load) -> dict[str, dict[str, Any]]:
     try:
         results = {}
         for task, path in load.paths.items():
-            result = loadgen.measure(
-                loadgen.Target("127.0.0.1", load.port, path),
+            result = wrk.measure(
+                wrk.Target("127.0.0.1", load.port, path),
                 load.jpegs,
                 concurrency=load.clients,
                 duration=load.seconds,
-                max_requests=100_000,
                 server_cpu=server.cpu,
                 server_loop_cpu=server.loop_cpu,
             )

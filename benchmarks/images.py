@@ -1,20 +1,14 @@
-"""Real images for the load, pre-encoded as JPEG once: synthetic scenes from `training synth`, else photos."""
+"""Real images for the load, pre-encoded as JPEG once: photos at a phone preview's size and as thumbnails."""
 
 from __future__ import annotations
 
 import io
-import logging
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-logger = logging.getLogger("benchmarks.images")
-
 UPLOAD_SIZE = (640, 480)
+THUMB_SIZE = (160, 120)
 BIG_SIZE = (4000, 3000)
 PHOTO_NAMES = (
     "astronaut",
@@ -33,24 +27,12 @@ def encode_jpeg(image: Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def synthetic_scenes(count: int, seed: int) -> list[Image.Image]:
-    """Scenes like the bundled models' training data, from `python -m training synth`; [] if unavailable."""
-    with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
-        command = [sys.executable, "-m", "training", "synth", "--out", tmp, "--count", str(count)]
-        command += ["--seed", str(seed), "--max-objects", "3"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-        paths = sorted(Path(tmp).rglob("images/*.jpg"))
-        if done.returncode != 0 or not paths:
-            logger.warning("training synth unavailable (%s); using sample photos", done.stderr.strip()[-200:])
-            return []
-        return [Image.open(path).convert("RGB") for path in paths[:count]]
-
-
 def sample_photos() -> list[Image.Image]:
-    """scikit-image's bundled sample photos (shipped inside the package, nothing downloaded)."""
+    """Real photographs shipped inside scikit-image and scikit-learn (nothing downloaded)."""
     from skimage import data
+    from sklearn.datasets import load_sample_images
 
-    photos = []
+    photos = [Image.fromarray(pixels) for pixels in load_sample_images().images]
     for name in PHOTO_NAMES:
         pixels = np.asarray(getattr(data, name)())
         if pixels.ndim == 2:
@@ -59,14 +41,22 @@ def sample_photos() -> list[Image.Image]:
     return photos
 
 
-def upload_set(count: int = 32, seed: int = 7) -> tuple[list[bytes], str]:
-    """`count` JPEGs of UPLOAD_SIZE (a phone-camera preview) and where they came from."""
-    scenes = synthetic_scenes(count, seed)
-    source = "synthetic scenes (`python -m training synth`)"
-    if not scenes:
-        scenes = sample_photos()
-        source = "scikit-image sample photos"
-    return [encode_jpeg(scene.resize(UPLOAD_SIZE, Image.Resampling.BICUBIC)) for scene in scenes], source
+def upload_set() -> tuple[list[bytes], str]:
+    """Photos as a phone-camera preview sends them (UPLOAD_SIZE JPEGs), and where they came from. Photos, not
+    the synthetic scenes the bundled models learnt from: their decoding costs what real uploads cost."""
+    photos = sample_photos()
+    source = (
+        "photos shipped with scikit-learn (china, flower) and scikit-image (" + ", ".join(PHOTO_NAMES) + ")"
+    )
+    return [encode_jpeg(photo.resize(UPLOAD_SIZE, Image.Resampling.BICUBIC)) for photo in photos], source
+
+
+def thumbnails(jpegs: list[bytes]) -> list[bytes]:
+    """The same scenes at THUMB_SIZE, as a gallery or a video pipeline would send them."""
+    return [
+        encode_jpeg(Image.open(io.BytesIO(jpeg)).resize(THUMB_SIZE, Image.Resampling.BICUBIC))
+        for jpeg in jpegs
+    ]
 
 
 def big_jpeg() -> bytes:

@@ -1,7 +1,9 @@
 """`make bench`: every measurement in one run, results to JSON, then docs/benchmarks.md and its plots.
 
-Order: the in-process limit, this service (start to ready, RSS, 1/4/16/64 clients per model, INT8, a 12 MP
-upload), the naive Keras service, then the BentoML peer. Each server runs alone on the machine while measured.
+Order: the in-process limit, this service (start to ready, RSS, 1/16/64 clients per model with photos and
+with thumbnails, INT8, a 12 MP upload), `--workers` 1 and 2, a production-sized model, the naive Keras
+service, then the peers: BentoML, Ray Serve and Triton through PyTriton. Load comes from wrk. Each server runs
+alone on the machine while measured.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from typing import Any
 
 import onnx
 
-from benchmarks import against, images, inprocess, kernels, loadgen, report, servers
+from benchmarks import against, images, inprocess, kernels, production, report, servers, wrk
 from service.settings import DEFAULT_MODELS, Settings
 
 logger = logging.getLogger("benchmarks")
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_LEVELS = (1, 4, 16, 64)
+SERVICE_LEVELS = (1, 16, 64)
 NAIVE_LEVELS = (1, 16)
+PEER_LEVELS = (16,)
 BAR_LEVEL = 16
 STARTS = 3
 INT8_SUFFIX = "-int8"
@@ -42,9 +45,10 @@ class Options:
     models_dir: Path
     level_seconds: float
     inprocess_seconds: float
-    max_requests: int
     port: int
     peer_python: Path
+    ray_python: Path
+    pytriton_python: Path
     keras_dir: Path
     results: Path
     doc: Path
@@ -148,18 +152,17 @@ def int8_against_fp32(
 
 def level_summary(
     server: servers.Server,
-    target: loadgen.Target,
-    jpegs: Sequence[bytes],
+    target: wrk.Target,
+    uploads: Sequence[bytes],
     clients: int,
     opts: Options,
     split_loop_cpu: bool = False,
 ) -> dict[str, Any]:
-    result = loadgen.measure(
+    result = wrk.measure(
         target,
-        jpegs,
+        uploads,
         concurrency=clients,
         duration=opts.level_seconds,
-        max_requests=opts.max_requests,
         server_cpu=server.cpu,
         server_loop_cpu=server.loop_cpu if split_loop_cpu else None,
     )
@@ -171,8 +174,8 @@ def level_summary(
 def load_levels(
     tasks: Sequence[str],
     server: servers.Server,
-    path_for: Callable[[str], str],
-    jpegs: Sequence[bytes],
+    target_for: Callable[[str], wrk.Target],
+    uploads: Sequence[bytes],
     levels: Sequence[int],
     opts: Options,
     before_level: Callable[[str, int], None] = lambda task, clients: None,
@@ -181,11 +184,12 @@ def load_levels(
     """Every task at every concurrency level against one running server."""
     results: dict[str, list[dict[str, Any]]] = {}
     for task in tasks:
-        target = loadgen.Target("127.0.0.1", server.port, path_for(task))
         results[task] = []
         for clients in levels:
             before_level(task, clients)
-            results[task].append(level_summary(server, target, jpegs, clients, opts, split_loop_cpu))
+            results[task].append(
+                level_summary(server, target_for(task), uploads, clients, opts, split_loop_cpu)
+            )
     return results
 
 
@@ -196,83 +200,137 @@ def server_facts(server: servers.Server) -> dict[str, Any]:
     }
 
 
+def start_service(opts: Options, models_dir: Path, *extra: str) -> servers.Server:
+    """`python -m service` (the image's launcher) with default settings over `models_dir`."""
+    env = {"VISION_MODELS_DIR": str(models_dir), "VISION_LOG_LEVEL": "warning", "VISION_DRAIN_SECONDS": "0"}
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port), *extra]
+    return servers.start(
+        "service", command, port=opts.port, ready_path="/healthz/ready", env=env, log_dir=opts.results.parent
+    )
+
+
 def bench_service(
     models: dict[str, BundledModel],
     int8: BundledModel | None,
     best: dict[str, dict[str, Any]],
-    jpegs: Sequence[bytes],
+    uploads: dict[str, Sequence[bytes]],
     big: bytes,
     opts: Options,
 ) -> dict[str, Any]:
-    env = {
-        "VISION_MODELS_DIR": str(opts.models_dir),
-        "VISION_LOG_LEVEL": "warning",
-        "VISION_DRAIN_SECONDS": "0",
-    }
-    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port)]
-
-    def launch() -> servers.Server:
-        return servers.start(
-            "service",
-            command,
-            port=opts.port,
-            ready_path="/healthz/ready",
-            env=env,
-            log_dir=opts.results.parent,
-        )
-
+    """Start to ready, RSS, and every task at SERVICE_LEVELS with photos and with thumbnails, each
+    16-client level next to the in-process limit re-measured on the same images."""
     # Cold starts vary with the page cache and the machine's load: time a few and keep the median.
     starts = []
     for _ in range(STARTS - 1):
-        cold = launch()
+        cold = start_service(opts, opts.models_dir)
         starts.append(cold.seconds_to_ready)
         cold.stop()
-    server = launch()
+    server = start_service(opts, opts.models_dir)
     starts.append(server.seconds_to_ready)
-    adjacent: dict[str, dict[str, Any]] = {}
-
-    def remeasure_limit(task: str, clients: int) -> None:
-        if clients == BAR_LEVEL and task in best:
-            adjacent[task] = adjacent_limit(models[task], jpegs, best[task], opts)
-
     try:
         facts = server_facts(server)
         facts["seconds_to_ready"] = round(statistics.median(starts), 3)
         facts["starts"] = [round(seconds, 3) for seconds in starts]
-        facts["levels"] = load_levels(
-            list(models),
-            server,
-            lambda task: route(task, models[task]),
-            jpegs,
-            SERVICE_LEVELS,
-            opts,
-            remeasure_limit,
-            split_loop_cpu=True,
-        )
-        facts["adjacent_limit"] = adjacent
+        for images_name, images_set in uploads.items():
+            adjacent: dict[str, dict[str, Any]] = {}
+
+            def remeasure_limit(
+                task: str,
+                clients: int,
+                images_set: Sequence[bytes] = images_set,
+                adjacent: dict[str, dict[str, Any]] = adjacent,
+            ) -> None:
+                if clients == BAR_LEVEL and task in best:
+                    adjacent[task] = adjacent_limit(models[task], images_set, best[task], opts)
+
+            facts[levels_key(images_name)] = load_levels(
+                list(models),
+                server,
+                lambda task: wrk.Target("127.0.0.1", opts.port, route(task, models[task])),
+                images_set,
+                SERVICE_LEVELS,
+                opts,
+                remeasure_limit,
+                split_loop_cpu=True,
+            )
+            facts[limit_key(images_name)] = adjacent
+        photos = uploads["photo"]
         if int8 is not None and "classify" in models:
-            target = loadgen.Target("127.0.0.1", server.port, route("classify", int8))
-            facts["int8_16"] = level_summary(server, target, jpegs, BAR_LEVEL, opts)
+            target = wrk.Target("127.0.0.1", server.port, route("classify", int8))
+            facts["int8_16"] = level_summary(server, target, photos, BAR_LEVEL, opts)
         if "classify" in models:
-            facts["big_jpeg"] = big_upload(server, models["classify"], big, jpegs, opts)
+            facts["big_jpeg"] = big_upload(server, models["classify"], big, photos, opts)
         facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
     finally:
         server.stop()
     return facts
 
 
+def levels_key(images_name: str) -> str:
+    return "levels" if images_name == "photo" else f"{images_name}_levels"
+
+
+def limit_key(images_name: str) -> str:
+    return "adjacent_limit" if images_name == "photo" else f"adjacent_limit_{images_name}"
+
+
+def bench_workers(models: dict[str, BundledModel], photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
+    """`--workers` 1 and 2 (the cores of this machine) at 16 clients on /classify and /detect, and what each
+    process holds in memory."""
+    facts: dict[str, Any] = {}
+    for workers in (1, 2):
+        server = start_service(opts, opts.models_dir, "--workers", str(workers))
+        try:
+            tree = servers.process_tree(server.process.pid)
+            row: dict[str, Any] = {
+                "seconds_to_ready": round(server.seconds_to_ready, 3),
+                "rss_mb_per_process": {str(pid): round(servers.rss_bytes([pid]) / 2**20, 1) for pid in tree},
+                "rss_mb_total": round(server.rss() / 2**20, 1),
+            }
+            row["levels"] = load_levels(
+                [task for task in ("classify", "detect") if task in models],
+                server,
+                lambda task: wrk.Target("127.0.0.1", opts.port, route(task, models[task])),
+                photos,
+                (BAR_LEVEL,),
+                opts,
+            )
+            facts[str(workers)] = row
+        finally:
+            server.stop()
+    return facts
+
+
+def bench_production(photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
+    """A production-sized classifier (MobileNetV2 at 224x224, exported by `python -m training`): the
+    in-process limit, and this service at 16 clients next to it."""
+    models_dir = production.build(opts.results.parent / "production")
+    model = versions_of(models_dir, production.NAME)[-1]
+    rows = [
+        measurement.row()
+        for measurement in inprocess.sweep(
+            model.path, photos, inprocess.default_configs(Settings().cores), duration=opts.inprocess_seconds
+        )
+    ]
+    best = max(rows, key=lambda row: row["images_per_second"])
+    server = start_service(opts, models_dir)
+    try:
+        limit = adjacent_limit(model, photos, best, opts)
+        target = wrk.Target("127.0.0.1", server.port, route("classify", model))
+        at16 = level_summary(server, target, photos, BAR_LEVEL, opts, split_loop_cpu=True)
+    finally:
+        server.stop()
+    return {"model": model_facts(model), "inprocess": rows, "adjacent_limit": limit, "service_16": at16}
+
+
 def big_upload(
     server: servers.Server, model: BundledModel, big: bytes, jpegs: Sequence[bytes], opts: Options
 ) -> dict[str, Any]:
     """One client sending a 12 MP JPEG to /classify, next to the same client sending the usual upload."""
-    target = loadgen.Target("127.0.0.1", server.port, route("classify", model))
+    target = wrk.Target("127.0.0.1", server.port, route("classify", model))
     seconds = min(opts.level_seconds, 5.0)
-    large = loadgen.measure(
-        target, [big], concurrency=1, duration=seconds, max_requests=40, server_cpu=server.cpu
-    )
-    small = loadgen.measure(
-        target, jpegs, concurrency=1, duration=seconds, max_requests=400, server_cpu=server.cpu
-    )
+    large = wrk.measure(target, [big], concurrency=1, duration=seconds, server_cpu=server.cpu)
+    small = wrk.measure(target, jpegs, concurrency=1, duration=seconds, server_cpu=server.cpu)
     return {
         "bytes": len(big),
         "width": images.BIG_SIZE[0],
@@ -313,11 +371,7 @@ def bench_naive(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: O
     }
     command = [sys.executable, "-m", "uvicorn", "benchmarks.naive_keras:app", "--host", "127.0.0.1"]
     facts = bench_other(
-        "naive",
-        [*command, "--port", str(port)],
-        port=port,
-        ready_path="/ready",
-        env=env,
+        Other("naive", [*command, "--port", str(port)], port, "/ready", env),
         levels=NAIVE_LEVELS,
         models=models,
         jpegs=jpegs,
@@ -327,59 +381,115 @@ def bench_naive(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: O
     return facts
 
 
-def bench_peer(models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: Options) -> dict[str, Any]:
-    bentoml = opts.peer_python.parent / "bentoml"
-    if not bentoml.exists():
-        return {"error": f"{bentoml} missing: the peer venv was not created (`make bench` creates it)"}
-    port = opts.port + 2
+@dataclass(frozen=True)
+class Other:
+    """A server to compare with: how to start it, where it answers, and how a task's request is sent."""
+
+    name: str
+    command: list[str]
+    port: int
+    ready_path: str
+    env: dict[str, str]
+    path: Callable[[str], str] = lambda task: f"/{task}"
+    encode: wrk.Encoder = wrk.multipart
+
+
+def peers(models: dict[str, BundledModel], opts: Options) -> dict[str, Other | str]:
+    """The framework peers, each in its own environment (`make bench` builds them), or why one cannot run."""
     env = {
         "BENCH_PEER_MODELS": json.dumps({task: str(model.path) for task, model in models.items()}),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "BENTOML_HOME": str(opts.results.parent / "bentoml-home"),
+        "PYTHONPATH": str(ROOT),
     }
-    command = [str(bentoml), "serve", "benchmarks.peer_bentoml:VisionPeer", "--host", "127.0.0.1"]
-    facts = bench_other(
-        "peer",
-        [*command, "--port", str(port)],
-        port=port,
-        ready_path="/readyz",
-        env=env,
-        levels=SERVICE_LEVELS,
-        models=models,
-        jpegs=jpegs,
-        opts=opts,
+    found: dict[str, Other | str] = {}
+    bentoml = opts.peer_python.parent / "bentoml"
+    serve = [str(bentoml), "serve", "benchmarks.peer_bentoml:VisionPeer", "--host", "127.0.0.1"]
+    found["bentoml"] = Other(
+        "bentoml",
+        [*serve, "--port", str(opts.port + 2)],
+        opts.port + 2,
+        "/readyz",
+        {**env, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(opts.results.parent / "bentoml-home")},
     )
-    facts["version"] = peer_version(opts.peer_python)
+    ray = opts.ray_python
+    found["ray"] = Other(
+        "ray",
+        [str(ray), "-m", "benchmarks.peer_ray", str(opts.port + 3)],
+        opts.port + 3,
+        "/ready",
+        {**env, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+    pytriton = opts.pytriton_python
+    found["pytriton"] = Other(
+        "pytriton",
+        [str(pytriton), "-m", "benchmarks.peer_pytriton", str(opts.port + 4)],
+        opts.port + 4,
+        "/v2/models/segment/ready",
+        env,
+        path=lambda task: f"/v2/models/{task}/infer",
+        encode=wrk.triton_binary,
+    )
+    for name, peer in list(found.items()):
+        assert isinstance(peer, Other)
+        if not Path(peer.command[0]).exists():
+            found[name] = f"{peer.command[0]} missing: its environment was not created (`make bench` does)"
+    return found
+
+
+def bench_peer(
+    peer: Other | str, models: dict[str, BundledModel], jpegs: Sequence[bytes], opts: Options
+) -> dict[str, Any]:
+    if isinstance(peer, str):
+        return {"error": peer}
+    facts = bench_other(peer, levels=PEER_LEVELS, models=models, jpegs=jpegs, opts=opts)
+    facts["version"] = peer_version(peer)
     return facts
 
 
 def bench_other(
-    name: str,
-    command: list[str],
+    other: Other,
     *,
-    port: int,
-    ready_path: str,
-    env: dict[str, str],
     levels: Sequence[int],
     models: dict[str, BundledModel],
     jpegs: Sequence[bytes],
     opts: Options,
 ) -> dict[str, Any]:
-    """Start a server to compare with, load each model's `/<task>` at `levels` clients, stop it."""
+    """Start a server to compare with, load each model's task at `levels` clients, stop it."""
     server = servers.start(
-        name, command, port=port, ready_path=ready_path, env=env, log_dir=opts.results.parent
+        other.name,
+        other.command,
+        port=other.port,
+        ready_path=other.ready_path,
+        env=other.env,
+        log_dir=opts.results.parent,
+        cwd=ROOT,
+        timeout=180,
     )
     try:
         facts = server_facts(server)
-        facts["levels"] = load_levels(list(models), server, lambda task: f"/{task}", jpegs, levels, opts)
+        facts["levels"] = load_levels(
+            list(models),
+            server,
+            lambda task: wrk.Target("127.0.0.1", other.port, other.path(task), other.encode),
+            jpegs,
+            levels,
+            opts,
+        )
         facts["rss_mb_after_load"] = round(server.rss() / 2**20, 1)
     finally:
         server.stop()
     return facts
 
 
-def peer_version(python: Path) -> str:
-    command = [str(python), "-c", "import bentoml; print(bentoml.__version__)"]
+PEER_PACKAGES = {"bentoml": "bentoml", "ray": "ray", "pytriton": "pytriton"}
+
+
+def peer_version(peer: Other) -> str:
+    package = PEER_PACKAGES[peer.name]
+    python = Path(peer.command[0])
+    python = python if python.name.startswith("python") else python.parent / "python"
+    command = [str(python), "-c", f"from importlib.metadata import version; print(version({package!r}))"]
+    if package == "pytriton":
+        command[-1] = "from importlib.metadata import version; print(version('nvidia-pytriton'))"
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
 
@@ -431,11 +541,17 @@ def run(opts: Options) -> dict[str, Any]:
     started = time.perf_counter()
     models, int8 = bundled_models(opts.models_dir)
     jpegs, source = images.upload_set()
+    uploads = {"photo": jpegs, "thumb": images.thumbnails(jpegs)}
     big = images.big_jpeg()
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "images": {"source": source, "count": len(jpegs), "size": list(images.UPLOAD_SIZE)},
+        "images": {
+            "source": source,
+            "count": len(jpegs),
+            "size": list(images.UPLOAD_SIZE),
+            "thumb_size": list(images.THUMB_SIZE),
+        },
         "settings": {"level_seconds": opts.level_seconds, "inprocess_seconds": opts.inprocess_seconds},
         "service_settings": Settings().model_dump(mode="json", include=BATCH_KNOBS),
         "models": {task: model_facts(model) for task, model in models.items()},
@@ -451,9 +567,12 @@ def run(opts: Options) -> dict[str, Any]:
     if int8 is not None and "classify" in models:
         results["int8_vs_fp32"] = int8_against_fp32(models["classify"], int8, best["classify"], jpegs, opts)
         results["int8_gemm"] = kernels.gemm_speeds()
-    results["service"] = guarded("service", lambda: bench_service(models, int8, best, jpegs, big, opts))
+    results["service"] = guarded("service", lambda: bench_service(models, int8, best, uploads, big, opts))
+    results["workers"] = guarded("workers", lambda: bench_workers(models, jpegs, opts))
+    results["production"] = guarded("production", lambda: bench_production(jpegs, opts))
     results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))
-    results["peer"] = guarded("peer", lambda: bench_peer(models, jpegs, opts))
+    for name, peer in peers(models, opts).items():
+        results[name] = guarded(name, lambda peer=peer: bench_peer(peer, models, jpegs, opts))
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     return results
 
@@ -481,9 +600,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     parser.add_argument("--models-dir", type=Path, default=Settings().models_dir)
     parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
     parser.add_argument("--inprocess-seconds", type=float, default=2.5, help="seconds per in-process config")
-    parser.add_argument("--max-requests", type=int, default=5000, help="request cap per load level")
-    parser.add_argument("--port", type=int, default=18210, help="service port; naive +1, peer +2 (loopback)")
+    parser.add_argument(
+        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+4 (loopback)"
+    )
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
+    parser.add_argument("--ray-python", type=Path, default=ROOT / ".venv-ray" / "bin" / "python")
+    parser.add_argument("--pytriton-python", type=Path, default=ROOT / ".venv-pytriton" / "bin" / "python")
     parser.add_argument("--keras-dir", type=Path, default=ROOT / "runs", help="the trainer's run directories")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -499,9 +621,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         models_dir=args.models_dir.resolve(),
         level_seconds=args.level_seconds,
         inprocess_seconds=args.inprocess_seconds,
-        max_requests=args.max_requests,
         port=args.port,
         peer_python=args.peer_python,
+        ray_python=args.ray_python,
+        pytriton_python=args.pytriton_python,
         keras_dir=args.keras_dir,
         results=args.results,
         doc=args.doc,
