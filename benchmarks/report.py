@@ -715,7 +715,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         f"- Images: {results['images']['count']} {results['images']['source']}, "
         f"{results['images']['size'][0]}x{results['images']['size'][1]} JPEG, sent as multipart/form-data.",
         f"- Service settings (defaults): {knobs}.",
-        f"- Thumbnails: the same scenes at {results['images'].get('thumb_size', [160, 120])[0]}x"
+        f"- Thumbnails: the same photos at {results['images'].get('thumb_size', [160, 120])[0]}x"
         f"{results['images'].get('thumb_size', [160, 120])[1]}.",
         f"- Each load level: 1 s warm-up, then {results['settings']['level_seconds']:.0f} s of wrk's "
         "closed-loop connections; a connection answered 503 waits 100 ms before its next request.",

@@ -400,7 +400,7 @@ def peers(models: dict[str, BundledModel], opts: Options) -> dict[str, Other | s
         "BENCH_PEER_MODELS": json.dumps({task: str(model.path) for task, model in models.items()}),
         "PYTHONPATH": str(ROOT),
     }
-    found: dict[str, Other | str] = {}
+    found: dict[str, Other] = {}
     bentoml = opts.peer_python.parent / "bentoml"
     serve = [str(bentoml), "serve", "benchmarks.peer_bentoml:VisionPeer", "--host", "127.0.0.1"]
     found["bentoml"] = Other(
@@ -428,11 +428,12 @@ def peers(models: dict[str, BundledModel], opts: Options) -> dict[str, Other | s
         path=lambda task: f"/v2/models/{task}/infer",
         encode=wrk.triton_binary,
     )
-    for name, peer in list(found.items()):
-        assert isinstance(peer, Other)
-        if not Path(peer.command[0]).exists():
-            found[name] = f"{peer.command[0]} missing: its environment was not created (`make bench` does)"
-    return found
+    return {
+        name: peer
+        if Path(peer.command[0]).exists()
+        else f"{peer.command[0]} missing: its environment was not created (`make bench` does)"
+        for name, peer in found.items()
+    }
 
 
 def bench_peer(

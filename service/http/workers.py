@@ -125,7 +125,8 @@ class Supervisor:
                 self._stop(signal.SIGTERM)
                 continue
             time.sleep(RESTART_PAUSE_SECONDS)
-            self._start(worker.index)
+            if not self._stopping:  # a signal may have come during the pause
+                self._start(worker.index)
         return status
 
     def _start(self, index: int) -> None:
