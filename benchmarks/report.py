@@ -37,7 +37,13 @@ def served_tasks(results: Result) -> list[str]:
 
 
 def levels_key(images: str) -> str:
+    """Where a side's results keep its levels with `images` (photos are the plain `levels`)."""
     return "levels" if images == "photo" else f"{images}_levels"
+
+
+def limit_key(images: str) -> str:
+    """Where the service's results keep the in-process limit re-measured on `images`."""
+    return "adjacent_limit" if images == "photo" else f"adjacent_limit_{images}"
 
 
 def level(side: Result, task: str, clients: int, images: str = "photo") -> Result | None:
@@ -55,8 +61,7 @@ def best_inprocess(results: Result, task: str) -> Result | None:
 
 def limit_row(results: Result, task: str, images: str = "photo") -> Result | None:
     """The in-process limit the 16-client level is held to: re-measured next to it on the same images."""
-    key = "adjacent_limit" if images == "photo" else f"adjacent_limit_{images}"
-    adjacent = results.get("service", {}).get(key, {}).get(task)
+    adjacent = results.get("service", {}).get(limit_key(images), {}).get(task)
     return adjacent or (best_inprocess(results, task) if images == "photo" else None)
 
 
@@ -226,12 +231,6 @@ def int8_bars(results: Result) -> list[Bar]:
     return [
         Bar("INT8 accuracy within 1 point of FP32", _fmt(drop, suffix=" points lower"), _lower(drop, 1.0))
     ]
-
-
-def _paired_ratio(pair: Result) -> float | None:
-    if "int8" not in pair or "classify" not in pair:
-        return None
-    return ratio(pair["int8"]["images_per_second"], pair["classify"]["images_per_second"])
 
 
 def all_bars(results: Result) -> list[Bar]:

@@ -243,7 +243,7 @@ def bench_service(
                 if clients == BAR_LEVEL and task in best:
                     adjacent[task] = adjacent_limit(models[task], images_set, best[task], opts)
 
-            facts[levels_key(images_name)] = load_levels(
+            facts[report.levels_key(images_name)] = load_levels(
                 list(models),
                 server,
                 lambda task: wrk.Target("127.0.0.1", opts.port, route(task, models[task])),
@@ -253,7 +253,7 @@ def bench_service(
                 remeasure_limit,
                 split_loop_cpu=True,
             )
-            facts[limit_key(images_name)] = adjacent
+            facts[report.limit_key(images_name)] = adjacent
         photos = uploads["photo"]
         if int8 is not None and "classify" in models:
             target = wrk.Target("127.0.0.1", server.port, route("classify", int8))
@@ -264,14 +264,6 @@ def bench_service(
     finally:
         server.stop()
     return facts
-
-
-def levels_key(images_name: str) -> str:
-    return "levels" if images_name == "photo" else f"{images_name}_levels"
-
-
-def limit_key(images_name: str) -> str:
-    return "adjacent_limit" if images_name == "photo" else f"adjacent_limit_{images_name}"
 
 
 def bench_workers(models: dict[str, BundledModel], photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
@@ -481,7 +473,8 @@ def bench_other(
     return facts
 
 
-PEER_PACKAGES = {"bentoml": "bentoml", "ray": "ray", "pytriton": "pytriton"}
+# Each peer's distribution on PyPI, whose version the report gives.
+PEER_PACKAGES = {"bentoml": "bentoml", "ray": "ray", "pytriton": "nvidia-pytriton"}
 
 
 def peer_version(peer: Other) -> str:
@@ -489,8 +482,6 @@ def peer_version(peer: Other) -> str:
     python = Path(peer.command[0])
     python = python if python.name.startswith("python") else python.parent / "python"
     command = [str(python), "-c", f"from importlib.metadata import version; print(version({package!r}))"]
-    if package == "pytriton":
-        command[-1] = "from importlib.metadata import version; print(version('nvidia-pytriton'))"
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
 

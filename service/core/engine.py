@@ -393,31 +393,30 @@ class Engine:
         def decode(image: ImageFile.ImageFile) -> PreparedImage:
             return model.decode(image, preview_side)
 
-        def open_and_decode(data: bytes) -> tuple[ImageFile.ImageFile, PreparedImage]:
+        def open_and_decode(data: bytes) -> tuple[int, PreparedImage]:
             image = open_image(data, limits)
-            self._check_request_pixels([image])
-            return image, decode(image)
+            return self._request_pixels([image]), decode(image)
 
         with model.in_use():
             with timing.stage("decode"):
                 if len(images) == 1:
                     # One trip to the pool, not two: the event loop's share of a request is that much less.
-                    ((image, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
-                    opened = [image]
+                    ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
                     decoded = [prepared]
                 else:
                     # A batch is opened (headers only) first, so its total is refused before any decoding.
                     opened = await map_in_pool(
                         self._decode_pool, lambda data: open_image(data, limits), images
                     )
-                    self._check_request_pixels(opened)
+                    pixels = self._request_pixels(opened)
                     decoded = await map_in_pool(self._decode_pool, decode, opened)
             # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
             # afterwards, such as a segmentation's full-size mask.
-            async with self.pixels.hold(sum(image.width * image.height for image in opened)):
+            async with self.pixels.hold(pixels):
                 yield decoded
 
-    def _check_request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> None:
+    def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:
+        """The pixels the opened uploads hold together; ImageTooLarge over the per-request limit."""
         pixels = sum(image.width * image.height for image in opened)
         if pixels > self.limits.max_request_pixels:
             raise ImageTooLargeError(
@@ -425,6 +424,7 @@ class Engine:
                 f"{self.limits.max_request_pixels} pixels per request",
                 detail={"pixels": pixels, "limit": self.limits.max_request_pixels},
             )
+        return pixels
 
     async def _infer(
         self,
