@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         le=1000,
         description="How long a free worker waits to fill a batch; unset = auto (0 on CPU, 2 on CUDA).",
     )
-    queue_size: int = Field(default=32, ge=1, description="Images waiting per model before 503.")
+    queue_size: int = Field(
+        default=32, ge=1, description="Images waiting per model, and for the decoder, before 503."
+    )
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Bytes per request body.")
     max_pixels: int = Field(default=40_000_000, ge=1, description="Declared pixels (w x h) per image.")
     max_request_pixels: int = Field(default=64_000_000, ge=1, description="Declared pixels of one request.")
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
             raise ValueError("VISION_MAX_REQUEST_PIXELS must not exceed VISION_PIXEL_BUDGET")
         if self.max_upload_bytes > self.body_budget_bytes:
             raise ValueError("VISION_MAX_UPLOAD_BYTES must not exceed VISION_BODY_BUDGET_BYTES")
+        if self.max_images > self.queue_size:
+            raise ValueError("VISION_MAX_IMAGES must not exceed VISION_QUEUE_SIZE")
         return self
 
     @property

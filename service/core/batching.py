@@ -13,14 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from service.core.errors import OverloadedError
+from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS, OverloadedError
 from service.core.pools import submit
 
 RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 # What an image's outputs become in the worker thread, right after the run (a task's post-processing).
 Finish = Callable[[dict[str, np.ndarray]], Any]
-# A shed request is worth retrying once the queue has drained: a second is many batch runs.
-RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ class MicroBatcher:
             raise OverloadedError(
                 f"{self.name} is overloaded: {len(self._pending)} images already waiting "
                 f"(limit {self.queue_size})",
-                retry_after=RETRY_AFTER_SECONDS,
+                retry_after=OVERLOADED_RETRY_AFTER_SECONDS,
             )
         loop = asyncio.get_running_loop()
         finishers = finish or [None] * len(images)

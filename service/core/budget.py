@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from service.core.errors import OverloadedError
+from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS, OverloadedError
 
 # How long a request may wait for room before it is refused; one refused may retry once the requests ahead
 # of it have finished.
 WAIT_SECONDS = 2.0
-RETRY_AFTER_SECONDS = 1
 
 
 class Budget:
@@ -48,7 +47,7 @@ class Budget:
                     f"the server's {self.name} budget is in use by other requests "
                     f"({self.in_use} of {self.capacity}); this request needs {units}",
                     detail={"budget": self.name, "capacity": self.capacity, "needed": units},
-                    retry_after=RETRY_AFTER_SECONDS,
+                    retry_after=OVERLOADED_RETRY_AFTER_SECONDS,
                 ) from None
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():

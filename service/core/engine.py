@@ -158,9 +158,11 @@ class Engine:
             delay * 1000,
         )
         self._inference_pool = ThreadPoolExecutor(self.plan.concurrent_runs, thread_name_prefix="inference")
-        self._decode_pool = ThreadPoolExecutor(
-            config.decode_workers or config.cores, thread_name_prefix="decode"
-        )
+        decode_threads = config.decode_workers or config.cores
+        self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        # Images decoding or waiting for a decode thread. Past this a call is shed at once, as a full batch
+        # queue sheds it, so a burst cannot wait without bound behind a decoder slower than the models.
+        self._decoding = Budget("decoding", decode_threads + config.queue_size, wait_seconds=0)
         self._repository = ModelRepository(
             root=config.models_dir,
             plan=self.plan,
@@ -388,6 +390,19 @@ class Engine:
             raise TooManyImagesError(
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
             )
+        with model.in_use():
+            async with self._decoding.hold(len(images)):
+                with timing.stage("decode"):
+                    pixels, decoded = await self._decode(model, images, preview_side)
+            # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
+            # afterwards, such as a segmentation's full-size mask.
+            async with self.pixels.hold(pixels):
+                yield decoded
+
+    async def _decode(
+        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None
+    ) -> tuple[int, list[PreparedImage]]:
+        """The uploads' total pixels and their decoded inputs, within the per-image and per-request limits."""
         limits = self.limits.image
 
         def decode(image: ImageFile.ImageFile) -> PreparedImage:
@@ -397,23 +412,14 @@ class Engine:
             image = open_image(data, limits)
             return self._request_pixels([image]), decode(image)
 
-        with model.in_use():
-            with timing.stage("decode"):
-                if len(images) == 1:
-                    # One trip to the pool, not two: the event loop's share of a request is that much less.
-                    ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
-                    decoded = [prepared]
-                else:
-                    # A batch is opened (headers only) first, so its total is refused before any decoding.
-                    opened = await map_in_pool(
-                        self._decode_pool, lambda data: open_image(data, limits), images
-                    )
-                    pixels = self._request_pixels(opened)
-                    decoded = await map_in_pool(self._decode_pool, decode, opened)
-            # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
-            # afterwards, such as a segmentation's full-size mask.
-            async with self.pixels.hold(pixels):
-                yield decoded
+        if len(images) == 1:
+            # One trip to the pool, not two: the event loop's share of a request is that much less.
+            ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
+            return pixels, [prepared]
+        # A batch is opened (headers only) first, so its total is refused before any decoding.
+        opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
+        pixels = self._request_pixels(opened)
+        return pixels, await map_in_pool(self._decode_pool, decode, opened)
 
     def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:
         """The pixels the opened uploads hold together; ImageTooLarge over the per-request limit."""

@@ -40,6 +40,10 @@ class OverloadedError(ServiceError):
     code = "overloaded"
 
 
+# What a shed caller is told to wait: by then the requests ahead of it have mostly finished.
+OVERLOADED_RETRY_AFTER_SECONDS = 1
+
+
 class NotReadyError(ServiceError):
     code = "not_ready"
 

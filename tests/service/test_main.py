@@ -29,6 +29,10 @@ from conftest import REPO_ROOT
             },
             "settings: Value error, VISION_MAX_REQUEST_PIXELS must not exceed VISION_PIXEL_BUDGET",
         ),
+        (
+            {"VISION_QUEUE_SIZE": "8"},
+            "settings: Value error, VISION_MAX_IMAGES must not exceed VISION_QUEUE_SIZE",
+        ),
         ({"VISION_BODY_IDLE_SECONDS": "0"}, "VISION_BODY_IDLE_SECONDS: Input should be greater than 0"),
     ],
 )

@@ -183,6 +183,19 @@ def test_a_request_that_does_not_fit_the_queue_is_shed(test_models_dir: Path) ->
     assert shed.value.retry_after == 1
 
 
+def test_a_call_that_would_overfill_the_decoder_queue_is_shed(test_models_dir: Path) -> None:
+    # One decode thread and room for two waiting: the first call's two images fill three places but one.
+    async def two_calls_at_once(engine: Engine) -> list[object]:
+        calls = [engine.classify([png(solid(RED))] * 2, ClassifyOptions()) for _ in range(2)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    first, second = with_engine(test_models_dir, two_calls_at_once, decode_workers=1, queue_size=2)
+    assert [image.predictions[0].label for image in first.images] == ["red", "red"]
+    assert isinstance(second, OverloadedError)
+    assert second.detail["budget"] == "decoding"
+    assert second.retry_after == 1
+
+
 def test_not_ready_until_loaded(test_models_dir: Path) -> None:
     engine = Engine(EngineConfig(models_dir=test_models_dir, limits=LIMITS))
     assert engine.readiness().status == "loading"
