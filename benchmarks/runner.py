@@ -109,7 +109,7 @@ def route(task: str, model: BundledModel) -> str:
 
 
 def measure_inprocess(model: BundledModel, jpegs: Sequence[bytes], opts: Options) -> list[dict[str, Any]]:
-    configs = inprocess.default_configs(Settings().cores)
+    configs = inprocess.default_configs(Settings().usable_cores)
     rows = []
     for measurement in inprocess.sweep(model.path, jpegs, configs, duration=opts.inprocess_seconds):
         rows.append(measurement.row())
@@ -301,7 +301,10 @@ def bench_production(photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
     rows = [
         measurement.row()
         for measurement in inprocess.sweep(
-            model.path, photos, inprocess.default_configs(Settings().cores), duration=opts.inprocess_seconds
+            model.path,
+            photos,
+            inprocess.default_configs(Settings().usable_cores),
+            duration=opts.inprocess_seconds,
         )
     ]
     best = max(rows, key=lambda row: row["images_per_second"])
@@ -507,7 +510,7 @@ def machine() -> dict[str, Any]:
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpu": cpu,
-        "cores": Settings().cores,
+        "cores": Settings().usable_cores,
         "vector_flags": kernels.cpu_vector_flags(cpuinfo),
         "memory_gb": round(mem_kb / 2**20, 1),
         "kernel": platform.release(),

@@ -56,7 +56,10 @@ def check_configuration() -> None:
     settings = Settings()
     ApiKeys.from_settings(settings)
     plan_execution(
-        settings.provider, cores=settings.cores, threads=settings.threads, workers=settings.inference_workers
+        settings.provider,
+        cores=settings.usable_cores,
+        threads=settings.threads,
+        workers=settings.inference_workers,
     )
 
 
@@ -106,7 +109,7 @@ def supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int
     except OSError as exc:
         sys.exit(f"vision-service: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     command = [sys.executable, "-m", "service", "--forwarded-allow-ips", args.forwarded_allow_ips]
-    return Supervisor(command, sockets).run()
+    return Supervisor(command, sockets, settings.usable_cores).run()
 
 
 if __name__ == "__main__":

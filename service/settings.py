@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service import cpus
 from service.core.engine import EngineConfig, RequestLimits
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         le=256,
         description="Serving processes sharing the port, each on its own share of the cores, each with every "
         "model and its own budgets (`--workers` overrides).",
+    )
+    cores: int = Field(
+        default=0,
+        ge=0,
+        description="Cores the thread pools are sized for; 0 = auto: the CPUs this process may run on, "
+        "capped by its container's CPU limit. `--workers N` divides them between the workers.",
     )
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per session; 0 = auto.")
     inference_workers: int = Field(
@@ -141,8 +147,8 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def cores(self) -> int:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    def usable_cores(self) -> int:
+        return self.cores or cpus.usable_cores()
 
     def engine_config(self) -> EngineConfig:
         """What the engine needs of these settings."""
@@ -156,7 +162,7 @@ class Settings(BaseSettings):
             ),
             default_models=self.default_models,
             provider=self.provider,
-            cores=self.cores,
+            cores=self.usable_cores,
             threads=self.threads,
             inference_workers=self.inference_workers,
             decode_workers=self.decode_workers,

@@ -83,10 +83,12 @@ class Supervisor:
     """Starts a copy of `command` per socket (given its descriptor) and keeps them running. The supervisor
     keeps every socket open, so connections to a worker being restarted wait in its backlog."""
 
-    def __init__(self, command: Sequence[str], sockets: Sequence[socket.socket]) -> None:
+    def __init__(self, command: Sequence[str], sockets: Sequence[socket.socket], cores: int) -> None:
         self._command = list(command)
         self._sockets = list(sockets)
         self._shares = core_shares(os.sched_getaffinity(0), len(self._sockets))
+        # What each worker sizes its pools for: under a CPU quota that is less than the cores it is pinned to.
+        self._core_counts = [len(share) for share in core_shares(range(cores), len(self._sockets))]
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
         self._quick_deaths = 0
@@ -131,7 +133,13 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         fd = self._sockets[index].fileno()
-        env = {**os.environ, METRICS_DIR_VARIABLE: self._metrics_dir, "VISION_WORKERS": "1"}
+        cores = self._core_counts[index]
+        env = {
+            **os.environ,
+            METRICS_DIR_VARIABLE: self._metrics_dir,
+            "VISION_WORKERS": "1",
+            "VISION_CORES": str(cores),
+        }
         share = self._shares[index]
         process = subprocess.Popen(
             [*self._command, LISTEN_FD_OPTION, str(fd)],
@@ -142,7 +150,13 @@ class Supervisor:
             preexec_fn=lambda: _become_worker(share),
         )
         self._workers[process.pid] = _Worker(index, process)
-        logger.info("worker %d started: pid %d on cores %s", index, process.pid, sorted(share))
+        logger.info(
+            "worker %d started: pid %d on cores %s, pools sized for %d",
+            index,
+            process.pid,
+            sorted(share),
+            cores,
+        )
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self._stop(signum)

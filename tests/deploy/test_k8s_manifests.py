@@ -30,7 +30,13 @@ def test_renderer_agrees_with_kubectl_kustomize() -> None:
         ("base/deployment.yaml", "readinessProbe:", "readinessProbes:", "readinessProbes"),
         ("base/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnly"),
         ("base/hpa.yaml", "averageUtilization: 70", "averageUtilization: seventy", "averageUtilization"),
-        ("gpu/deployment-gpu.yaml", "              valueFrom: null\n", "", "both value and valueFrom"),
+        (
+            "gpu/deployment-gpu.yaml",
+            '              value: "1"\n',
+            '              value: "1"\n              valueFrom:\n                fieldRef:\n'
+            "                  fieldPath: metadata.name\n",
+            "both value and valueFrom",
+        ),
         ("gpu/deployment-gpu.yaml", "name: vision-api", "name: vision-apj", "matches 0 resources"),
     ],
 )

@@ -4,6 +4,7 @@ them, signals passed on, a dead worker replaced; through the real command on loo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.http.workers import core_shares
 
 WORKERS = 2
+# More than this machine may have: the workers divide what they are told, whatever the machine.
+CORES = 5
 PNG = encode(solid((200, 30, 30)), "PNG")
 
 
@@ -24,6 +27,11 @@ def workers_of(server: LiveServer) -> list[int]:
     pid = server.process.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return sorted(int(child) for child in children)
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +58,7 @@ def classify(server: LiveServer) -> int:
 
 @pytest.fixture(scope="module")
 def workers_server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
-    server = start_server(test_models_dir, workers=WORKERS)
+    server = start_server(test_models_dir, workers=WORKERS, cores=CORES)
     wait_for(lambda: len(workers_of(server)) == WORKERS)
     return server
 
@@ -69,6 +77,13 @@ def test_the_workers_serve_one_port_on_separate_cores(workers_server: LiveServer
     assert all(classify(workers_server) == 200 for _ in range(6))
 
 
+def test_the_workers_divide_the_cores_between_their_pools(workers_server: LiveServer) -> None:
+    told = sorted(int(environment_of(pid)["VISION_CORES"]) for pid in workers_of(workers_server))
+    assert told == [2, 3]
+    runs = re.findall(r"execution plan: .* x (\d+) concurrent runs", workers_server.logs())
+    assert sorted(map(int, runs)) == [2, 3]
+
+
 def test_metrics_add_up_every_workers_requests(workers_server: LiveServer) -> None:
     before = requests_counted(workers_server, "/classify")
     sent = 20
@@ -85,7 +100,7 @@ def test_sighup_reloads_every_worker(workers_server: LiveServer) -> None:
 def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(
     start_server: ServerFactory, test_models_dir: Path
 ) -> None:
-    server = start_server(test_models_dir, workers=WORKERS)
+    server = start_server(test_models_dir, workers=WORKERS, cores=CORES)
     wait_for(lambda: len(workers_of(server)) == WORKERS)
     first, survivor = workers_of(server)
     os.kill(first, signal.SIGKILL)
