@@ -391,9 +391,8 @@ class Engine:
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
             )
         with model.in_use():
-            async with self._decoding.hold(len(images)):
-                with timing.stage("decode"):
-                    pixels, decoded = await self._decode(model, images, preview_side)
+            with timing.stage("decode"):
+                pixels, decoded = await self._decode(model, images, preview_side)
             # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
             # afterwards, such as a segmentation's full-size mask.
             async with self.pixels.hold(pixels):
@@ -414,12 +413,15 @@ class Engine:
 
         if len(images) == 1:
             # One trip to the pool, not two: the event loop's share of a request is that much less.
-            ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
+            async with self._decoding.hold(1):
+                ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
             return pixels, [prepared]
-        # A batch is opened (headers only) first, so its total is refused before any decoding.
+        # A batch is opened (headers only) first, so its total is refused before any decoding, and before it
+        # can be shed: retrying a request that is too large would not help.
         opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
         pixels = self._request_pixels(opened)
-        return pixels, await map_in_pool(self._decode_pool, decode, opened)
+        async with self._decoding.hold(len(opened)):
+            return pixels, await map_in_pool(self._decode_pool, decode, opened)
 
     def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:
         """The pixels the opened uploads hold together; ImageTooLarge over the per-request limit."""
