@@ -25,6 +25,13 @@ from training.train import TrainConfig, contract_model, keras_predictor, load_ta
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
+# ONNX Runtime rounds float32 differently from TensorFlow, and a net can amplify rounding: at 32 px ResNet50
+# ends in 1x1 maps whose BatchNorm variances are near zero, and one run in five differed by up to 1.9e-4.
+# How far Keras's own outputs move when every pixel moves by one part in a million measures that gain
+# (8e-6 to 4.7e-4 there, 1.2e-6 to 1.4e-5 for EfficientNetB0), and over those 19 runs ONNX differed by 0.1
+# to 1.5 times that move.
+INPUT_NUDGE = 2**-20
+NOISE_MARGIN = 8
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]  # never Softmax, ConvTranspose or the detector's decoding
 
 
@@ -66,19 +73,39 @@ def session_for(proto: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def check_against_keras(proto: onnx.ModelProto, model: keras.Model, images: np.ndarray) -> float:
-    """Max abs difference over all outputs on real images; raises when above 1e-4 or any argmax differs."""
+    """Max abs difference over all outputs on real images; raises when above `allowed_differences` or when
+    the argmax of a decided prediction differs."""
     expected = predict_all(keras_predictor(model), images)
     actual = predict_all(onnx_predictor(session_for(proto)), images)
+    allowed = allowed_differences(model, images, expected)
     worst = 0.0
     for role, want in expected.items():
         got = actual[role]
         diff = float(np.max(np.abs(got - want)))
         worst = max(worst, diff)
-        if diff > MAX_ABS_DIFF:
-            raise ExportMismatchError(f"{role}: ONNX differs from Keras by {diff:.2e} > {MAX_ABS_DIFF}")
-        if want.shape[-1] > 1 and not np.array_equal(got.argmax(-1), want.argmax(-1)):
+        if diff > allowed[role]:
+            raise ExportMismatchError(f"{role}: ONNX differs from Keras by {diff:.2e} > {allowed[role]:.2e}")
+        if role.endswith("probabilities") and _argmax_differs(want, got, allowed[role]):
             raise ExportMismatchError(f"{role}: ONNX and Keras disagree on the argmax")
     return worst
+
+
+def allowed_differences(
+    model: keras.Model, images: np.ndarray, expected: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Per output, MAX_ABS_DIFF or NOISE_MARGIN times how far Keras moves under INPUT_NUDGE, if larger."""
+    nudged = predict_all(keras_predictor(model), images * np.float32(1 + INPUT_NUDGE))
+    return {
+        role: max(MAX_ABS_DIFF, NOISE_MARGIN * float(np.max(np.abs(nudged[role] - want))))
+        for role, want in expected.items()
+    }
+
+
+def _argmax_differs(want: np.ndarray, got: np.ndarray, allowed: float) -> bool:
+    """Whether the top class differs where Keras's top two are further apart than both may move."""
+    top_two = np.sort(want, axis=-1)[..., -2:]
+    decided = top_two[..., 1] - top_two[..., 0] > 2 * allowed
+    return bool(np.any((got.argmax(-1) != want.argmax(-1)) & decided))
 
 
 def quantize(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.ModelProto:
