@@ -26,10 +26,10 @@ from training.train import TrainConfig, contract_model, keras_predictor, load_ta
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
 # ONNX Runtime rounds float32 differently from TensorFlow, and a net can amplify rounding: at 32 px ResNet50
-# ends in 1x1 maps whose BatchNorm variances are near zero, and one run in five differed by up to 1.9e-4.
-# How far Keras's own outputs move when every pixel moves by one part in a million measures that gain
-# (8e-6 to 4.7e-4 there, 1.2e-6 to 1.4e-5 for EfficientNetB0), and over those 19 runs ONNX differed by 0.1
-# to 1.5 times that move.
+# ends in 1x1 maps whose BatchNorm variances are near zero, and 2 of 13 one-epoch runs differed by more than
+# 1e-4 (up to 1.9e-4). How far Keras's own outputs move when every pixel moves by one part in a million
+# measures that gain (8e-6 to 4.7e-4 there, 1.2e-6 to 1.4e-5 for EfficientNetB0 at 32 px), and over those
+# 19 runs ONNX differed by 0.05 to 1.5 times that move.
 INPUT_NUDGE = 2**-20
 NOISE_MARGIN = 8
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]  # never Softmax, ConvTranspose or the detector's decoding
@@ -83,7 +83,7 @@ def check_against_keras(proto: onnx.ModelProto, model: keras.Model, images: np.n
         got = actual[role]
         diff = float(np.max(np.abs(got - want)))
         worst = max(worst, diff)
-        if diff > allowed[role]:
+        if not diff <= allowed[role]:  # NaN included
             raise ExportMismatchError(f"{role}: ONNX differs from Keras by {diff:.2e} > {allowed[role]:.2e}")
         if role.endswith("probabilities") and _argmax_differs(want, got, allowed[role]):
             raise ExportMismatchError(f"{role}: ONNX and Keras disagree on the argmax")

@@ -58,3 +58,13 @@ def test_rounding_the_net_amplifies_is_allowed() -> None:
     model = normalised_classifier(images)
     difference = check_against_keras(to_onnx(model), model, images)
     assert difference > MAX_ABS_DIFF, "the case must be one the fixed bound alone would refuse"
+
+
+def test_a_conversion_that_answers_nan_is_refused() -> None:
+    images = images_around(128, 127)
+    model = normalised_classifier(images)
+    proto = to_onnx(model)
+    kernel = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).ndim == 4)
+    kernel.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(kernel), np.nan), kernel.name))
+    with pytest.raises(ExportMismatchError, match="by nan"):
+        check_against_keras(proto, model, images)
