@@ -3,6 +3,8 @@ itself amplifies is not mistaken for a wrong one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,14 @@ def normalised_classifier(images: np.ndarray) -> keras.Model:
     return keras.Model(inputs, {"probabilities": outputs})
 
 
+def with_conv_kernel(proto: onnx.ModelProto, change: Callable[[np.ndarray], np.ndarray]) -> onnx.ModelProto:
+    """`proto` with its Conv kernel (the one 4-D initializer) replaced by `change` of it."""
+    kernel = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).ndim == 4)
+    kernel.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(kernel)), kernel.name))
+    onnx.checker.check_model(proto)
+    return proto
+
+
 def test_a_faithful_conversion_passes_within_the_fixed_bound() -> None:
     images = images_around(128, 127)
     model = normalised_classifier(images)
@@ -43,10 +53,7 @@ def test_a_faithful_conversion_passes_within_the_fixed_bound() -> None:
 def test_a_conversion_with_a_weight_one_percent_off_is_refused() -> None:
     images = images_around(128, 127)
     model = normalised_classifier(images)
-    proto = to_onnx(model)
-    kernel = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).ndim == 4)
-    kernel.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(kernel) * np.float32(1.01), kernel.name))
-    onnx.checker.check_model(proto)
+    proto = with_conv_kernel(to_onnx(model), lambda kernel: kernel * np.float32(1.01))
     with pytest.raises(ExportMismatchError, match="probabilities: ONNX differs from Keras"):
         check_against_keras(proto, model, images)
 
@@ -63,8 +70,6 @@ def test_rounding_the_net_amplifies_is_allowed() -> None:
 def test_a_conversion_that_answers_nan_is_refused() -> None:
     images = images_around(128, 127)
     model = normalised_classifier(images)
-    proto = to_onnx(model)
-    kernel = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).ndim == 4)
-    kernel.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(kernel), np.nan), kernel.name))
+    proto = with_conv_kernel(to_onnx(model), lambda kernel: np.full_like(kernel, np.nan))
     with pytest.raises(ExportMismatchError, match="by nan"):
         check_against_keras(proto, model, images)
