@@ -301,10 +301,11 @@ def model_table(results: Result, task: str) -> list[str]:
         if "error" in data:
             rows.append([name, "", "failed", "", "", "", "", "", "", data["error"][:120].replace("\n", " ")])
             continue
+        label = f"{name} (one-epoch stand-in)" if task in data.get("stand_ins", ()) else name
         for row in data.get(levels_key(images), {}).get(task, []):
             rows.append(
                 [
-                    name,
+                    label,
                     row["concurrency"],
                     f"{row['throughput']:.1f}",
                     f"{row['p50_ms']:.1f}",
@@ -634,7 +635,9 @@ METHOD = [
     "  with the bundled models and default settings; start to ready is from `Popen` to the first 200 from",
     "  `/healthz/ready` (polled every 20 ms), the median of three starts.",
     "- Naive: `benchmarks/naive_keras.py`, FastAPI calling Keras `model.predict` on one image per request",
-    "  inside an `async` endpoint, as course code does, on the trainer's Keras checkpoints of these models.",
+    "  inside an `async` endpoint, as course code does, on the trainer's Keras checkpoints of these models",
+    "  (from `make models`; where there is none, one trained for one epoch with the same architecture and",
+    "  input size: the weights do not change the speed, and its table says so).",
     "- Peers: each in its own environment (`.venv-peer`, `.venv-ray`, `.venv-pytriton` on Debian's",
     "  python3), serving the same ONNX files with ONNX Runtime and the same Pillow decode with draft mode",
     "  (benchmarks/peer_models.py), through the framework's own batching.",

@@ -11,6 +11,7 @@ from benchmarks.report import (
     cpu_table,
     latency_bars,
     loop_bars,
+    model_table,
     throughput_bars,
 )
 
@@ -22,8 +23,11 @@ def _level(clients: int, throughput: float, **errors: int) -> dict[str, Any]:
         "concurrency": clients,
         "throughput": throughput,
         "p50_ms": 10.0,
+        "p95_ms": 15.0,
         "p99_ms": 20.0,
         "requests": 100,
+        "client_cores": 0.02,
+        "server_cores": 1.9,
         "errors": errors,
         "shed_without_retry_after": 0,
     }
@@ -114,6 +118,16 @@ def test_cpu_table_lists_each_route_images_and_level() -> None:
     lines = cpu_table(results)
     assert "| /classify | photos 640x480 | 16 | 0.500 | 2.250 |" in lines
     assert cpu_table({"models": {}}) == ["Not measured."]
+
+
+def test_a_naive_stand_in_is_named_as_one_in_its_models_table() -> None:
+    results = _results(90.0)
+    results["naive"]["stand_ins"] = ["classify"]
+    assert any(
+        line.startswith("| naive Keras (one-epoch stand-in) | 16 |")
+        for line in model_table(results, "classify")
+    )
+    assert any(line.startswith("| naive Keras | 16 |") for line in model_table(results, "detect"))
 
 
 def test_the_comparison_with_an_earlier_commit_shows_each_side_per_route() -> None:
