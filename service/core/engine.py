@@ -1,14 +1,19 @@
 """The engine: the one facade every adapter calls. Images or tensors in, typed answers out.
 
 A call resolves its model, decodes uploads in worker threads, queues them on the model's micro-batcher and
-post-processes the outputs with the task's own module. The HTTP routes, the benchmarks and the trainer's
-evaluation all go through here or through the same task modules, so they cannot drift apart.
+post-processes the outputs with the task's own module in the run thread. A single upload goes from its decode
+thread straight to the batcher: the event loop hands it off once and hears back once per batch. The HTTP
+routes, the benchmarks and the trainer's evaluation all go through here or through the same task modules, so
+they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,7 +29,7 @@ from service.core.budget import Budget
 from service.core.contract import Task
 from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
 from service.core.imaging import ImageLimits, PreparedImage, open_image
-from service.core.pools import in_pool, map_in_pool
+from service.core.pools import map_in_pool
 from service.core.repository import (
     BatchingConfig,
     LoadedModel,
@@ -157,16 +162,16 @@ class Engine:
             config.max_batch,
             delay * 1000,
         )
-        self._inference_pool = ThreadPoolExecutor(self.plan.concurrent_runs, thread_name_prefix="inference")
         decode_threads = config.decode_workers or config.cores
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
-        # Images decoding or waiting for a decode thread. Past this a call is shed at once, as a full batch
-        # queue sheds it, so a burst cannot wait without bound behind a decoder slower than the models.
+        # Images decoding or waiting for a decode thread (a single upload: until it is answered). Past this a
+        # call is shed at once, as a full batch queue sheds it, so a burst cannot wait without bound behind a
+        # decoder slower than the models.
         self._decoding = Budget("decoding", decode_threads + config.queue_size, wait_seconds=0)
         self._repository = ModelRepository(
             root=config.models_dir,
             plan=self.plan,
-            executor=self._inference_pool,
+            run_slots=threading.BoundedSemaphore(self.plan.concurrent_runs),
             batching=BatchingConfig(config.max_batch, delay, config.queue_size),
             preferred_defaults=config.default_models,
         )
@@ -226,7 +231,6 @@ class Engine:
             await asyncio.gather(self._poller, return_exceptions=True)
         await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._repository.stop()
-        self._inference_pool.shutdown(wait=False, cancel_futures=True)
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
     def _retire(self, models: Sequence[LoadedModel]) -> None:
@@ -286,9 +290,7 @@ class Engine:
                 _size(image), top_k(outputs["probabilities"], labels, options.top_k)
             )
 
-        async with self._decoded(model, images) as prepared:
-            results = await self._infer(model, prepared, finish)
-        return Answer(_model_id(model), [result.finished for result in results])
+        return Answer(_model_id(model), await self._answer(model, images, finish))
 
     async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
         """Objects in each image, best first, boxes in original pixels."""
@@ -310,9 +312,7 @@ class Engine:
                 ),
             )
 
-        async with self._decoded(model, images) as prepared:
-            results = await self._infer(model, prepared, finish)
-        return Answer(_model_id(model), [result.finished for result in results])
+        return Answer(_model_id(model), await self._answer(model, images, finish))
 
     async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
         """Each image's trimap at its own size, and its PNG in the requested style."""
@@ -320,21 +320,17 @@ class Engine:
         preview_side = OVERLAY_MAX_SIDE if options.style == "overlay" else None
         labels = model.metadata.labels
 
-        def render(image: PreparedImage, result: InferenceResult) -> SegmentedImage:
-            mask = trimap(result.outputs["probabilities"], image.geometry)
-            png = render_trimap_png(mask, options.style, image.preview)
-            return SegmentedImage(_size(image), png, class_fractions(mask, labels))
+        def finish(image: PreparedImage) -> Finish:
+            def render(outputs: dict[str, np.ndarray]) -> SegmentedImage:
+                mask = trimap(outputs["probabilities"], image.geometry)
+                png = render_trimap_png(mask, options.style, image.preview)
+                return SegmentedImage(_size(image), png, class_fractions(mask, labels))
 
-        async with self._decoded(model, images, preview_side) as prepared:
-            results = await self._infer(model, prepared)
-            # Resizing masks and encoding PNGs costs milliseconds: a worker thread, not the event loop. One
-            # image at a time, so only one full-size mask exists per call.
-            with timing.stage("postprocess"):
-                answers = await in_pool(
-                    self._decode_pool,
-                    lambda: [render(image, result) for image, result in zip(prepared, results, strict=True)],
-                )
-        return Answer(_model_id(model), answers)
+            return render
+
+        # Resizing masks and encoding PNGs costs milliseconds: it happens in the run thread, one image at a
+        # time, so a run thread holds at most one full-size mask.
+        return Answer(_model_id(model), await self._answer(model, images, finish, preview_side))
 
     async def infer_tensors(
         self,
@@ -380,12 +376,66 @@ class Engine:
             raise InvalidInputError(f"input {spec.name!r} holds NaN or infinite values")
         return batch
 
+    async def _answer(
+        self,
+        model: LoadedModel,
+        images: Sequence[bytes],
+        finish: Callable[[PreparedImage], Finish],
+        preview_side: int | None = None,
+    ) -> list[T]:
+        """Each upload decoded, run through `model`'s batcher and finished, in upload order."""
+        if len(images) == 1:
+            results = [await self._single(model, images[0], finish, preview_side)]
+        else:
+            async with self._decoded(model, images, preview_side) as prepared:
+                results = await model.batcher.infer(
+                    [image.pixels for image in prepared], [finish(image) for image in prepared]
+                )
+        _record_batch_timings(results)
+        return [result.finished for result in results]
+
+    async def _single(
+        self,
+        model: LoadedModel,
+        data: bytes,
+        finish: Callable[[PreparedImage], Finish],
+        preview_side: int | None,
+    ) -> InferenceResult:
+        """One upload opened, checked and decoded in a decode thread, which queues it on the batcher itself.
+
+        The decoded image holds the model's input and a bounded preview; decoding holds one full-size image
+        per decode thread and finishing one full-size mask per run thread, so this path needs no pixel budget.
+        """
+        limits = self.limits.image
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[InferenceResult] = loop.create_future()
+
+        def decode_and_queue() -> None:
+            try:
+                with timing.stage("decode"):
+                    image = open_image(data, limits)
+                    self._request_pixels([image])
+                    prepared = model.decode(image, preview_side)
+                model.batcher.put(prepared.pixels, finish(prepared), answered)
+            except Exception as exc:
+                _fail_from_thread(loop, answered, exc)
+
+        async with self._decoding.hold(1):
+            with model.in_use():
+                # The request's context goes along, so the decode time is the request's own.
+                job = self._decode_pool.submit(contextvars.copy_context().run, decode_and_queue)
+                try:
+                    return await answered
+                finally:
+                    job.cancel()  # never started: never runs
+                    answered.cancel()  # queued: its run thread skips it
+
     @asynccontextmanager
     async def _decoded(
         self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
     ) -> AsyncIterator[list[PreparedImage]]:
-        """The uploads decoded for `model` (in the worker pool) within the per-call limits, with their pixels
-        held in the engine's budget and `model` kept from retiring until the block ends."""
+        """A batch's uploads decoded for `model` (in the worker pool) within the per-call limits, with their
+        pixels held in the engine's budget and `model` kept from retiring until the block ends."""
         if len(images) > self.limits.max_images:
             raise TooManyImagesError(
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
@@ -407,17 +457,8 @@ class Engine:
         def decode(image: ImageFile.ImageFile) -> PreparedImage:
             return model.decode(image, preview_side)
 
-        def open_and_decode(data: bytes) -> tuple[int, PreparedImage]:
-            image = open_image(data, limits)
-            return self._request_pixels([image]), decode(image)
-
-        if len(images) == 1:
-            # One trip to the pool, not two: the event loop's share of a request is that much less.
-            async with self._decoding.hold(1):
-                ((pixels, prepared),) = await map_in_pool(self._decode_pool, open_and_decode, images)
-            return pixels, [prepared]
-        # A batch is opened (headers only) first, so its total is refused before any decoding, and before it
-        # can be shed: retrying a request that is too large would not help.
+        # Opened (headers only) first, so the batch's total is refused before any decoding, and before it can
+        # be shed: retrying a request that is too large would not help.
         opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
         pixels = self._request_pixels(opened)
         async with self._decoding.hold(len(opened)):
@@ -434,18 +475,17 @@ class Engine:
             )
         return pixels
 
-    async def _infer(
-        self,
-        model: LoadedModel,
-        prepared: Sequence[PreparedImage],
-        finish: Callable[[PreparedImage], Finish] | None = None,
-    ) -> list[InferenceResult]:
-        """The decoded images through `model`'s batcher; `finish` gives each image its post-processing, run in
-        the batcher's worker thread."""
-        finishers = [finish(image) for image in prepared] if finish else None
-        results = await model.batcher.infer([image.pixels for image in prepared], finishers)
-        _record_batch_timings(results)
-        return results
+
+def _fail_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T], error: Exception) -> None:
+    """Fail `future` of `loop` from a worker thread, unless the loop or the future is done with already."""
+
+    def fail() -> None:
+        if not future.done():
+            future.set_exception(error)
+
+    # A loop closed meanwhile has nobody waiting for this answer any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fail)
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:

@@ -46,7 +46,3 @@ def _copy_outcome(done: Future[R], outcome: asyncio.Future[R]) -> None:
         outcome.set_result(done.result())
     else:
         outcome.set_exception(error)
-
-
-async def in_pool(pool: Executor, work: Callable[[], R]) -> R:
-    return await submit(asyncio.get_running_loop(), pool, lambda _: work(), None)

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +132,7 @@ class ModelRepository:
 
     root: Path
     plan: ExecutionPlan
-    executor: Executor
+    run_slots: threading.Semaphore  # runs at once across every model: the plan's concurrent runs
     batching: BatchingConfig
     preferred_defaults: Mapping[str, str]
     models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict)
@@ -290,7 +290,7 @@ class ModelRepository:
         return MicroBatcher(
             key,
             model.run,
-            self.executor,
+            self.run_slots,
             max_batch=self.batching.max_batch,
             max_delay=self.batching.max_delay,
             queue_size=self.batching.queue_size,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +34,21 @@ def test_batched_answers_equal_unbatched(test_models_dir: Path) -> None:
         return run_batch(session, "image", {"probabilities": "probs"}, batch)
 
     async def main() -> list[np.ndarray]:
-        with ThreadPoolExecutor(2) as pool:
-            batcher = MicroBatcher(
-                "colours:1",
-                run,
-                pool,
-                max_batch=8,
-                max_delay=0.05,
-                queue_size=64,
-                concurrency=1,
-                on_batch=sizes.append,
-            )
-            batcher.start()
-            # Twelve concurrent requests of two images each.
-            answers = await asyncio.gather(*(batcher.infer(images[i : i + 2]) for i in range(0, 24, 2)))
-            await batcher.stop()
+        slots = threading.BoundedSemaphore(2)
+        batcher = MicroBatcher(
+            "colours:1",
+            run,
+            slots,
+            max_batch=8,
+            max_delay=0.05,
+            queue_size=64,
+            concurrency=1,
+            on_batch=sizes.append,
+        )
+        batcher.start()
+        # Twelve concurrent requests of two images each.
+        answers = await asyncio.gather(*(batcher.infer(images[i : i + 2]) for i in range(0, 24, 2)))
+        await batcher.stop()
         return [result.outputs["probabilities"] for pair in answers for result in pair]
 
     batched = asyncio.run(main())
@@ -63,31 +62,32 @@ def test_batched_answers_equal_unbatched(test_models_dir: Path) -> None:
 
 
 def test_full_queue_refuses_at_once_and_admits_all_or_none() -> None:
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def slow_run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        started.set()
         release.wait(5)
         return {"out": batch.sum(axis=(1, 2, 3))}
 
     async def main() -> None:
-        with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(
-                "slow:1", slow_run, pool, max_batch=1, max_delay=0, queue_size=3, concurrency=1
-            )
-            batcher.start()
-            first = asyncio.create_task(batcher.infer(random_images(1)))
-            await asyncio.sleep(0.05)  # the worker takes it and blocks in slow_run
-            queued = asyncio.create_task(batcher.infer(random_images(2)))
-            await asyncio.sleep(0.01)
-            assert batcher.depth == 2
-            with pytest.raises(OverloadedError, match="slow:1 is overloaded") as refused:
-                await batcher.infer(random_images(2))
-            assert refused.value.retry_after == 1
-            assert batcher.depth == 2  # nothing of the refused request was queued
-            release.set()
-            assert len(await first) == 1
-            assert len(await queued) == 2
-            await batcher.stop()
+        slots = threading.BoundedSemaphore(1)
+        batcher = MicroBatcher(
+            "slow:1", slow_run, slots, max_batch=1, max_delay=0, queue_size=3, concurrency=1
+        )
+        batcher.start()
+        first = asyncio.create_task(batcher.infer(random_images(1)))
+        assert await asyncio.to_thread(started.wait, 5)  # the run thread took it and blocks in slow_run
+        queued = asyncio.create_task(batcher.infer(random_images(2)))
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 2
+        with pytest.raises(OverloadedError, match="slow:1 is overloaded") as refused:
+            await batcher.infer(random_images(2))
+        assert refused.value.retry_after == 1
+        assert batcher.depth == 2  # nothing of the refused request was queued
+        release.set()
+        assert len(await first) == 1
+        assert len(await queued) == 2
+        await batcher.stop()
 
     asyncio.run(main())
 
@@ -99,14 +99,14 @@ def test_failed_run_fails_only_its_batch() -> None:
         return {"out": batch.mean(axis=(1, 2, 3))}
 
     async def main() -> None:
-        with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher("runs:1", run, pool, max_batch=4, max_delay=0, queue_size=8, concurrency=1)
-            batcher.start()
-            with pytest.raises(RuntimeError, match="bad batch"):
-                await batcher.infer([np.full((2, 2, 1), -1, np.float32)])
-            (result,) = await batcher.infer([np.full((2, 2, 1), 3, np.float32)])
-            assert float(result.outputs["out"]) == 3.0
-            await batcher.stop()
+        slots = threading.BoundedSemaphore(1)
+        batcher = MicroBatcher("runs:1", run, slots, max_batch=4, max_delay=0, queue_size=8, concurrency=1)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="bad batch"):
+            await batcher.infer([np.full((2, 2, 1), -1, np.float32)])
+        (result,) = await batcher.infer([np.full((2, 2, 1), 3, np.float32)])
+        assert float(result.outputs["out"]) == 3.0
+        await batcher.stop()
 
     asyncio.run(main())
 
@@ -127,18 +127,18 @@ def test_finish_runs_in_the_worker_thread_and_its_error_stays_its_own(test_model
         raise ValueError("post-processing failed")
 
     async def main() -> tuple[list[InferenceResult], BaseException | list[InferenceResult]]:
-        with ThreadPoolExecutor(1) as pool:
-            batcher = MicroBatcher(
-                "colours:1", run, pool, max_batch=8, max_delay=0.05, queue_size=64, concurrency=1
-            )
-            batcher.start()
-            images = random_images(3)
-            fine, failed = await asyncio.gather(
-                batcher.infer(images[:2], [best, best]),
-                batcher.infer(images[2:], [broken]),
-                return_exceptions=True,
-            )
-            await batcher.stop()
+        slots = threading.BoundedSemaphore(1)
+        batcher = MicroBatcher(
+            "colours:1", run, slots, max_batch=8, max_delay=0.05, queue_size=64, concurrency=1
+        )
+        batcher.start()
+        images = random_images(3)
+        fine, failed = await asyncio.gather(
+            batcher.infer(images[:2], [best, best]),
+            batcher.infer(images[2:], [broken]),
+            return_exceptions=True,
+        )
+        await batcher.stop()
         return fine, failed
 
     fine, failed = asyncio.run(main())

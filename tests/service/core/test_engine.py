@@ -229,28 +229,40 @@ def test_a_request_over_its_pixel_limit_is_refused_from_the_headers(test_models_
     assert refused.value.detail == {"pixels": 4 << 20, "limit": 3 << 20}
 
 
-def test_calls_wait_for_the_pixel_budget_and_give_it_back(test_models_dir: Path) -> None:
-    image = [png(solid(RED, (1000, 1000)))]
+def test_batches_wait_for_the_pixel_budget_and_give_it_back(test_models_dir: Path) -> None:
+    batch = [png(solid(RED, (1000, 500)))] * 2
 
     async def contend(engine: Engine) -> tuple[list[str], int]:
-        answers = await asyncio.gather(*(engine.classify(image, ClassifyOptions()) for _ in range(4)))
-        return [answer.images[0].predictions[0].label for answer in answers], engine.pixels.in_use
+        answers = await asyncio.gather(*(engine.classify(batch, ClassifyOptions()) for _ in range(4)))
+        labels = [image.predictions[0].label for answer in answers for image in answer.images]
+        return labels, engine.pixels.in_use
 
-    # One call's million pixels at a time: the others wait their turn rather than decode at once.
+    # One batch's million pixels at a time: the others wait their turn rather than decode at once.
     labels, left = with_engine(test_models_dir, contend, pixel_budget=1_000_000)
-    assert labels == ["red"] * 4
+    assert labels == ["red"] * 8
     assert left == 0
 
 
-def test_a_call_that_cannot_get_its_pixels_in_time_is_overloaded(test_models_dir: Path) -> None:
+def test_a_batch_that_cannot_get_its_pixels_in_time_is_overloaded(test_models_dir: Path) -> None:
     async def held_elsewhere(engine: Engine) -> None:
         engine.pixels.wait_seconds = 0.05
         await engine.pixels.acquire(900_000)
-        await engine.classify([png(solid(RED, (1000, 1000)))], ClassifyOptions())
+        await engine.classify([png(solid(RED, (1000, 500)))] * 2, ClassifyOptions())
 
     with pytest.raises(OverloadedError) as refused:
         with_engine(test_models_dir, held_elsewhere, pixel_budget=1_000_000)
     assert refused.value.detail["budget"] == "pixel"
+
+
+def test_a_single_upload_needs_no_pixel_budget(test_models_dir: Path) -> None:
+    # It keeps only the model's input once decoded: decoding and finishing are bounded by their threads.
+    async def held_elsewhere(engine: Engine) -> str:
+        engine.pixels.wait_seconds = 0.05
+        await engine.pixels.acquire(1_000_000)
+        answer = await engine.classify([png(solid(RED, (1000, 1000)))], ClassifyOptions())
+        return answer.images[0].predictions[0].label
+
+    assert with_engine(test_models_dir, held_elsewhere, pixel_budget=1_000_000) == "red"
 
 
 def reloadable(root: Path) -> Path:

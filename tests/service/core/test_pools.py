@@ -9,14 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.core.pools import in_pool, map_in_pool
+from service.core.pools import map_in_pool
 
 
 def test_results_come_back_in_order_for_one_item_and_for_many() -> None:
     with ThreadPoolExecutor(2) as pool:
         assert asyncio.run(map_in_pool(pool, lambda x: x * x, [3])) == [9]
         assert asyncio.run(map_in_pool(pool, lambda x: x * x, list(range(20)))) == [x * x for x in range(20)]
-        assert asyncio.run(in_pool(pool, lambda: "done")) == "done"
 
 
 def test_an_error_in_the_pool_is_raised_where_awaited() -> None:
@@ -33,7 +32,7 @@ def test_work_given_up_before_it_starts_never_runs() -> None:
 
     async def scenario() -> None:
         with ThreadPoolExecutor(1) as pool:
-            blocker = asyncio.ensure_future(in_pool(pool, release.wait))
+            blocker = asyncio.ensure_future(map_in_pool(pool, lambda _: release.wait(), [None]))
             queued = asyncio.ensure_future(map_in_pool(pool, ran.append, [1]))
             await asyncio.sleep(0.05)
             queued.cancel()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ def registry_for(root: Path, defaults: dict[str, str] | None = None) -> ModelRep
     registry = ModelRepository(
         root=root,
         plan=plan_execution("cpu", cores=2, threads=1, workers=1),
-        executor=ThreadPoolExecutor(1),
+        run_slots=threading.BoundedSemaphore(1),
         batching=BatchingConfig(max_batch=4, max_delay=0.001, queue_size=8),
         preferred_defaults=defaults or {},
     )
