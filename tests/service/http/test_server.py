@@ -16,6 +16,7 @@ import httpx
 import onnx_models
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
+from polling import wait_for
 from spec_examples import assert_like, error_example
 
 RED_PNG = encode(solid((255, 0, 0)), "PNG")
@@ -23,13 +24,6 @@ RED_PNG = encode(solid((255, 0, 0)), "PNG")
 
 def classify(client: httpx.Client, **params: object) -> httpx.Response:
     return client.post("/classify", files={"image": ("red.png", RED_PNG, "image/png")}, params=params)
-
-
-def wait_for(condition, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_sigterm_turns_readiness_503_while_still_answering_then_exits(

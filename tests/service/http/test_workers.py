@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
+from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.http.workers import core_shares
@@ -32,13 +32,6 @@ def workers_of(server: LiveServer) -> list[int]:
 def environment_of(pid: int) -> dict[str, str]:
     entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
     return dict(entry.split("=", 1) for entry in entries if "=" in entry)
-
-
-def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def requests_counted(server: LiveServer, route: str) -> float:
