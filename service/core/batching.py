@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS, OverloadedError
+from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS, NotReadyError, OverloadedError
 
 RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 # What an image's outputs become in the run thread, right after the run (a task's post-processing).
@@ -146,6 +146,9 @@ class MicroBatcher:
     ) -> None:
         now = time.perf_counter()
         with self._arrived:
+            if self._stopping:
+                # Nothing would ever run it: the engine is closing or this version was retired.
+                raise NotReadyError(f"{self.name} is stopping", retry_after=OVERLOADED_RETRY_AFTER_SECONDS)
             if len(self._pending) + len(items) > self.queue_size:
                 raise OverloadedError(
                     f"{self.name} is overloaded: {len(self._pending)} images already waiting "
@@ -159,9 +162,11 @@ class MicroBatcher:
 
     def _serve(self) -> None:
         while self._wait_for_work():
-            with self._slots:
-                batch = self._collect()
-                if batch:
+            # Collected before taking a run slot, so waiting for a batch to fill never keeps another model's
+            # batch from running.
+            batch = self._collect()
+            if batch:
+                with self._slots:
                     self._run_batch(batch)
 
     def _wait_for_work(self) -> bool:

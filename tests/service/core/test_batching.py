@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from service.core.batching import InferenceResult, MicroBatcher
-from service.core.errors import OverloadedError
+from service.core.errors import NotReadyError, OverloadedError
 from service.core.runtime import open_session, plan_execution, run_batch
 
 
@@ -148,3 +148,53 @@ def test_finish_runs_in_the_worker_thread_and_its_error_stays_its_own(test_model
     assert len(threads) == 2
     assert loop_thread not in threads
     assert isinstance(failed, ValueError)
+
+
+def test_a_stopped_batcher_refuses_work_instead_of_holding_it() -> None:
+    async def main() -> None:
+        batcher = MicroBatcher(
+            "gone:1",
+            lambda batch: {"out": batch},
+            threading.BoundedSemaphore(1),
+            max_batch=4,
+            max_delay=0,
+            queue_size=8,
+            concurrency=1,
+        )
+        batcher.start()
+        await batcher.stop()
+        with pytest.raises(NotReadyError, match="gone:1 is stopping"):
+            await batcher.infer(random_images(1))
+        assert batcher.depth == 0
+
+    asyncio.run(main())
+
+
+def test_batchers_sharing_run_slots_never_run_more_at_once() -> None:
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threading.Event().wait(0.02)  # long enough for the other runs to overlap if they could
+        with lock:
+            running[0] -= 1
+        return {"out": batch.sum(axis=(1, 2, 3))}
+
+    async def main() -> int:
+        slots = threading.BoundedSemaphore(1)
+        batchers = [
+            MicroBatcher(name, run, slots, max_batch=1, max_delay=0, queue_size=8, concurrency=2)
+            for name in ("a:1", "b:1")
+        ]
+        for batcher in batchers:
+            batcher.start()
+        answers = await asyncio.gather(*(batcher.infer(random_images(1)) for batcher in batchers * 4))
+        for batcher in batchers:
+            await batcher.stop()
+        return len(answers)
+
+    assert asyncio.run(main()) == 8
+    assert most[0] == 1
