@@ -1,9 +1,9 @@
 """Dynamic micro-batching: concurrent requests for one model version share a single `session.run`.
 
 Each batcher has its own run threads, which collect the queued images themselves: an image decoded in a worker
-thread reaches its run without passing through the event loop, and the loop hears back once per batch. Each
-wake-up of the loop from another thread costs it about 0.2 ms (measured on 2 cores), more than the rest of
-its share of a request.
+thread reaches its run without passing through the event loop, and the loop hears back once per batch.
+Wake-ups of the loop from other threads are what it pays most for: with batches of one image, its CPU per
+/classify request rose from 0.69 to 0.92 ms on 2 cores.
 """
 
 from __future__ import annotations

@@ -401,11 +401,9 @@ class Engine:
         finish: Callable[[PreparedImage], Finish],
         preview_side: int | None,
     ) -> InferenceResult:
-        """One upload opened, checked and decoded in a decode thread, which queues it on the batcher itself.
-
-        The decoded image holds the model's input and a bounded preview; decoding holds one full-size image
-        per decode thread and finishing one full-size mask per run thread, so this path needs no pixel budget.
-        """
+        """One upload opened, checked and decoded in a decode thread, which queues it on the batcher."""
+        # No pixel budget: once decoded it keeps the model's input and a bounded preview, and its full-size
+        # pixels exist only in the decode thread, then (a segmentation's mask) in the run thread.
         limits = self.limits.image
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[InferenceResult] = loop.create_future()
