@@ -167,7 +167,7 @@ class Engine:
         # Images decoding or waiting for a decode thread (a single upload: until it is answered). Past this a
         # call is shed at once, as a full batch queue sheds it, so a burst cannot wait without bound behind a
         # decoder slower than the models.
-        self._decoding = Budget("decoding", decode_threads + config.queue_size, wait_seconds=0)
+        self.decoding = Budget("decoding", decode_threads + config.queue_size, wait_seconds=0)
         self._repository = ModelRepository(
             root=config.models_dir,
             plan=self.plan,
@@ -418,7 +418,7 @@ class Engine:
             except Exception as exc:
                 _fail_from_thread(loop, answered, exc)
 
-        async with self._decoding.hold(1):
+        async with self.decoding.hold(1):
             with model.in_use():
                 # The request's context goes along, so the decode time is the request's own.
                 job = self._decode_pool.submit(contextvars.copy_context().run, decode_and_queue)
@@ -459,7 +459,7 @@ class Engine:
         # be shed: retrying a request that is too large would not help.
         opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
         pixels = self._request_pixels(opened)
-        async with self._decoding.hold(len(opened)):
+        async with self.decoding.hold(len(opened)):
             return pixels, await map_in_pool(self._decode_pool, decode, opened)
 
     def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:

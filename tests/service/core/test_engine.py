@@ -184,16 +184,21 @@ def test_a_request_that_does_not_fit_the_queue_is_shed(test_models_dir: Path) ->
 
 
 def test_a_call_that_would_overfill_the_decoder_queue_is_shed(test_models_dir: Path) -> None:
-    # One decode thread and room for two waiting: the first call's two images fill three places but one.
-    async def two_calls_at_once(engine: Engine) -> list[object]:
-        calls = [engine.classify([png(solid(RED))] * 2, ClassifyOptions()) for _ in range(2)]
-        return await asyncio.gather(*calls, return_exceptions=True)
+    # One decode thread and room for two waiting, two places taken by another call's images: a batch of two
+    # would overfill it, one more image fits.
+    async def with_two_places_taken(engine: Engine) -> tuple[object, list[str]]:
+        await engine.decoding.acquire(2)
+        batch = await asyncio.gather(
+            engine.classify([png(solid(RED))] * 2, ClassifyOptions()), return_exceptions=True
+        )
+        one = await engine.classify([png(solid(RED))], ClassifyOptions())
+        return batch[0], [image.predictions[0].label for image in one.images]
 
-    first, second = with_engine(test_models_dir, two_calls_at_once, decode_workers=1, queue_size=2)
-    assert [image.predictions[0].label for image in first.images] == ["red", "red"]
-    assert isinstance(second, OverloadedError)
-    assert second.detail["budget"] == "decoding"
-    assert second.retry_after == 1
+    shed, labels = with_engine(test_models_dir, with_two_places_taken, decode_workers=1, queue_size=2)
+    assert isinstance(shed, OverloadedError)
+    assert shed.detail["budget"] == "decoding"
+    assert shed.retry_after == 1
+    assert labels == ["red"]
 
 
 def test_not_ready_until_loaded(test_models_dir: Path) -> None:
