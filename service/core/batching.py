@@ -9,7 +9,6 @@ Wake-ups of the loop from other threads are what it pays most for: with batches 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections import deque
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS, NotReadyError, OverloadedError
+from service.core.pools import call_from_thread
 
 RunFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 # What an image's outputs become in the run thread, right after the run (a task's post-processing).
@@ -223,10 +223,8 @@ class MicroBatcher:
 
     def _answer(self, settle: Callable[..., None], *args: Any) -> None:
         """`settle(*args)` on the event loop: one wake-up of the loop for the whole batch."""
-        # A loop closed meanwhile has nobody waiting for these answers any more.
         if self._loop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(settle, *args)
+            call_from_thread(self._loop, settle, *args)
 
 
 def _settle_all(batch: list[_Pending], results: list[InferenceResult | Exception]) -> None:

@@ -10,7 +10,6 @@ they cannot drift apart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import threading
@@ -29,7 +28,7 @@ from service.core.budget import Budget
 from service.core.contract import Task
 from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
 from service.core.imaging import ImageLimits, PreparedImage, open_image
-from service.core.pools import map_in_pool
+from service.core.pools import call_from_thread, map_in_pool
 from service.core.repository import (
     BatchingConfig,
     LoadedModel,
@@ -416,7 +415,7 @@ class Engine:
                     prepared = model.decode(image, preview_side)
                 model.batcher.put(prepared.pixels, finish(prepared), answered)
             except Exception as exc:
-                _fail_from_thread(loop, answered, exc)
+                call_from_thread(loop, _fail, answered, exc)
 
         async with self.decoding.hold(1):
             with model.in_use():
@@ -474,16 +473,9 @@ class Engine:
         return pixels
 
 
-def _fail_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T], error: Exception) -> None:
-    """Fail `future` of `loop` from a worker thread, unless the loop or the future is done with already."""
-
-    def fail() -> None:
-        if not future.done():
-            future.set_exception(error)
-
-    # A loop closed meanwhile has nobody waiting for this answer any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(fail)
+def _fail(future: asyncio.Future[T], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:

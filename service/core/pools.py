@@ -1,8 +1,10 @@
-"""Work in a thread pool, awaited from the event loop at the least cost to the loop."""
+"""Work in a thread pool, awaited from the event loop at the least cost to the loop; and the one way other
+threads hand the loop an answer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import TypeVar
@@ -27,12 +29,15 @@ def submit(
     job = pool.submit(work, item)
     outcome.add_done_callback(lambda settled: job.cancel() if settled.cancelled() else None)
 
-    def settle(done: Future[R]) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(_copy_outcome, done, outcome)
-
-    job.add_done_callback(settle)
+    job.add_done_callback(lambda done: call_from_thread(loop, _copy_outcome, done, outcome))
     return outcome
+
+
+def call_from_thread(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+    """`callback(*args)` on `loop`, called from any thread; nothing once the loop has closed, since nobody
+    waits for an answer then."""
+    with contextlib.suppress(RuntimeError):  # closed, perhaps just now
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _copy_outcome(done: Future[R], outcome: asyncio.Future[R]) -> None:
