@@ -202,16 +202,19 @@ class MicroBatcher:
         ]
 
     def _run_batch(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
         self._on_batch(len(batch))
+        self._answer(batch, self._results(batch))
+
+    def _results(self, batch: list[_Pending]) -> list[InferenceResult | Exception]:
+        """Each image's result, or the error that is its own; a failed run is every image's error."""
+        started = time.perf_counter()
         try:
             rows = self._stack_run_and_finish(batch)
         except Exception as exc:
-            self._answer(_fail_all, batch, exc)
-            return
+            return [exc] * len(batch)
         # The run alone: the finishes that followed it in the same thread are each image's own.
         run_seconds = time.perf_counter() - started - sum(row.seconds for row in rows)
-        results: list[InferenceResult | Exception] = [
+        return [
             InferenceResult(
                 row.outputs, started - item.enqueued, run_seconds, len(batch), row.finished, row.seconds
             )
@@ -219,12 +222,11 @@ class MicroBatcher:
             else row.error
             for row, item in zip(rows, batch, strict=True)
         ]
-        self._answer(_settle_all, batch, results)
 
-    def _answer(self, settle: Callable[..., None], *args: Any) -> None:
-        """`settle(*args)` on the event loop: one wake-up of the loop for the whole batch."""
+    def _answer(self, batch: list[_Pending], results: list[InferenceResult | Exception]) -> None:
+        """The batch's results on the event loop: one wake-up of the loop for the whole batch."""
         if self._loop is not None:
-            call_from_thread(self._loop, settle, *args)
+            call_from_thread(self._loop, _settle_all, batch, results)
 
 
 def _settle_all(batch: list[_Pending], results: list[InferenceResult | Exception]) -> None:
@@ -235,12 +237,6 @@ def _settle_all(batch: list[_Pending], results: list[InferenceResult | Exception
             item.future.set_exception(result)
         else:
             item.future.set_result(result)
-
-
-def _fail_all(batch: list[_Pending], error: Exception) -> None:
-    for item in batch:
-        if not item.future.done():
-            item.future.set_exception(error)
 
 
 def _finished(outputs: dict[str, np.ndarray], finish: Finish | None) -> _Row:
