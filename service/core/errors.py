@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def excerpt(text: str, limit: int = 64) -> str:
+    """`text` cut to `limit` characters, for quoting what a client sent in an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class ServiceError(Exception):
     """A failure a caller can act on; adapters map `code` to their protocol's status."""
 

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.core.engine import TensorAnswer
-from service.core.errors import InvalidInputError
+from service.core.errors import InvalidInputError, excerpt
 from service.http.examples import V2_INFER_REQUEST, V2_INFER_RESPONSE
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -40,6 +40,13 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 # The contract's models take float32 pixels: the one input datatype served.
 INPUT_DATATYPE = "FP32"
+# A model input is [N, H, W, C]; the bounds let a shape be checked before any arithmetic on it (a product of
+# 150,000 dimensions of 10**18 took 7 s of the event loop).
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31 - 1
+NAME_MAX_LENGTH = 256
+# JSON punctuation beyond one per value that a request's keys, names and parameters may use.
+JSON_STRUCTURE_SLACK = 4096
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -120,9 +127,11 @@ Parameters = dict[str, Any]
 class RequestInput(Schema):
     """An input tensor: JSON `data` (flat or nested, row-major) or `parameters.binary_data_size` bytes."""
 
-    name: str = Field(examples=["image"])
-    shape: list[Annotated[int, Field(ge=0)]] = Field(examples=[[1, 32, 32, 1]])
-    datatype: str = Field(examples=["FP32"])
+    name: str = Field(max_length=NAME_MAX_LENGTH, examples=["image"])
+    shape: list[Annotated[int, Field(ge=0, le=MAX_DIMENSION)]] = Field(
+        max_length=MAX_DIMENSIONS, examples=[[1, 32, 32, 1]]
+    )
+    datatype: str = Field(max_length=NAME_MAX_LENGTH, examples=["FP32"])
     parameters: Parameters | None = None
     data: list[Any] | None = Field(default=None, examples=[[0.0] * 8])
 
@@ -130,7 +139,7 @@ class RequestInput(Schema):
 class RequestOutput(Schema):
     """An output to return; `parameters.binary_data` asks for it as binary."""
 
-    name: str = Field(examples=["probabilities"])
+    name: str = Field(max_length=NAME_MAX_LENGTH, examples=["probabilities"])
     parameters: Parameters | None = None
 
 
@@ -190,9 +199,11 @@ def parse_control(body: bytes, schema: type[S]) -> S:
         raise InvalidInputError(f"malformed request body: {_first_error(exc)}") from None
 
 
-def parse_request(body: bytes, header_length: str | None) -> TensorRequest:
-    """Decode an inference body: the JSON object (all of it, or its declared length), then binary tensors."""
+def parse_request(body: bytes, header_length: str | None, *, max_values: int) -> TensorRequest:
+    """Decode an inference body: the JSON object (all of it, or its declared length), then binary tensors
+    of at most `max_values` values each. Blocking for up to a body's worth of JSON: call it off the loop."""
     header, binary = _split(body, header_length)
+    _check_json_structure(header, max_values)
     try:
         request = InferRequest.model_validate_json(header)
     except ValidationError as exc:
@@ -202,7 +213,7 @@ def parse_request(body: bytes, header_length: str | None) -> TensorRequest:
     for tensor in request.inputs:
         if tensor.name in inputs:
             raise InvalidInputError(f"input {tensor.name!r} is given twice")
-        inputs[tensor.name], offset = _input_array(tensor, binary, offset)
+        inputs[tensor.name], offset = _input_array(tensor, binary, offset, max_values)
     if offset != len(binary):
         raise InvalidInputError(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
     by_default = bool((request.parameters or {}).get("binary_data_output", False))
@@ -255,20 +266,39 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     try:
         length = int(header_length)
     except ValueError:
-        raise InvalidInputError(f"{HEADER_LENGTH} must be an integer, not {header_length!r}") from None
+        raise InvalidInputError(
+            f"{HEADER_LENGTH} must be an integer, not {excerpt(header_length)!r}"
+        ) from None
     if not 0 < length <= len(body):
         raise InvalidInputError(f"{HEADER_LENGTH} is {length}, but the body has {len(body)} bytes")
     return body[:length], body[length:]
 
 
-def _input_array(tensor: RequestInput, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
+def _check_json_structure(header: bytes, max_values: int) -> None:
+    """Refuse JSON with more separators or brackets than `max_values` numbers need, before it is parsed:
+    18 MB of `[[0]]` took 6 s and 960 MiB to parse and convert."""
+    limit = max_values + JSON_STRUCTURE_SLACK
+    for token, what in ((b",", "values"), (b"[", "nested lists"), (b"{", "objects")):
+        if header.count(token) > limit:
+            raise InvalidInputError(
+                f"the inference request holds more {what} than an input of at most {max_values} values needs"
+            )
+
+
+def _input_array(tensor: RequestInput, binary: bytes, offset: int, max_values: int) -> tuple[np.ndarray, int]:
     """The input's array, and where the next input's binary data starts."""
     if tensor.datatype != INPUT_DATATYPE:
         raise InvalidInputError(
             f"input {tensor.name!r} has datatype {tensor.datatype!r}; the model takes {INPUT_DATATYPE}"
         )
     dtype = DATATYPES[INPUT_DATATYPE]
+    # The shape's dimensions are bounded (InferRequest), so this product is cheap.
     count = math.prod(tensor.shape)
+    if not 1 <= count <= max_values:
+        raise InvalidInputError(
+            f"input {tensor.name!r} of shape {tensor.shape} holds {count} values; "
+            f"the model takes 1 to {max_values}"
+        )
     size = (tensor.parameters or {}).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize:
@@ -305,4 +335,4 @@ def _datatype_of(array: np.ndarray) -> str:
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    return excerpt(f"{where}: {first['msg']}" if where else first["msg"], 256)

@@ -8,10 +8,10 @@ import re
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MAX_BOUNDARY_LENGTH, MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from service.core.errors import TooManyImagesError
+from service.core.errors import TooManyImagesError, excerpt
 from service.http.errors import BadRequestError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -65,6 +65,11 @@ async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
     if b"boundary" not in params:
         raise BadRequestError("malformed multipart body: Missing boundary in multipart.")
     boundary = params[b"boundary"]
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise BadRequestError(
+            f"malformed multipart body: the boundary is {len(boundary)} characters, "
+            f"over the limit of {MAX_BOUNDARY_LENGTH}"
+        )
     parts = _FileParts(_charset(params.get(b"charset", b"utf-8")), max_images)
     _parse(await read_body(request), boundary, parts)
     images: list[bytes] = []
@@ -234,11 +239,16 @@ def _options(value: bytes, plain: re.Pattern[bytes]) -> dict[bytes, bytes]:
 
 
 def _charset(declared: bytes | str) -> str:
+    """The text codec a form declares for its field names; BadRequest for an unknown one, or for a codec
+    that is not text (`base64`, `zlib`, `rot13`: Python's bytes-to-bytes codecs)."""
     name = declared.decode("latin-1") if isinstance(declared, bytes) else declared
     try:
-        return codecs.lookup(name).name
+        codec = codecs.lookup(name)
     except LookupError:
-        return "latin-1"
+        codec = None
+    if codec is None or not codec._is_text_encoding:
+        raise BadRequestError(f"malformed multipart body: {excerpt(name)!r} is not a text charset")
+    return codec.name
 
 
 def _decode(raw: bytes, charset: str) -> str:

@@ -6,6 +6,7 @@ extension (service.http.oip), so tritonclient works unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -139,8 +140,13 @@ async def infer_version(request: Request, name: ModelPath, version: VersionPath)
 
 async def _infer(request: Request, name: str, version: int | None) -> Response:
     engine = engine_of(request)
-    engine.find(name, version)  # an unknown model is a 404 whatever the body holds
-    tensors = oip.parse_request(await read_body(request), request.headers.get(oip.HEADER_LENGTH))
+    spec = engine.find(name, version).metadata.input  # an unknown model is a 404 whatever the body holds
+    max_values = engine.limits.max_images * spec.height * spec.width * spec.channels
+    body = await read_body(request)
+    # Off the loop: a body's worth of JSON takes milliseconds to seconds to parse, and every other request
+    # (liveness probes included) would wait for it.
+    header_length = request.headers.get(oip.HEADER_LENGTH)
+    tensors = await asyncio.to_thread(oip.parse_request, body, header_length, max_values=max_values)
     answer = await engine.infer_tensors(name, version, tensors.inputs, tensors.outputs)
     body, headers = oip.encode_response(answer, tensors)
     return Response(body, headers=headers)

@@ -24,6 +24,8 @@ def test_each_hostile_request_gets_its_4xx_and_error_body(server: LiveServer, ca
         case.method, case.path, content=case.body or None, headers=headers, params=case.params
     )
     assert response.status_code == case.status, response.text[:500]
+    # Errors quote what was sent in bounded excerpts, never whole.
+    assert len(response.content) < 2048
     assert response.headers["content-type"].startswith("application/json")
     if case.code is None:
         assert set(response.json()) == {"error"}
