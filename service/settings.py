@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
 from service.core.engine import EngineConfig, RequestLimits
+from service.core.repository import DEFAULT_MAX_MODEL_BYTES
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODELS = {
@@ -98,6 +99,14 @@ class Settings(BaseSettings):
         default=None,
         description="The key of the model-control routes (/v2/repository/...); they are off without one.",
     )
+    max_model_bytes: int = Field(
+        default=DEFAULT_MAX_MODEL_BYTES,
+        ge=1,
+        description="A model file larger than this is refused unread (each is read whole into memory).",
+    )
+    follow_symlinks: bool = Field(
+        default=False, description="Serve model files that symlinks lead to outside the repository."
+    )
     model_poll_seconds: float = Field(
         default=0, ge=0, description="Rescan the model repository this often (load-then-swap); 0 = never."
     )
@@ -172,4 +181,6 @@ class Settings(BaseSettings):
             pixel_budget=self.pixel_budget,
             warmup=self.warmup,
             poll_seconds=self.model_poll_seconds,
+            max_model_bytes=self.max_model_bytes,
+            follow_symlinks=self.follow_symlinks,
         )

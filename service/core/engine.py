@@ -30,6 +30,7 @@ from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyE
 from service.core.imaging import ImageLimits, PreparedImage, open_image
 from service.core.pools import call_from_thread, map_in_pool
 from service.core.repository import (
+    DEFAULT_MAX_MODEL_BYTES,
     BatchingConfig,
     LoadedModel,
     LoadFailure,
@@ -89,6 +90,8 @@ class EngineConfig:
     pixel_budget: int = 128_000_000
     warmup: bool = True
     poll_seconds: float = 0  # rescan the repository this often; 0: only when asked
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class Engine:
             run_slots=threading.BoundedSemaphore(self.plan.concurrent_runs),
             batching=BatchingConfig(config.max_batch, delay, config.queue_size),
             preferred_defaults=config.default_models,
+            max_model_bytes=config.max_model_bytes,
+            follow_symlinks=config.follow_symlinks,
         )
         # Decoded pixels of the calls in flight: what bounds the memory that uploads can make the engine use.
         self.pixels = Budget("pixel", config.pixel_budget)

@@ -30,6 +30,7 @@ from service.observability import metrics
 logger = logging.getLogger("vision.repository")
 
 MODEL_FILE = "model.onnx"
+DEFAULT_MAX_MODEL_BYTES = 2 * 1024**3
 _VERSION_DIR = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
@@ -135,6 +136,10 @@ class ModelRepository:
     run_slots: threading.Semaphore  # runs at once across every model: the plan's concurrent runs
     batching: BatchingConfig
     preferred_defaults: Mapping[str, str]
+    # A file is read whole into memory to be checked and run: one larger than this is refused unread.
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    # Whether a symlink may lead out of the repository (to a file nobody put under the served tree).
+    follow_symlinks: bool = False
     models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
     defaults: dict[str, str] = field(default_factory=dict)
@@ -155,7 +160,7 @@ class ModelRepository:
             plan.failures.append(LoadFailure("*", "*", "models_dir", f"{self.root} is not a directory"))
             logger.error("model repository %s is not a directory", self.root)
             return plan
-        for name, version, path in _candidates(self.root):
+        for name, version, path in self._candidates(plan.failures):
             if (wanted is None and name in self.unloaded) or (wanted is not None and name not in wanted):
                 continue
             model = self._load_if_changed(name, version, path, plan.failures)
@@ -225,9 +230,20 @@ class ModelRepository:
         try:
             stamp = _stamp_of(path)
         except OSError as exc:
-            failures.append(self._fail(name, version, "model.onnx", f"cannot be read: {exc.strerror}"))
+            failures.append(self._fail(name, version, MODEL_FILE, f"cannot be read: {exc.strerror}"))
             return serving
         if serving is not None and serving.stamp == stamp:
+            return serving
+        size = stamp[1]
+        if size > self.max_model_bytes:
+            failures.append(
+                self._fail(
+                    name,
+                    version,
+                    MODEL_FILE,
+                    f"is {size} bytes, over VISION_MAX_MODEL_BYTES ({self.max_model_bytes}): not read",
+                )
+            )
             return serving
         refused = self._refused.get(path)
         if refused is not None and refused[0] == stamp:
@@ -237,8 +253,10 @@ class ModelRepository:
             model = self._open(name, version, path, stamp)
         except ContractError as exc:
             failure = self._fail(name, version, exc.key, exc.message)
+        except OSError as exc:
+            failure = self._fail(name, version, MODEL_FILE, f"cannot be read: {exc.strerror}")
         except Exception as exc:  # onnxruntime raises bare RuntimeError-like types for broken files.
-            failure = self._fail(name, version, "model.onnx", f"cannot be loaded: {exc}")
+            failure = self._fail(name, version, MODEL_FILE, f"cannot be loaded: {exc}")
         else:
             logger.info(
                 "loaded %s (%s, %d labels, input %dx%dx%d) on %s",
@@ -298,6 +316,40 @@ class ModelRepository:
             on_batch=lambda size: metrics.observe_batch(key, size),
             on_queue_depth=lambda depth: metrics.set_queue_depth(key, depth),
         )
+
+    def _candidates(self, failures: list[LoadFailure]) -> Iterator[tuple[str, str, Path]]:
+        """Each `<name>/<version>/model.onnx` under the root; a directory that cannot be read, or a link
+        out of the repository (unless followed on purpose), is a failure and the scan goes on."""
+        root = self.root.resolve()
+        for model_dir in self._subdirectories(self.root, failures, "*", "*"):
+            for version_dir in self._subdirectories(model_dir, failures, model_dir.name, "*"):
+                name, version = model_dir.name, version_dir.name
+                path = version_dir / MODEL_FILE
+                try:
+                    if not path.is_file():
+                        continue
+                    inside = path.resolve().is_relative_to(root)
+                except OSError as exc:
+                    failures.append(self._fail(name, version, "directory", f"cannot be read: {exc.strerror}"))
+                    continue
+                if not inside and not self.follow_symlinks:
+                    message = "is a link out of the repository (VISION_FOLLOW_SYMLINKS=true serves it)"
+                    failures.append(self._fail(name, version, MODEL_FILE, message))
+                    continue
+                yield name, version, path
+
+    def _subdirectories(
+        self, parent: Path, failures: list[LoadFailure], name: str, version: str
+    ) -> list[Path]:
+        """The visible directories in `parent`, sorted; none, and a failure, when it cannot be read."""
+        try:
+            return sorted(
+                path for path in parent.iterdir() if path.is_dir() and not path.name.startswith(".")
+            )
+        except OSError as exc:
+            key = "models_dir" if name == "*" else "directory"
+            failures.append(self._fail(name, version, key, f"cannot be read: {exc.strerror}"))
+            return []
 
     def _fail(self, name: str, version: str, key: str, message: str) -> LoadFailure:
         logger.error("refused model %s/%s: %s: %s", name, version, key, message)
@@ -391,13 +443,3 @@ class ModelRepository:
 def _stamp_of(path: Path) -> FileStamp:
     status = os.stat(path)
     return status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _candidates(root: Path) -> Iterator[tuple[str, str, Path]]:
-    for model_dir in sorted(
-        path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")
-    ):
-        for version_dir in sorted(path for path in model_dir.iterdir() if path.is_dir()):
-            path = version_dir / MODEL_FILE
-            if path.is_file():
-                yield model_dir.name, version_dir.name, path

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx_models
 import pytest
+from unprivileged import read_as_nobody
 
 from service.core.errors import ModelNotFoundError, WrongTaskError
 from service.core.repository import BatchingConfig, ModelRepository
 from service.core.runtime import plan_execution
 
 
-def registry_for(root: Path, defaults: dict[str, str] | None = None) -> ModelRepository:
+def registry_for(
+    root: Path, defaults: dict[str, str] | None = None, *, follow_symlinks: bool = False
+) -> ModelRepository:
     registry = ModelRepository(
         root=root,
         plan=plan_execution("cpu", cores=2, threads=1, workers=1),
         run_slots=threading.BoundedSemaphore(1),
         batching=BatchingConfig(max_batch=4, max_delay=0.001, queue_size=8),
         preferred_defaults=defaults or {},
+        follow_symlinks=follow_symlinks,
     )
     registry.load_all()
     return registry
@@ -93,3 +101,60 @@ def test_a_file_changed_after_export_is_refused_and_reported(tmp_path: Path) -> 
     assert (failure.name, failure.key) == ("colours", "vision.sha256")
     assert "changed after export" in failure.message
     assert registry.not_ready_reason() == "no model is loaded"
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory that every user may enter (pytest's own are the test user's alone)."""
+    path = Path(tempfile.mkdtemp())
+    path.chmod(0o755)
+    yield path
+    for inner in path.rglob("*"):
+        inner.chmod(0o755 if inner.is_dir() else 0o644)
+    shutil.rmtree(path)
+
+
+def test_unreadable_directories_are_listed_failures_and_the_rest_serves(open_dir: Path) -> None:
+    onnx_models.colour_classifier(open_dir)
+    lost = open_dir / "lost+found"  # the root-only folder at the top of an ext4 volume
+    lost.mkdir(mode=0o700)
+    unreadable_version = onnx_models.brightness_classifier(open_dir).parent
+    unreadable_version.chmod(0o000)
+    if os.geteuid() != 0:
+        lost.chmod(0o000)
+    registry = read_as_nobody(lambda: registry_for(open_dir))
+    assert [model.key for model in registry.loaded()] == ["colours:1"]
+    assert sorted([f.name, f.version, f.key, f.message] for f in registry.failures) == [
+        ["brightness", "1", "directory", "cannot be read: Permission denied"],
+        ["lost+found", "*", "directory", "cannot be read: Permission denied"],
+    ]
+
+
+def test_a_model_file_over_the_byte_limit_is_refused_unread(tmp_path: Path) -> None:
+    onnx_models.colour_classifier(tmp_path)
+    huge = tmp_path / "huge" / "1" / "model.onnx"
+    huge.parent.mkdir(parents=True)
+    with huge.open("wb") as sparse:  # 3 GB on paper, no disk blocks
+        sparse.truncate(3 * 1024**3)
+    registry = registry_for(tmp_path)
+    assert [model.key for model in registry.loaded()] == ["colours:1"]
+    (failure,) = registry.failures
+    assert (failure.name, failure.key) == ("huge", "model.onnx")
+    assert failure.message == f"is {3 * 1024**3} bytes, over VISION_MAX_MODEL_BYTES ({2 * 1024**3}): not read"
+
+
+def test_links_out_of_the_repository_are_refused_unless_followed(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "models", tmp_path / "elsewhere"
+    onnx_models.colour_classifier(root)
+    onnx_models.brightness_classifier(elsewhere)
+    (root / "brightness").symlink_to(elsewhere / "brightness")
+    (root / "colours" / "2").symlink_to(root / "colours" / "1")  # a link that stays inside serves
+    refused = registry_for(root)
+    assert [model.key for model in refused.loaded()] == ["colours:1"]
+    assert [(f.name, f.key) for f in refused.failures] == [
+        ("brightness", "model.onnx"),
+        ("colours", "vision.version"),
+    ]
+    assert "link out of the repository" in refused.failures[0].message
+    followed = registry_for(root, follow_symlinks=True)
+    assert [model.key for model in followed.loaded()] == ["brightness:1", "colours:1"]

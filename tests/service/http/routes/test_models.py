@@ -136,3 +136,23 @@ def test_docs_work_offline(client: httpx.Client) -> None:
     classify = schema["paths"]["/classify"]["post"]
     assert "multipart/form-data" in classify["requestBody"]["content"]
     assert {"400", "413", "415", "422", "503"} <= set(classify["responses"])
+
+
+def test_a_3_gb_file_and_a_link_out_are_listed_and_the_rest_serves(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    root, elsewhere = tmp_path / "models", tmp_path / "elsewhere"
+    onnx_models.colour_classifier(root)
+    onnx_models.brightness_classifier(elsewhere)
+    (root / "brightness").symlink_to(elsewhere / "brightness")
+    huge = root / "huge" / "1" / "model.onnx"
+    huge.parent.mkdir(parents=True)
+    with huge.open("wb") as sparse:  # 3 GB on paper, no disk blocks: a read would fill the memory
+        sparse.truncate(3 * 1024**3)
+    server = start_server(root, default_models='{"classify": "colours"}')
+    failures = {f["name"]: f for f in server.client.get("/models").json()["failures"]}
+    assert failures.keys() == {"brightness", "huge"}
+    assert "link out of the repository" in failures["brightness"]["message"]
+    assert "over VISION_MAX_MODEL_BYTES" in failures["huge"]["message"]
+    assert server.client.get("/healthz/ready").status_code == 200
+    assert server.client.get("/models/colours").status_code == 200
