@@ -48,4 +48,5 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz/ready', timeout=4)"]
-CMD ["vision-service", "--host", "0.0.0.0", "--port", "8000", "--forwarded-allow-ips", "*"]
+# X-Forwarded-For is believed from loopback only: name your proxies in VISION_FORWARDED_ALLOW_IPS.
+CMD ["vision-service", "--host", "0.0.0.0", "--port", "8000"]

@@ -17,7 +17,7 @@ from service.core.runtime import ProviderUnavailableError, plan_execution
 from service.http.app import create_app
 from service.http.auth import ApiKeys, AuthConfigError
 from service.http.lifecycle import Lifecycle
-from service.http.server import DrainingServer, protocol_for
+from service.http.server import DrainingServer, HeadLimits, protocol_for
 from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket
 from service.observability.logs import configure_logging
 from service.settings import Settings
@@ -38,8 +38,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(LISTEN_FD_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies whose X-Forwarded-For/-Proto are trusted; '*' behind a load balancer you control",
+        default=None,
+        help="proxies whose X-Forwarded-For/-Proto are trusted, addresses or networks, comma-separated "
+        "(default: VISION_FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1)",
     )
     return parser.parse_args(argv)
 
@@ -89,11 +90,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        http=protocol_for(lifecycle, settings.header_timeout_seconds),
+        http=protocol_for(
+            lifecycle,
+            HeadLimits(settings.header_timeout_seconds, settings.max_header_bytes, settings.max_headers),
+        ),
         # The service logs one structured line per request itself, so uvicorn's access log would repeat it.
         access_log=False,
         proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        forwarded_allow_ips=args.forwarded_allow_ips or settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.shutdown_seconds,
         log_config=None,
     )
@@ -108,7 +112,9 @@ def supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int
         sockets = bind(args.host, args.port, workers)
     except OSError as exc:
         sys.exit(f"vision-service: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-    command = [sys.executable, "-m", "service", "--forwarded-allow-ips", args.forwarded_allow_ips]
+    command = [sys.executable, "-m", "service"]
+    if args.forwarded_allow_ips is not None:
+        command += ["--forwarded-allow-ips", args.forwarded_allow_ips]
     return Supervisor(command, sockets, settings.usable_cores).run()
 
 

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         default=10, gt=0, description="From a connection's first byte (or its last answer) to a full head."
     )
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, description="Bytes of one request head: its request line and headers."
+    )
+    max_headers: int = Field(default=100, ge=8, description="Header lines of one request.")
     body_idle_seconds: float = Field(default=10, gt=0, description="Longest pause inside a request body.")
     body_timeout_seconds: float = Field(default=60, gt=0, description="Longest time to receive one body.")
     request_timeout_seconds: float = Field(
@@ -109,6 +113,12 @@ class Settings(BaseSettings):
     )
     model_poll_seconds: float = Field(
         default=0, ge=0, description="Rescan the model repository this often (load-then-swap); 0 = never."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        min_length=1,
+        description="Proxies whose X-Forwarded-For and -Proto are believed: addresses or networks, "
+        "comma-separated; '*' believes any client, so only behind a proxy that every request passes.",
     )
     cors_origins: CommaList = Field(default_factory=list)
     log_format: Literal["json", "text"] = "text"

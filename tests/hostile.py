@@ -275,6 +275,7 @@ def corpus(max_upload_bytes: int, max_images: int) -> list[Hostile]:
         ),
         # Routes and methods
         Hostile("GET on an upload route", 405, "method_not_allowed", method="GET", content_type=None),
+        Hostile("a task route with a trailing slash", 404, "not_found", path="/classify/", body=good),
         Hostile(
             "unknown route", 404, "not_found", path="/admin/../../etc/passwd", method="GET", content_type=None
         ),

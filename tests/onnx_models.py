@@ -200,3 +200,48 @@ def misshapen_model(root: Path) -> Path:
 
 def _props(model: onnx.ModelProto) -> dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def slow_classifier(root: Path, name: str = "slow", version: int = 1, iterations: int = 20_000) -> Path:
+    """The colour classifier's answer after `iterations` rounds of a 128x128 matrix product whose result is
+    multiplied by zero: a model whose run takes seconds, for requests still running when something ends."""
+    spec = InputSpec(name="image", height=8, width=8, channels=3)
+    meta = _metadata(
+        "classify", name, version, ("red", "green", "blue"), spec, "stretch", {"probabilities": "probs"}
+    )
+    body = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["state_in", "state_in"], ["product"]),
+            helper.make_node("Tanh", ["product"], ["state_out"]),
+            helper.make_node("Identity", ["condition_in"], ["condition_out"]),
+        ],
+        "rounds",
+        [
+            helper.make_tensor_value_info("round", TensorProto.INT64, []),
+            helper.make_tensor_value_info("condition_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_in", TensorProto.FLOAT, [128, 128]),
+        ],
+        [
+            helper.make_tensor_value_info("condition_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [128, 128]),
+        ],
+    )
+    nodes = [
+        _const("rounds", np.array(iterations, dtype=np.int64)),
+        helper.make_node("Constant", [], ["always"], value=numpy_helper.from_array(np.array(True), "always")),
+        # The loop starts from the input, so no optimiser can fold it into a constant at load.
+        helper.make_node("ReduceMean", ["image"], ["overall"], keepdims=0),
+        _const("zero", [0.0]),
+        helper.make_node("Mul", ["overall", "zero"], ["no_shift"]),
+        _const("seed", np.full((128, 128), 0.01)),
+        helper.make_node("Add", ["seed", "no_shift"], ["start"]),
+        helper.make_node("Loop", ["rounds", "always", "start"], ["spun"], body=body),
+        helper.make_node("ReduceSum", ["spun"], ["spun_sum"], keepdims=0),
+        helper.make_node("Mul", ["spun_sum", "zero"], ["nothing"]),
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2], keepdims=0),
+        _const("scale", [0.1]),
+        helper.make_node("Mul", ["mean", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "nothing"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    return _save(root, meta, nodes, [_output("probs", ["N", 3])])

@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
     app = LaneApp(
         docs_url=None,
         redoc_url=None,
+        # A redirect to the path with or without its slash would build its Location from the Host header.
+        redirect_slashes=False,
         title="vision-service",
         version=__version__,
         description=DESCRIPTION,

@@ -92,6 +92,7 @@ STATUS: dict[str, Status] = {
     "method_not_allowed": Status(405, 405),
     "request_timeout": Status(408, 408),
     "payload_too_large": Status(413, 413),
+    "headers_too_large": Status(431, 431),
     "too_many_images": Status(413, 413),
     "image_too_large": Status(413, 413),
     "unsupported_media_type": Status(415, 415),

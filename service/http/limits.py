@@ -81,6 +81,17 @@ class RequestLimitsMiddleware:
                 detail={"deadline_seconds": self.bounds.request_seconds},
             )
             await send_error(send, scope["path"], error, close=not body.complete)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when the shutdown's grace period ends: answered here,
+            # that is a 503 to retry elsewhere rather than the 500 uvicorn would send.
+            if started or not self.lifecycle.stopping:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            error = ShuttingDownError(
+                "the server shut down before this request was answered; send it again",
+                headers={"Retry-After": "1"},
+            )
+            await send_error(send, scope["path"], error, close=True)
         finally:
             self.bodies.release(body.held)
 

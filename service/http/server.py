@@ -3,6 +3,8 @@
 The protocol adds to uvicorn's:
 - a request head must arrive within `header_timeout_seconds` of the connection or of its first byte (uvicorn
   waits for ever): else 408 and the connection closes;
+- a head is bounded in bytes and in header lines (uvicorn's httptools parser buffers any amount): else 431
+  and the connection closes;
 - a response's head and body leave in one write, so a process killed between the two never leaves a proxy
   holding a head without a body, which it can neither finish nor retry;
 - while draining, every answer carries `Connection: close`, so keep-alive clients reconnect elsewhere, and
@@ -25,13 +27,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass
+from http import HTTPStatus
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.http.errors import error_body
+from service.http.errors import error_body, status_of
 from service.http.lifecycle import Lifecycle
 
 logger = logging.getLogger("vision.server")
@@ -42,12 +46,31 @@ LINGER_SECONDS = 2.0
 LAST_REQUEST_SECONDS = 0.5
 
 
-def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[HttpToolsProtocol]:
+@dataclass(frozen=True)
+class HeadLimits:
+    """How long a request head may take to arrive, and how large it may be."""
+
+    timeout_seconds: float
+    max_bytes: int
+    max_headers: int
+
+
+class _HeadRefusedError(Exception):
+    """Raised from a parser callback to stop parsing a head that is refused."""
+
+
+def protocol_for(lifecycle: Lifecycle, head: HeadLimits) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the limits above, for `uvicorn.Config(http=...)`."""
 
     class GuardedProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
         _lingering = False
+        # Head bytes counted from the first read after the one in which the head began: never more than
+        # what arrived, whatever a pipelined request before it left in that read.
+        _head_bytes = 0
+        _header_count = 0
+        _head_began_now = False
+        _head_refusal: str | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -60,12 +83,34 @@ def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[Ht
         def data_received(self, data: bytes) -> None:
             if self._lingering:
                 return  # read only to be discarded: the answer is sent and the connection is closing
+            self._head_began_now = False
             super().data_received(data)
+            if self._head_timer is None or self._head_began_now or self.transport.is_closing():
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > head.max_bytes:
+                self._refuse_head(f"the request head is over {head.max_bytes} bytes")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._head_bytes = self._header_count = 0
+            self._head_began_now = True
             if self._head_timer is None:
                 self._arm_head_timer()
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._header_count += 1
+            if self._header_count > head.max_headers:
+                self._head_refusal = f"the request has more than {head.max_headers} header lines"
+                raise _HeadRefusedError
+            super().on_header(name, value)
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's answer to a parser error, which is what a refusal raised in a callback becomes.
+            if self._head_refusal is None:
+                super().send_400_response(msg)
+            else:
+                self._refuse_head(self._head_refusal)
 
         def on_headers_complete(self) -> None:
             self._cancel_head_timer()
@@ -98,7 +143,7 @@ def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[Ht
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
         def _arm_head_timer(self) -> None:
-            self._head_timer = self.loop.call_later(header_timeout_seconds, self._head_timed_out)
+            self._head_timer = self.loop.call_later(head.timeout_seconds, self._head_timed_out)
 
         def _cancel_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -107,13 +152,24 @@ def protocol_for(lifecycle: Lifecycle, header_timeout_seconds: float) -> type[Ht
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
+            message = f"the request head did not arrive within {head.timeout_seconds:g} s"
+            self._answer_and_close("request_timeout", message)
+
+        def _refuse_head(self, message: str) -> None:
+            self._cancel_head_timer()
+            logger.warning("refused a request head from %s: %s", self.client, message)
+            self._answer_and_close("headers_too_large", message)
+
+        def _answer_and_close(self, code: str, message: str) -> None:
+            """An error answered before any request reached the app, on a connection closed after it."""
             if self.transport.is_closing():
                 return
-            message = f"the request head did not arrive within {header_timeout_seconds:g} s"
-            body = json.dumps(error_body("request_timeout", message)).encode()
+            status = status_of(code)
+            body = json.dumps(error_body(code, message)).encode()
             self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                % (status, HTTPStatus(status).phrase.encode(), len(body), body)
             )
             self.transport.close()
 

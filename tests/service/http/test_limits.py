@@ -83,6 +83,39 @@ def test_a_head_that_never_ends_is_cut_off(stalls: LiveServer) -> None:
     assert (status, error["code"]) == (408, "request_timeout")
 
 
+def send_head_until_answered(server: LiveServer, head: bytes, chunk: int = 4096) -> bytes:
+    """Send `head` in chunks, as fast as the server reads, until it answers or closes; then the answer."""
+    with connect(server) as sock:
+        for start in range(0, len(head), chunk):
+            try:
+                sock.sendall(head[start : start + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        return read_until_closed(sock)
+
+
+def test_a_head_of_50_mib_is_refused_with_431_after_its_first_kilobytes(server: LiveServer) -> None:
+    head = b"GET /healthz/live HTTP/1.1\r\nHost: test\r\nX-Padding: " + b"a" * (50 * 1024 * 1024)
+    status, error, head_lines = status_and_error(send_head_until_answered(server, head))
+    assert (status, error["code"]) == (431, "headers_too_large")
+    assert error["message"] == "the request head is over 32768 bytes"
+    assert b"connection: close" in head_lines
+
+
+def test_a_head_of_too_many_lines_is_refused_with_431(server: LiveServer) -> None:
+    lines = b"".join(b"X-Line-%d: x\r\n" % index for index in range(101))
+    head = b"GET /healthz/live HTTP/1.1\r\nHost: test\r\n" + lines + b"\r\n"
+    status, error, _ = status_and_error(send_head_until_answered(server, head))
+    assert (status, error["code"]) == (431, "headers_too_large")
+    assert error["message"] == "the request has more than 100 header lines"
+
+
+def test_a_head_within_the_limits_is_answered(server: LiveServer) -> None:
+    lines = b"".join(b"X-Line-%d: %s\r\n" % (index, b"x" * 200) for index in range(90))
+    head = b"GET /healthz/live HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + lines + b"\r\n"
+    assert send_head_until_answered(server, head).startswith(b"HTTP/1.1 200 OK")
+
+
 def test_a_body_that_stalls_gets_408_and_the_connection_closes(stalls: LiveServer) -> None:
     with connect(stalls) as sock:
         sock.sendall(POST_HEAD % 1000 + b"\x89PNG")

@@ -95,6 +95,35 @@ def test_stalled_uploads_do_not_hold_the_shutdown_nor_become_500s(
     assert "Traceback" not in server.logs()
 
 
+def test_a_request_still_running_when_the_grace_period_ends_gets_503_not_500(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    onnx_models.slow_classifier(tmp_path, iterations=300_000)  # a run of about 10 s
+    server = start_server(
+        tmp_path, default_models='{"classify": "slow"}', warmup="false", drain_seconds=0, shutdown_seconds=0.5
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(RED_PNG), RED_PNG)
+        )
+        time.sleep(1)  # the body is in, the run under way
+        server.process.send_signal(signal.SIGTERM)
+        answer = b""
+        while received := sock.recv(65536):
+            answer += received
+    server.process.wait(timeout=60)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"retry-after: 1" in head.lower()
+    assert json.loads(body)["error"] == {
+        "code": "shutting_down",
+        "message": "the server shut down before this request was answered; send it again",
+        "detail": None,
+    }
+    assert "Traceback" not in server.logs()
+
+
 def written_responses(trace: str) -> list[bytes]:
     """Every write of an HTTP response head in an `strace -xx` log, as the bytes of that one call."""
     writes = re.findall(r'(?:write|sendto|sendmsg|writev)\(\d+, "((?:\\x[0-9a-f]{2})+)"', trace)

@@ -24,8 +24,9 @@ def test_each_hostile_request_gets_its_4xx_and_error_body(server: LiveServer, ca
         case.method, case.path, content=case.body or None, headers=headers, params=case.params
     )
     assert response.status_code == case.status, response.text[:500]
-    # Errors quote what was sent in bounded excerpts, never whole.
+    # Errors quote what was sent in bounded excerpts, never whole; nothing sends the client elsewhere.
     assert len(response.content) < 2048
+    assert "location" not in response.headers
     assert response.headers["content-type"].startswith("application/json")
     if case.code is None:
         assert set(response.json()) == {"error"}
