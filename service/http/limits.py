@@ -132,8 +132,6 @@ class _BodyReader:
         if self._deadline is None:
             # The body's time starts when the app first asks for it: after the key check, not before.
             self._deadline = loop.time() + bounds.body_seconds
-            if self._declared:
-                await self._hold(self._declared)
         until = min(loop.time() + bounds.body_idle_seconds, self._deadline)
         message = await self._receive_until(until)
         if message["type"] == "http.disconnect":
@@ -145,8 +143,9 @@ class _BodyReader:
             raise PayloadTooLargeError(
                 _too_large(self.received, bounds.max_body_bytes), detail={"limit": bounds.max_body_bytes}
             )
-        if self._declared is None:
-            await self._hold(chunk)
+        # Charged as the bytes arrive, not as declared: connections that declare the limit and then trickle
+        # must not hold the budget that honest uploads need.
+        await self._hold(chunk)
         if not message.get("more_body", False):
             self.complete = True
         return message

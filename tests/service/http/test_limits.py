@@ -3,6 +3,7 @@ cut off with 408, a request past its deadline gets 504, and bodies share a bound
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -153,14 +154,17 @@ def test_a_request_past_its_deadline_gets_504(deadline: LiveServer) -> None:
     assert b"connection: close" in head
 
 
-def test_bodies_share_a_bounded_budget_of_bytes(small_budget: LiveServer) -> None:
+def test_bodies_share_a_bounded_budget_of_the_bytes_received(small_budget: LiveServer) -> None:
     with connect(small_budget) as holder, connect(small_budget) as refused:
-        holder.sendall(POST_HEAD % 1_000_000 + b"\0" * 1000)  # holds its declared million bytes
-        time.sleep(0.3)
-        refused.sendall(POST_HEAD % 1_000_000 + b"\0" * 1000)
+        holder.sendall(POST_HEAD % 1_000_000 + b"\0" * 990_000)  # holds what it sent, then stalls
+        time.sleep(0.5)
+        refused.sendall(POST_HEAD % 1_000_000)
+        with contextlib.suppress(ConnectionError):
+            refused.sendall(b"\0" * 990_000)  # more than the 510,000 bytes left
         status, error, head = status_and_error(read_until_closed(refused))
         assert (status, error["code"]) == (503, "overloaded")
-        assert error["detail"] == {"budget": "request-body byte", "capacity": 1_500_000, "needed": 1_000_000}
+        assert error["detail"]["budget"] == "request-body byte"
+        assert error["detail"]["capacity"] == 1_500_000
         assert_like(error_example("overloaded", "/classify", 503), {"error": error})
         assert b"retry-after: 1" in head
         assert b"connection: close" in head
@@ -169,3 +173,23 @@ def test_bodies_share_a_bounded_budget_of_bytes(small_budget: LiveServer) -> Non
         "/classify", files={"image": ("red.png", encode(solid((255, 0, 0)), "PNG"), "image/png")}
     )
     assert response.status_code == 200
+
+
+def test_connections_that_declare_the_limit_and_trickle_starve_no_upload(small_budget: LiveServer) -> None:
+    # Charged as declared, heads of 1 MB and 0.5 MB held the whole 1.5 MB budget and refused every upload.
+    tricklers = [connect(small_budget) for _ in range(2)]
+    try:
+        for sock, declared in zip(tricklers, (1_000_000, 500_000), strict=True):
+            sock.sendall(POST_HEAD % declared + b"\0")
+        time.sleep(0.3)
+        photo = encode(solid((255, 0, 0)), "PNG")
+        statuses = [
+            small_budget.client.post(
+                "/classify", files={"image": ("red.png", photo, "image/png")}
+            ).status_code
+            for _ in range(20)
+        ]
+        assert statuses == [200] * 20
+    finally:
+        for sock in tricklers:
+            sock.close()
