@@ -69,7 +69,9 @@ class Settings(BaseSettings):
         default=128_000_000, ge=1, description="Declared pixels of every request in flight together."
     )
     body_budget_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=1024, description="Request-body bytes held by every request together."
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of request bodies, and of answers not yet read, held by all connections together.",
     )
     max_images: int = Field(default=16, ge=1)
     header_timeout_seconds: float = Field(
@@ -83,6 +85,12 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=60, gt=0, description="Longest time to receive one body.")
     request_timeout_seconds: float = Field(
         default=60, gt=0, description="Longest time to answer one request, body included (then 504)."
+    )
+    send_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Longest time an answer may wait without its client reading a byte; then the connection "
+        "is cut off and the answer's memory freed.",
     )
     drain_seconds: float = Field(
         default=5, ge=0, description="After SIGTERM: readiness 503 but still serving, so balancers move away."

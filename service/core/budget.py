@@ -57,6 +57,10 @@ class Budget:
                 self._grant_waiters()
             raise
 
+    def charge(self, units: int) -> None:
+        """Count `units` that are already in memory, past the capacity if need be: what comes after waits."""
+        self.in_use += units
+
     def release(self, units: int) -> None:
         self.in_use -= units
         self._grant_waiters()

@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
     app.state.lifecycle = Lifecycle()
+    # Bytes in connections' buffers: request bodies as they arrive, and answers until their client reads them.
+    app.state.bodies = Budget("request-body byte", settings.body_budget_bytes)
     app.state.serve_when_loaded = serve_when_loaded
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
             body_seconds=settings.body_timeout_seconds,
             request_seconds=settings.request_timeout_seconds,
         ),
-        bodies=Budget("request-body byte", settings.body_budget_bytes),
+        bodies=app.state.bodies,
         lifecycle=app.state.lifecycle,
     )
     if settings.cors_origins:

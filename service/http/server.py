@@ -5,6 +5,9 @@ The protocol adds to uvicorn's:
   waits for ever): else 408 and the connection closes;
 - a head is bounded in bytes and in header lines (uvicorn's httptools parser buffers any amount): else 431
   and the connection closes;
+- an answer the client does not read is cut off: when no byte of it leaves for `send.timeout_seconds`, the
+  connection is aborted and its unsent bytes freed; until then they are charged to `send.unsent`, the budget
+  that request bodies draw on, so unread answers cannot grow memory without bound;
 - a response's head and body leave in one write, so a process killed between the two never leaves a proxy
   holding a head without a body, which it can neither finish nor retry;
 - while draining, every answer carries `Connection: close`, so keep-alive clients reconnect elsewhere, and
@@ -35,6 +38,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.core.budget import Budget
 from service.http.errors import error_body, status_of
 from service.http.lifecycle import Lifecycle
 
@@ -55,11 +59,19 @@ class HeadLimits:
     max_headers: int
 
 
+@dataclass(frozen=True)
+class SendLimits:
+    """How long an answer may wait for its client to read a byte, and the budget its unsent bytes count in."""
+
+    timeout_seconds: float
+    unsent: Budget
+
+
 class _HeadRefusedError(Exception):
     """Raised from a parser callback to stop parsing a head that is refused."""
 
 
-def protocol_for(lifecycle: Lifecycle, head: HeadLimits) -> type[HttpToolsProtocol]:
+def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the limits above, for `uvicorn.Config(http=...)`."""
 
     class GuardedProtocol(HttpToolsProtocol):
@@ -71,6 +83,9 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits) -> type[HttpToolsProtoc
         _header_count = 0
         _head_began_now = False
         _head_refusal: str | None = None
+        _send_timer: asyncio.TimerHandle | None = None
+        _unsent_charged = 0
+        _unsent_seen: int | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -78,7 +93,17 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits) -> type[HttpToolsProtoc
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
+            self._stop_watching_unsent()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._unsent_seen = None
+            self._watch_unsent()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._stop_watching_unsent()
 
         def data_received(self, data: bytes) -> None:
             if self._lingering:
@@ -141,6 +166,35 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits) -> type[HttpToolsProtoc
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+        def _watch_unsent(self) -> None:
+            """Charge what waits to be sent; abort when none of it left since the last look."""
+            self._send_timer = None
+            unsent = self.transport.get_write_buffer_size()
+            if self._unsent_seen is not None and unsent >= self._unsent_seen:
+                logger.warning(
+                    "cut off an answer to %s: %d bytes unread for %g s",
+                    self.client,
+                    unsent,
+                    send.timeout_seconds,
+                )
+                self._stop_watching_unsent()
+                self.transport.abort()  # unlike close, drops the unsent bytes
+                return
+            self._unsent_seen = unsent
+            if unsent > self._unsent_charged:
+                send.unsent.charge(unsent - self._unsent_charged)
+            else:
+                send.unsent.release(self._unsent_charged - unsent)
+            self._unsent_charged = unsent
+            self._send_timer = self.loop.call_later(send.timeout_seconds, self._watch_unsent)
+
+        def _stop_watching_unsent(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+            send.unsent.release(self._unsent_charged)
+            self._unsent_charged = 0
 
         def _arm_head_timer(self) -> None:
             self._head_timer = self.loop.call_later(head.timeout_seconds, self._head_timed_out)

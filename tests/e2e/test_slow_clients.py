@@ -4,6 +4,8 @@ with 200 of them attached neither waits for them nor answers them with a 500."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import signal
 import socket
 import statistics
@@ -11,7 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 from conftest import LiveServer, ServerFactory, encode, solid
+from PIL import Image
+from polling import wait_for
 
 STALLED = 200
 STALLED_HEAD = (
@@ -95,3 +100,70 @@ def test_a_shutdown_with_stalled_uploads_attached_is_clean_and_prompt(
     assert exited < 1 + 5
     assert "Traceback" not in server.logs()
     assert "Internal Server Error" not in server.logs()
+
+
+def noise_jpegs(count: int, size: tuple[int, int] = (1600, 1000)) -> list[bytes]:
+    """Photos whose overlays compress badly: an answer of megabytes from a body of a few."""
+    generator = np.random.default_rng(7)
+    return [
+        encode(Image.fromarray(generator.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)), "JPEG")
+        for _ in range(count)
+    ]
+
+
+def ask_and_never_read(server: LiveServer, images: list[bytes]) -> socket.socket:
+    """A /segment/json overlay request for `images` whose answer is never read (a small receive window)."""
+    body, content_type = httpx_multipart(images)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(
+        b"POST /segment/json?style=overlay HTTP/1.1\r\nHost: t\r\n"
+        b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n" % (content_type.encode(), len(body)) + body
+    )
+    return sock
+
+
+def httpx_multipart(images: list[bytes]) -> tuple[bytes, str]:
+    request = httpx.Request(
+        "POST",
+        "http://t/",
+        files=[("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)],
+    )
+    return request.read(), request.headers["content-type"]
+
+
+def test_an_answer_nobody_reads_is_cut_off_and_its_memory_freed(
+    start_server: ServerFactory, test_models_dir: Path
+) -> None:
+    server = start_server(test_models_dir, send_timeout_seconds=1)
+    sock = ask_and_never_read(server, noise_jpegs(8))
+    wait_for(lambda: "cut off an answer" in server.logs(), timeout=60)
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    declared = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))
+    assert len(body) < declared  # cut off, not delivered late
+    assert declared > 8_000_000
+    assert server.alive()
+
+
+def test_unread_answers_count_in_the_body_budget_until_they_leave(
+    start_server: ServerFactory, test_models_dir: Path
+) -> None:
+    server = start_server(
+        test_models_dir, body_budget_bytes=4_000_000, max_upload_bytes=4_000_000, send_timeout_seconds=60
+    )
+    unread = ask_and_never_read(server, noise_jpegs(4, (1200, 800)))
+    photo = encode(solid((255, 0, 0)), "PNG")
+
+    def upload() -> int:
+        return server.client.post("/classify", files={"image": ("red.png", photo, "image/png")}).status_code
+
+    with unread:
+        wait_for(lambda: upload() == 503, timeout=60)  # the unread megabytes fill the budget
+    wait_for(lambda: upload() == 200, timeout=30)  # and leave it with their connection

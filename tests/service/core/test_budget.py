@@ -69,3 +69,17 @@ def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
 def test_more_than_the_capacity_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="never fit"):
         asyncio.run(Budget("pixel", 10).acquire(11))
+
+
+def test_units_charged_past_the_capacity_hold_back_what_comes_after_until_released() -> None:
+    async def main() -> None:
+        budget = Budget("byte", 10, wait_seconds=5)
+        budget.charge(15)  # already in memory: counted, never refused
+        waiting = asyncio.create_task(budget.acquire(1))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        budget.release(15)
+        await waiting
+        assert budget.in_use == 1
+
+    asyncio.run(main())
