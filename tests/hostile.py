@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from conftest import encode
+from conftest import encode, solid
 from PIL import Image
 
 BOUNDARY = "hostile-boundary"
@@ -58,6 +58,51 @@ def png_declaring(width: int, height: int) -> bytes:
 def with_size_field(data: bytes, offset: int, fmt: str, *values: int) -> bytes:
     """`data` with the integers at `offset` (struct format `fmt`) replaced: a header that lies."""
     return data[:offset] + struct.pack(fmt, *values) + data[offset + struct.calcsize(fmt) :]
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """Each segment of a JPEG as (marker, start, end), a scan running to the next marker."""
+    found, position = [], 2
+    while position < len(data):
+        marker = data[position + 1]
+        if marker == 0xD9:
+            return [*found, (marker, position, position + 2)]
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            while data[end] != 0xFF or data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                end += 1
+        found.append((marker, position, end))
+        position = end
+    return found
+
+
+def jpeg_with_repeated_scans(count: int) -> bytes:
+    """A progressive JPEG whose last scan (an AC refinement of a flat 2048x2048 image, a few bytes) is
+    repeated `count` times: libjpeg makes a pass over the whole image for each."""
+    data = encode(Image.new("RGB", (2048, 2048), (120, 130, 140)), "JPEG", progressive=True)
+    segments = jpeg_segments(data)
+    _, start, end = [segment for segment in segments if segment[0] == 0xDA][-1]
+    eoi = segments[-1][1]
+    return data[:eoi] + data[start:end] * count + data[eoi:]
+
+
+def jpeg_with_exif_segments(count: int) -> bytes:
+    """A small JPEG with `count` Exif APP1 segments, which Pillow joins one by one."""
+    payload = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00"
+    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    data = encode(solid((200, 10, 10)), "JPEG")
+    return data[:2] + segment * count + data[2:]
+
+
+def tiff_with_long_tag(tag: int, kind: int, count: int, value_bytes: int) -> bytes:
+    """An 8x8 grey TIFF whose first directory also holds `tag` with `count` values of TIFF type `kind`."""
+    tags = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (278, 3, 1, 8)]
+    pixels_at = 8 + 2 + 9 * 12 + 4
+    tags += [(273, 4, 1, pixels_at), (279, 4, 1, 64), (tag, kind, count, pixels_at + 64)]
+    directory = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHII", *entry) for entry in sorted(tags)
+    )
+    return b"II*\x00" + struct.pack("<I", 8) + directory + b"\0" * 4 + bytes(64) + bytes(count * value_bytes)
 
 
 def multipart(*parts: bytes, boundary: str = BOUNDARY, end: bool = True) -> bytes:
@@ -142,6 +187,23 @@ def corpus(max_upload_bytes: int, max_images: int) -> list[Hostile]:
             body=with_size_field(encode(photo(), "BMP"), 18, "<ii", 60000, 60000),
         ),
         Hostile("PNG declaring 0x0", 400, "corrupt_image", body=png_declaring(0, 0)),
+        # Structures that make a decoder work for seconds: refused before it sees them
+        Hostile("JPEG of 10,000 scans", 413, "image_too_large", body=jpeg_with_repeated_scans(10_000)),
+        Hostile(
+            "JPEG with 50,000 Exif segments", 413, "image_too_large", body=jpeg_with_exif_segments(50_000)
+        ),
+        Hostile(
+            "TIFF with a tag of 900,000 values",
+            413,
+            "image_too_large",
+            body=tiff_with_long_tag(65000, 3, 900_000, 2),
+        ),
+        Hostile(
+            "TIFF resolution of 200,000 fractions",
+            413,
+            "image_too_large",
+            body=tiff_with_long_tag(282, 5, 200_000, 8),
+        ),
         # Multipart bodies
         Hostile(
             "multipart without a boundary",

@@ -18,6 +18,7 @@ from PIL import ExifTags, Image, ImageFile
 
 from service.core.contract import ResizeMode
 from service.core.errors import CorruptImageError, EmptyImageError, ImageTooLargeError, UnsupportedImageError
+from service.core.inspection import inspect
 
 # A multi-picture JPEG (format "MPO") opens through the JPEG entry.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
@@ -195,6 +196,7 @@ def open_image(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
         raise ImageTooLargeError(
             f"the image is {len(data)} bytes, over the limit of {limits.max_bytes} bytes"
         )
+    inspect(data)
     try:
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
