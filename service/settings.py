@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
+from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
 from service.core.engine import EngineConfig, RequestLimits
 from service.core.repository import DEFAULT_MAX_MODEL_BYTES
 
@@ -51,7 +52,19 @@ class Settings(BaseSettings):
     inference_workers: int = Field(
         default=0, ge=0, description="Concurrent session runs per model; 0 = auto (cores on CPU, 1 on CUDA)."
     )
-    decode_workers: int = Field(default=0, ge=0, description="Threads decoding images; 0 = number of cores.")
+    decode_workers: int = Field(
+        default=0, ge=0, description="Decode threads, each with its worker process; 0 = number of cores."
+    )
+    decode_memory_bytes: int = Field(
+        default=DEFAULT_DECODE_LIMITS.memory_bytes,
+        ge=64 * 2**20,
+        description="Memory one image's decode may take in its worker process; past it, 413.",
+    )
+    decode_timeout_seconds: float = Field(
+        default=DEFAULT_DECODE_LIMITS.seconds,
+        gt=0,
+        description="Time one image's decode may take; past it the worker is killed and replaced, and 413.",
+    )
     max_batch: int = Field(default=8, ge=1, le=1024)
     max_delay_ms: float | None = Field(
         default=None,
@@ -201,4 +214,5 @@ class Settings(BaseSettings):
             poll_seconds=self.model_poll_seconds,
             max_model_bytes=self.max_model_bytes,
             follow_symlinks=self.follow_symlinks,
+            decode_limits=DecodeLimits(self.decode_memory_bytes, self.decode_timeout_seconds),
         )

@@ -76,10 +76,10 @@ def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
     return found
 
 
-def jpeg_with_repeated_scans(count: int) -> bytes:
-    """A progressive JPEG whose last scan (an AC refinement of a flat 2048x2048 image, a few bytes) is
-    repeated `count` times: libjpeg makes a pass over the whole image for each."""
-    data = encode(Image.new("RGB", (2048, 2048), (120, 130, 140)), "JPEG", progressive=True)
+def jpeg_with_repeated_scans(count: int, side: int = 2048) -> bytes:
+    """A progressive JPEG whose last scan (an AC refinement of a flat `side` x `side` image, a few bytes)
+    is repeated `count` times: libjpeg makes a pass over the whole image for each."""
+    data = encode(Image.new("RGB", (side, side), (120, 130, 140)), "JPEG", progressive=True)
     segments = jpeg_segments(data)
     _, start, end = [segment for segment in segments if segment[0] == 0xDA][-1]
     eoi = segments[-1][1]

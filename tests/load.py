@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import httpx
 
+from benchmarks.servers import process_tree
+
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
 
@@ -86,3 +88,9 @@ def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1]) * 1024
     raise KeyError(field_name)
+
+
+def tree_peak_bytes(pid: int) -> int:
+    """The peaks of a process and its children (the decode workers) added up: never less than the peak of
+    their sum, whenever each peaked."""
+    return sum(rss_bytes(member, "VmHWM") for member in process_tree(pid))

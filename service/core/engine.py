@@ -26,6 +26,7 @@ from PIL import ImageFile
 from service.core.batching import Finish, InferenceResult
 from service.core.budget import Budget
 from service.core.contract import Task
+from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, Decoders
 from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
 from service.core.imaging import ImageLimits, PreparedImage, open_image
 from service.core.pools import call_from_thread, map_in_pool
@@ -92,6 +93,7 @@ class EngineConfig:
     poll_seconds: float = 0  # rescan the repository this often; 0: only when asked
     max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     follow_symlinks: bool = False
+    decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,8 @@ class Engine:
         )
         decode_threads = config.decode_workers or config.cores
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        # One worker process per decode thread: a thread waits for its worker with the GIL released.
+        self._decoders = Decoders(decode_threads, config.decode_limits)
         # Images decoding or waiting for a decode thread (a single upload: until it is answered). Past this a
         # call is shed at once, as a full batch queue sheds it, so a burst cannot wait without bound behind a
         # decoder slower than the models.
@@ -190,7 +194,9 @@ class Engine:
     async def load(self) -> None:
         """Open and warm up every model in a worker thread, then serve; a failure stays in readiness."""
         try:
-            await asyncio.to_thread(self._repository.load_all)
+            await asyncio.gather(
+                asyncio.to_thread(self._decoders.start), asyncio.to_thread(self._repository.load_all)
+            )
             if self.config.warmup:
                 await asyncio.to_thread(self._repository.warm_up)
         except Exception as exc:
@@ -236,6 +242,7 @@ class Engine:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._repository.stop()
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self._decoders.close()
 
     def _retire(self, models: Sequence[LoadedModel]) -> None:
         for model in models:
@@ -412,12 +419,15 @@ class Engine:
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[InferenceResult] = loop.create_future()
 
+        # One image: its own pixel limit is the request's too.
+        limits = ImageLimits(limits.max_bytes, min(limits.max_pixels, self.limits.max_request_pixels))
+
         def decode_and_queue() -> None:
             try:
                 with timing.stage("decode"):
-                    image = open_image(data, limits)
-                    self._request_pixels([image])
-                    prepared = model.decode(image, preview_side)
+                    prepared = self._decoders.decode(
+                        model.decode_job(data, limits, preview_side), answered.done
+                    )
                 model.batcher.put(prepared.pixels, finish(prepared), answered)
             except Exception as exc:
                 call_from_thread(loop, _fail, answered, exc)
@@ -455,16 +465,20 @@ class Engine:
     ) -> tuple[int, list[PreparedImage]]:
         """The uploads' total pixels and their decoded inputs, within the per-image and per-request limits."""
         limits = self.limits.image
+        given_up = threading.Event()
 
-        def decode(image: ImageFile.ImageFile) -> PreparedImage:
-            return model.decode(image, preview_side)
+        def decode(data: bytes) -> PreparedImage:
+            return self._decoders.decode(model.decode_job(data, limits, preview_side), given_up.is_set)
 
         # Opened (headers only) first, so the batch's total is refused before any decoding, and before it can
         # be shed: retrying a request that is too large would not help.
         opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
         pixels = self._request_pixels(opened)
         async with self.decoding.hold(len(opened)):
-            return pixels, await map_in_pool(self._decode_pool, decode, opened)
+            try:
+                return pixels, await map_in_pool(self._decode_pool, decode, images)
+            finally:
+                given_up.set()  # a decode still running when the call ends is stopped
 
     def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:
         """The pixels the opened uploads hold together; ImageTooLarge over the per-request limit."""

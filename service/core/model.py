@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import ImageFile
 
 from service.core import integrity
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata
-from service.core.imaging import ImageLimits, PreparedImage, decode_for_model, open_image
+from service.core.decoding import DecodeJob
+from service.core.imaging import ImageLimits, PreparedImage
 from service.core.runtime import ExecutionPlan, open_session, run_batch, session_device, tensor_shapes
 
 logger = logging.getLogger("vision.model")
@@ -33,19 +33,14 @@ class Model:
         return f"{self.metadata.name}:{self.metadata.version}"
 
     def prepare(self, data: bytes, limits: ImageLimits, preview_side: int | None = None) -> PreparedImage:
-        """Decode one upload within `limits` into this model's input: size, channels and resize mode."""
-        return self.decode(open_image(data, limits), preview_side)
+        """Decode one upload within `limits` into this model's input, in this thread."""
+        return self.decode_job(data, limits, preview_side).run()
 
-    def decode(self, image: ImageFile.ImageFile, preview_side: int | None = None) -> PreparedImage:
-        """An opened upload (`open_image`) as this model's input, with a bounded preview when asked for."""
+    def decode_job(self, data: bytes, limits: ImageLimits, preview_side: int | None = None) -> DecodeJob:
+        """What a decode worker needs to turn one upload into this model's input (and a bounded preview)."""
         spec = self.metadata.input
-        return decode_for_model(
-            image,
-            width=spec.width,
-            height=spec.height,
-            channels=spec.channels,
-            resize=self.metadata.resize,
-            preview_side=preview_side,
+        return DecodeJob(
+            data, spec.width, spec.height, spec.channels, self.metadata.resize, limits, preview_side
         )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -110,7 +110,7 @@ def test_the_api_key_is_sent_and_a_wrong_one_is_an_error(bundled_guarded_server:
 
 @pytest.fixture(scope="module")
 def small_budget(start_server: ServerFactory) -> LiveServer:
-    """Bodies share 1.5 MB: one held million leaves too little for a 0.6 MB upload, which gets 503."""
+    """Bodies share 1.5 MB: a million bytes received leave too little for a 0.6 MB upload, which gets 503."""
     return start_server(
         REPO_ROOT / "models", max_upload_bytes=1_000_000, body_budget_bytes=1_500_000, body_idle_seconds=20
     )
@@ -124,9 +124,11 @@ def noisy_png(size: tuple[int, int] = (480, 420)) -> bytes:
 
 
 def hold_the_budget(server: LiveServer) -> socket.socket:
+    """A connection that sends most of a 1 MB body and stalls: the bytes it sent stay in the budget."""
     holder = socket.create_connection(("127.0.0.1", server.port), timeout=15)
     holder.sendall(
         b"POST /classify HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\n"
+        + b"\0" * 990_000
     )
     time.sleep(0.3)
     return holder

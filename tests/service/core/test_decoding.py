@@ -1,0 +1,120 @@
+"""Decoding in worker processes: the same pixels as a decode in this process, and a decode that takes too
+long, too much memory, is given up or kills its worker is stopped, answered with a coded error, and its
+worker replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn.datasets
+from conftest import encode
+from hostile import jpeg_with_repeated_scans
+from PIL import Image
+
+from service.core.decoding import DecodeJob, DecodeLimits, Decoders, Worker
+from service.core.errors import CorruptImageError, ImageTooLargeError
+from service.core.imaging import ImageLimits
+from service.core.inspection import MAX_JPEG_SCANS
+
+LIMITS = ImageLimits(max_bytes=20 * 2**20, max_pixels=40_000_000)
+PHOTO = (Path(sklearn.datasets.__file__).parent / "images" / "china.jpg").read_bytes()
+# Ninety progressive scans of a 16-megapixel image: allowed by the inspection, about a second of work.
+SLOW = jpeg_with_repeated_scans(MAX_JPEG_SCANS - 10, side=4096)
+
+
+def job(data: bytes, preview_side: int | None = None) -> DecodeJob:
+    return DecodeJob(data, 64, 48, 3, "letterbox", LIMITS, preview_side)
+
+
+@pytest.fixture
+def worker() -> Iterator[Worker]:
+    started = Worker(DecodeLimits(memory_bytes=256 * 2**20, seconds=0.05))
+    started.wait_ready()
+    yield started
+    started.close()
+
+
+def pid_of(worker: Worker) -> int:
+    return worker._process.pid
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (it is reaped by its Popen, so it no longer exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_worker_gives_the_pixels_and_preview_of_a_decode_in_process() -> None:
+    decoders = Decoders(2, DecodeLimits(memory_bytes=256 * 2**20, seconds=10))
+    decoders.start()
+    try:
+        remote = decoders.decode(job(PHOTO, preview_side=100))
+    finally:
+        decoders.close()
+    local = job(PHOTO, preview_side=100).run()
+    np.testing.assert_array_equal(remote.pixels, local.pixels)
+    assert remote.geometry == local.geometry
+    assert remote.preview is not None
+    assert local.preview is not None
+    assert remote.preview.tobytes() == local.preview.tobytes()
+
+
+def test_a_decode_over_its_time_is_killed_and_the_worker_replaced(worker: Worker) -> None:
+    before = pid_of(worker)
+    with pytest.raises(ImageTooLargeError, match=r"took longer than 0\.05 s"):
+        worker.decode(job(SLOW), given_up=lambda: False)
+    assert gone(before)
+    assert pid_of(worker) != before
+    assert worker.decode(job(PHOTO), given_up=lambda: False).pixels.shape == (48, 64, 3)
+
+
+def test_a_decode_whose_request_is_given_up_is_stopped() -> None:
+    patient = Worker(DecodeLimits(memory_bytes=256 * 2**20, seconds=600))
+    patient.wait_ready()
+    given_up = threading.Event()
+    before = pid_of(patient)
+    try:
+        threading.Timer(0.1, given_up.set).start()
+        with pytest.raises(ImageTooLargeError, match="given up"):
+            patient.decode(job(SLOW), given_up.is_set)
+        assert gone(before)
+    finally:
+        patient.close()
+
+
+def test_a_decode_over_its_memory_is_refused(worker: Worker) -> None:
+    # 25 megapixels of float32 samples: 100 MB decoded, several copies to scale them.
+    floats = encode(Image.new("F", (5000, 5000), 0.5), "TIFF", compression="tiff_adobe_deflate")
+    patient = Worker(DecodeLimits(memory_bytes=256 * 2**20, seconds=600))
+    patient.wait_ready()
+    try:
+        with pytest.raises(ImageTooLargeError, match="needs more than 256 MiB"):
+            patient.decode(job(floats), given_up=lambda: False)
+        assert patient.decode(job(PHOTO), given_up=lambda: False).pixels.shape == (48, 64, 3)
+    finally:
+        patient.close()
+
+
+def test_a_worker_that_dies_is_a_decoder_failure_and_is_replaced(worker: Worker) -> None:
+    before = pid_of(worker)
+    os.kill(before, signal.SIGKILL)
+    with pytest.raises(CorruptImageError, match="made the decoder fail"):
+        worker.decode(job(PHOTO), given_up=lambda: False)
+    assert pid_of(worker) != before
+    assert worker.decode(job(PHOTO), given_up=lambda: False).pixels.shape == (48, 64, 3)
+
+
+def test_refusals_inside_the_worker_keep_their_code(worker: Worker) -> None:
+    with pytest.raises(CorruptImageError):
+        worker.decode(job(PHOTO[: len(PHOTO) // 3] + b"\0" * 10), given_up=lambda: False)
+    with pytest.raises(ImageTooLargeError, match="scans"):
+        worker.decode(job(jpeg_with_repeated_scans(MAX_JPEG_SCANS + 1)), given_up=lambda: False)
