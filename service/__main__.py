@@ -17,7 +17,7 @@ from service.core.runtime import ProviderUnavailableError, plan_execution
 from service.http.app import create_app
 from service.http.auth import ApiKeys, AuthConfigError
 from service.http.lifecycle import Lifecycle
-from service.http.server import DrainingServer, HeadLimits, SendLimits, protocol_for
+from service.http.server import DrainingServer, HeadLimits, SendLimits, connection_limit, protocol_for
 from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket
 from service.observability.logs import configure_logging
 from service.settings import Settings
@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             lifecycle,
             HeadLimits(settings.header_timeout_seconds, settings.max_header_bytes, settings.max_headers),
             SendLimits(settings.send_timeout_seconds, app.state.bodies),
+            connection_limit(settings.max_connections),
         ),
         # The service logs one structured line per request itself, so uvicorn's access log would repeat it.
         access_log=False,

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         default=10, gt=0, description="From a connection's first byte (or its last answer) to a full head."
     )
+    max_connections: int = Field(
+        default=0,
+        ge=0,
+        description="Connections served at once; past it a request gets 503. 0 = auto: the open-files "
+        "limit (raised to its hard ceiling at start) less 128.",
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=1024, description="Bytes of one request head: its request line and headers."
     )

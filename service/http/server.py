@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.core.budget import Budget
+from service.core.errors import OVERLOADED_RETRY_AFTER_SECONDS
 from service.http.errors import error_body, status_of
 from service.http.lifecycle import Lifecycle
 
@@ -67,11 +69,41 @@ class SendLimits:
     unsent: Budget
 
 
+# File descriptors kept free of connections: the listening socket, logs, model files, the decode workers'
+# pipes, and the connections being refused.
+RESERVED_FILES = 128
+
+
+def connection_limit(configured: int) -> int:
+    """The most connections to serve: `configured`, or with 0 as many as the open-files limit allows once
+    raised to its hard ceiling, less what the process needs besides."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    available = max(16, soft - RESERVED_FILES)
+    limit = min(configured, available) if configured else available
+    logger.info("serving at most %d connections (open files limit %d)", limit, soft)
+    return limit
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """An answer the protocol gives itself, before a request reaches the app."""
+
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
 class _HeadRefusedError(Exception):
     """Raised from a parser callback to stop parsing a head that is refused."""
 
 
-def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> type[HttpToolsProtocol]:
+def protocol_for(
+    lifecycle: Lifecycle, head: HeadLimits, send: SendLimits, max_connections: int
+) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the limits above, for `uvicorn.Config(http=...)`."""
 
     class GuardedProtocol(HttpToolsProtocol):
@@ -82,7 +114,7 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> ty
         _head_bytes = 0
         _header_count = 0
         _head_began_now = False
-        _head_refusal: str | None = None
+        _head_refusal: _Refusal | None = None
         _send_timer: asyncio.TimerHandle | None = None
         _unsent_charged = 0
         _unsent_seen: int | None = None
@@ -114,7 +146,9 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> ty
                 return
             self._head_bytes += len(data)
             if self._head_bytes > head.max_bytes:
-                self._refuse_head(f"the request head is over {head.max_bytes} bytes")
+                self._refuse(
+                    _Refusal("headers_too_large", f"the request head is over {head.max_bytes} bytes")
+                )
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -126,7 +160,8 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> ty
         def on_header(self, name: bytes, value: bytes) -> None:
             self._header_count += 1
             if self._header_count > head.max_headers:
-                self._head_refusal = f"the request has more than {head.max_headers} header lines"
+                message = f"the request has more than {head.max_headers} header lines"
+                self._head_refusal = _Refusal("headers_too_large", message)
                 raise _HeadRefusedError
             super().on_header(name, value)
 
@@ -135,10 +170,15 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> ty
             if self._head_refusal is None:
                 super().send_400_response(msg)
             else:
-                self._refuse_head(self._head_refusal)
+                self._refuse(self._head_refusal)
 
         def on_headers_complete(self) -> None:
             self._cancel_head_timer()
+            if len(self.connections) > max_connections:
+                # Kept below the open-files limit, where accept() would fail and clients get resets.
+                message = f"the server holds its limit of {max_connections} connections; retry soon"
+                self._head_refusal = _Refusal("overloaded", message, OVERLOADED_RETRY_AFTER_SECONDS)
+                raise _HeadRefusedError
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is None or cycle.scope is not self.scope:
@@ -207,25 +247,27 @@ def protocol_for(lifecycle: Lifecycle, head: HeadLimits, send: SendLimits) -> ty
         def _head_timed_out(self) -> None:
             self._head_timer = None
             message = f"the request head did not arrive within {head.timeout_seconds:g} s"
-            self._answer_and_close("request_timeout", message)
+            self._answer_and_close(_Refusal("request_timeout", message))
 
-        def _refuse_head(self, message: str) -> None:
+        def _refuse(self, refusal: _Refusal) -> None:
             self._cancel_head_timer()
-            logger.warning("refused a request head from %s: %s", self.client, message)
-            self._answer_and_close("headers_too_large", message)
+            logger.warning("refused a request from %s: %s", self.client, refusal.message)
+            self._answer_and_close(refusal)
 
-        def _answer_and_close(self, code: str, message: str) -> None:
-            """An error answered before any request reached the app, on a connection closed after it."""
+        def _answer_and_close(self, refusal: _Refusal) -> None:
+            """An error answered before any request reached the app; the connection then lingers, so what
+            the client still sends cannot turn into a reset that destroys the answer."""
             if self.transport.is_closing():
                 return
-            status = status_of(code)
-            body = json.dumps(error_body(code, message)).encode()
+            status = status_of(refusal.code)
+            body = json.dumps(error_body(refusal.code, refusal.message)).encode()
+            retry = b"" if refusal.retry_after is None else b"retry-after: %d\r\n" % refusal.retry_after
             self.transport.write(
                 b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-                % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+                b"content-length: %d\r\n%sconnection: close\r\n\r\n%s"
+                % (status, HTTPStatus(status).phrase.encode(), len(body), retry, body)
             )
-            self.transport.close()
+            self.linger()
 
     return GuardedProtocol
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import socket
 import time
 from pathlib import Path
 
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
+from polling import wait_for
 from spec_examples import assert_like, error_example
+
+from service.http.server import RESERVED_FILES, connection_limit
 
 POST_HEAD = b"POST /classify HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n"
 
@@ -193,3 +197,32 @@ def test_connections_that_declare_the_limit_and_trickle_starve_no_upload(small_b
     finally:
         for sock in tricklers:
             sock.close()
+
+
+def test_past_its_connection_limit_a_request_gets_503_and_its_turn_later(
+    start_server: ServerFactory, test_models_dir: Path
+) -> None:
+    server = start_server(test_models_dir, max_connections=20)
+    idle = [connect(server) for _ in range(20)]
+    try:
+        time.sleep(0.3)
+        with connect(server) as sock:
+            sock.sendall(b"GET /healthz/live HTTP/1.1\r\nHost: test\r\n\r\n")
+            status, error, head = status_and_error(read_until_closed(sock))
+        assert (status, error["code"]) == (503, "overloaded")
+        assert error["message"] == "the server holds its limit of 20 connections; retry soon"
+        assert b"retry-after: 1" in head
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_for(lambda: server.client.get("/healthz/live").status_code == 200)
+
+
+def test_the_connection_limit_stays_under_the_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        assert connection_limit(50) == 50
+        assert connection_limit(0) == max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - RESERVED_FILES)
+        assert connection_limit(10**9) < resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
