@@ -100,23 +100,21 @@ class Worker:
         try:
             _write_frame(self._stdin, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
             while not _readable(self._stdout, POLL_SECONDS):
-                if given_up():
-                    self._replace("its request was given up")
-                    raise ImageTooLargeError("the request was given up while its image was decoding")
-                if time.monotonic() > deadline:
-                    self._replace(f"a decode ran over {self.limits.seconds:g} s")
-                    raise ImageTooLargeError(
-                        f"decoding the image took longer than {self.limits.seconds:g} s",
-                        detail={"decode_seconds": self.limits.seconds},
-                    )
-            outcome, value = pickle.loads(_read_frame(self._stdout))
+                if given_up() or time.monotonic() > deadline:
+                    break
+            else:
+                return _result(*pickle.loads(_read_frame(self._stdout)))
         except (OSError, EOFError, pickle.UnpicklingError):
             self._replace("it died decoding an image")
             raise CorruptImageError("the image made the decoder fail") from None
-        if outcome == "ok":
-            return value
-        error_type, message, detail = value
-        raise error_type(message, detail=detail)
+        if given_up():
+            self._replace("its request was given up")
+            raise ImageTooLargeError("the request was given up while its image was decoding")
+        self._replace(f"a decode ran over {self.limits.seconds:g} s")
+        raise ImageTooLargeError(
+            f"decoding the image took longer than {self.limits.seconds:g} s",
+            detail={"decode_seconds": self.limits.seconds},
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -195,6 +193,14 @@ def _widen(pipe: IO[bytes]) -> None:
     a 100 KB photo takes several wake-ups of each side."""
     with contextlib.suppress(OSError):
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _result(outcome: str, value: Any) -> PreparedImage:
+    """A worker's answer: the decoded image, or its refusal raised again here."""
+    if outcome != "ok":
+        error_type, message, detail = value
+        raise error_type(message, detail=detail)
+    return value
 
 
 def _readable(stream: IO[bytes], seconds: float) -> bool:
