@@ -11,7 +11,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, LiveServer, ServerFactory
+from conftest import REPO_ROOT, LiveServer, ServerFactory, encode
 from load import rss_bytes, tree_peak_bytes
 from PIL import Image
 
@@ -85,3 +85,50 @@ def test_concurrent_huge_overlays_stay_within_the_budget(bundled: LiveServer, mo
             assert response.json()["error"]["code"] == "overloaded"
             assert response.headers["retry-after"] == "1"
     assert peak < DOCUMENTED_PEAK_BYTES
+
+
+def forty_megapixel_bombs() -> dict[str, tuple[bytes, str]]:
+    """Every format's 40-megapixel image of one colour: kilobytes sent, hundreds of megabytes to decode."""
+    size = (8000, 5000)
+    return {
+        "WebP": (encode(Image.new("RGB", size), "WEBP", lossless=True), "image/webp"),
+        "16-bit PNG": (encode(Image.new("I;16", size), "PNG"), "image/png"),
+        "palette PNG": (encode(Image.new("P", size), "PNG"), "image/png"),
+        "RGBA PNG": (encode(Image.new("RGBA", size), "PNG"), "image/png"),
+        "GIF": (encode(Image.new("P", size), "GIF"), "image/gif"),
+        "JPEG": (encode(Image.new("RGB", size), "JPEG"), "image/jpeg"),
+        "float32 TIFF": (
+            encode(Image.new("F", size, 0.5), "TIFF", compression="tiff_adobe_deflate"),
+            "image/tiff",
+        ),
+    }
+
+
+async def four_at_a_time(server: LiveServer, bodies: list[tuple[bytes, str]]) -> list[httpx.Response]:
+    gate = asyncio.Semaphore(4)
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+
+        async def send(data: bytes, content_type: str) -> httpx.Response:
+            async with gate:
+                return await client.post("/classify", content=data, headers={"Content-Type": content_type})
+
+        return list(await asyncio.gather(*(send(data, content_type) for data, content_type in bodies)))
+
+
+def test_every_format_s_40_megapixel_bomb_stays_within_the_worst_case(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(REPO_ROOT / "models", default_models=json.dumps(DEFAULT_MODELS))
+    bombs = forty_megapixel_bombs()
+    answers = asyncio.run(four_at_a_time(server, list(bombs.values()) * 2))
+    peak = tree_peak_bytes(server.process.pid)
+    outcomes = {name: answer.status_code for name, answer in zip(list(bombs) * 2, answers, strict=True)}
+    print(f"40 MP bombs, 4 at a time: {outcomes}, peak RSS of the process tree {peak / 2**20:.0f} MiB")
+    for answer in answers:
+        assert answer.status_code in (200, 413), answer.text
+        if answer.status_code == 413:
+            assert answer.json()["error"]["message"].startswith("decoding the image needs more than")
+    assert outcomes["JPEG"] == outcomes["GIF"] == outcomes["palette PNG"] == 200
+    assert outcomes["float32 TIFF"] == 413
+    assert peak < DOCUMENTED_PEAK_BYTES
+    assert server.client.get("/healthz/ready").status_code == 200

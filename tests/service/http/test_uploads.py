@@ -130,6 +130,26 @@ def test_malformed_bodies_are_bad_requests(body: bytes, content_type: str | None
         read(body, content_type=content_type)
 
 
+@pytest.mark.parametrize("charset", ["base64", "rot13", "hex", "zlib", "uu", "bz2", "no-such-charset"])
+def test_a_charset_that_is_not_a_text_encoding_is_a_bad_request(charset: str) -> None:
+    content_type = f"multipart/form-data; boundary={BOUNDARY.decode()}; charset={charset}"
+    with pytest.raises(BadRequestError, match=f"{charset!r} is not a text charset"):
+        read(form(part("image", b"x")), content_type=content_type)
+
+
+def test_a_declared_text_charset_names_the_fields() -> None:
+    content_type = f"multipart/form-data; boundary={BOUNDARY.decode()}; charset=latin-1"
+    assert read(form(part("image", b"x")), content_type=content_type) == [b"x"]
+
+
+@pytest.mark.parametrize("preamble", [b"", b"a preamble\r\n"])
+def test_a_boundary_over_256_characters_is_a_bad_request(preamble: bytes) -> None:
+    boundary = "b" * 257
+    body = preamble + b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="image"\r\n\r\nx'
+    with pytest.raises(BadRequestError, match="the boundary is 257 characters"):
+        read(body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
 def python_multipart_files(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]]:
     """The oracle: each part's Content-Disposition and data as python-multipart alone reads them."""
     files: list[tuple[bytes, bytes]] = []
