@@ -1,7 +1,8 @@
 """The engine: the one facade every adapter calls. Images or tensors in, typed answers out.
 
-A call resolves its model, decodes uploads in worker threads, queues them on the model's micro-batcher and
-post-processes the outputs with the task's own module in the run thread. A single upload goes from its decode
+A call resolves its model, decodes uploads in decode worker processes (service.core.decoding, one per decode
+thread), queues them on the model's micro-batcher and post-processes the outputs with the task's own module in
+the run thread. A single upload goes from its decode
 thread straight to the batcher: the event loop hands it off once and hears back once per batch. The HTTP
 routes, the benchmarks and the trainer's evaluation all go through here or through the same task modules, so
 they cannot drift apart.
@@ -412,15 +413,16 @@ class Engine:
         finish: Callable[[PreparedImage], Finish],
         preview_side: int | None,
     ) -> InferenceResult:
-        """One upload opened, checked and decoded in a decode thread, which queues it on the batcher."""
+        """One upload opened, checked and decoded in a decode worker, for a decode thread that then queues it
+        on the batcher."""
         # No pixel budget: once decoded it keeps the model's input and a bounded preview, and its full-size
-        # pixels exist only in the decode thread, then (a segmentation's mask) in the run thread.
-        limits = self.limits.image
+        # pixels exist only in the decode worker, then (a segmentation's mask) in the run thread.
+        # One image: its own pixel limit is the request's too.
+        limits = ImageLimits(
+            self.limits.max_image_bytes, min(self.limits.max_pixels, self.limits.max_request_pixels)
+        )
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[InferenceResult] = loop.create_future()
-
-        # One image: its own pixel limit is the request's too.
-        limits = ImageLimits(limits.max_bytes, min(limits.max_pixels, self.limits.max_request_pixels))
 
         def decode_and_queue() -> None:
             try:
