@@ -234,17 +234,6 @@ class ModelRepository:
             return serving
         if serving is not None and serving.stamp == stamp:
             return serving
-        size = stamp[1]
-        if size > self.max_model_bytes:
-            failures.append(
-                self._fail(
-                    name,
-                    version,
-                    MODEL_FILE,
-                    f"is {size} bytes, over VISION_MAX_MODEL_BYTES ({self.max_model_bytes}): not read",
-                )
-            )
-            return serving
         refused = self._refused.get(path)
         if refused is not None and refused[0] == stamp:
             failures.append(refused[1])  # the same file as last time: refused again without a reopen
@@ -283,6 +272,11 @@ class ModelRepository:
         metrics.set_model_load_failures(len(self.failures))
 
     def _open(self, name: str, version: str, path: Path, stamp: FileStamp) -> LoadedModel:
+        size = stamp[1]
+        if size > self.max_model_bytes:
+            raise ContractError(
+                MODEL_FILE, f"is {size} bytes, over VISION_MAX_MODEL_BYTES ({self.max_model_bytes}): not read"
+            )
         if not _VERSION_DIR.match(version):
             raise ContractError("vision.version", f"directory {version!r} is not a positive integer version")
         opened = open_model(path, self.plan)
