@@ -93,12 +93,46 @@ class LiveServer:
 ServerFactory = Callable[..., LiveServer]
 
 
-@pytest.fixture(scope="session")
-def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Start a live server with extra VISION_* settings (keyword arguments without the prefix)."""
-    servers: list[LiveServer] = []
+class ServerPool:
+    """Live servers by who needs them: the session's shared ones live until the end, the others until the
+    end of the test module that started them, so a run holds a few servers at a time rather than every one
+    it ever started (each with its decode workers)."""
 
-    def start(models_dir: Path, wait: bool = True, **settings: object) -> LiveServer:
+    def __init__(self) -> None:
+        self.shared: list[LiveServer] = []
+        self.module: list[LiveServer] = []
+
+    def stop_module_servers(self) -> None:
+        while self.module:
+            self.module.pop().stop()
+
+    def stop_all(self) -> None:
+        self.stop_module_servers()
+        while self.shared:
+            self.shared.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def server_pool() -> Iterator[ServerPool]:
+    pool = ServerPool()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_module_servers(server_pool: ServerPool) -> Iterator[None]:
+    yield
+    server_pool.stop_module_servers()
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    tmp_path_factory: pytest.TempPathFactory, server_pool: ServerPool
+) -> Iterator[ServerFactory]:
+    """Start a live server with extra VISION_* settings (keyword arguments without the prefix); `shared`
+    keeps it for the whole session, else it stops at the end of the current test module."""
+
+    def start(models_dir: Path, wait: bool = True, shared: bool = False, **settings: object) -> LiveServer:
         env = {
             "VISION_MODELS_DIR": str(models_dir),
             "VISION_DEFAULT_MODELS": json.dumps(TEST_DEFAULTS),
@@ -108,20 +142,20 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFac
         }
         env.update({f"VISION_{key.upper()}": str(value) for key, value in settings.items()})
         server = LiveServer(env, tmp_path_factory.mktemp("server") / "server.log")
-        servers.append(server)
+        (server_pool.shared if shared else server_pool.module).append(server)
         if wait:
             server.wait()
         return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 @pytest.fixture(scope="session")
 def server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
     """The shared live server over the test models, with small limits so limit tests stay cheap."""
-    return start_server(test_models_dir, max_upload_bytes=2_000_000, max_pixels=5_000_000, max_images=4)
+    return start_server(
+        test_models_dir, shared=True, max_upload_bytes=2_000_000, max_pixels=5_000_000, max_images=4
+    )
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +163,7 @@ def bundled_server(start_server: ServerFactory) -> LiveServer:
     """A live server over the bundled models, with the service's own default models."""
     from service.settings import DEFAULT_MODELS
 
-    return start_server(REPO_ROOT / "models", default_models=json.dumps(DEFAULT_MODELS))
+    return start_server(REPO_ROOT / "models", shared=True, default_models=json.dumps(DEFAULT_MODELS))
 
 
 @pytest.fixture
@@ -158,7 +192,7 @@ SCHEMATHESIS_KEYS = {"api": "schemathesis-api-key", "admin": "schemathesis-admin
 def guarded_server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
     """A live server over the test models with the default limits, an API key and an admin key."""
     return start_server(
-        test_models_dir, api_keys=SCHEMATHESIS_KEYS["api"], admin_key=SCHEMATHESIS_KEYS["admin"]
+        test_models_dir, shared=True, api_keys=SCHEMATHESIS_KEYS["api"], admin_key=SCHEMATHESIS_KEYS["admin"]
     )
 
 
@@ -172,6 +206,7 @@ def bundled_guarded_server(start_server: ServerFactory) -> LiveServer:
 
     return start_server(
         REPO_ROOT / "models",
+        shared=True,
         default_models=json.dumps(DEFAULT_MODELS),
         api_keys=BUNDLED_KEYS["api"],
         admin_key=BUNDLED_KEYS["admin"],

@@ -24,11 +24,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from service.core.contract import ResizeMode
 from service.core.errors import CorruptImageError, ImageTooLargeError, ServiceError
 from service.core.imaging import ImageLimits, PreparedImage, prepare_image
+
+if TYPE_CHECKING:  # a type only: decode workers need not import pydantic
+    from service.core.contract import ResizeMode
 
 logger = logging.getLogger("vision.decoding")
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile
 
-from service.core.contract import ResizeMode
 from service.core.errors import CorruptImageError, EmptyImageError, ImageTooLargeError, UnsupportedImageError
 from service.core.inspection import inspect
+
+if TYPE_CHECKING:  # a type only: decode workers need not import pydantic (16 MiB each)
+    from service.core.contract import ResizeMode
 
 # A multi-picture JPEG (format "MPO") opens through the JPEG entry.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")

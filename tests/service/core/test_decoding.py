@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +120,15 @@ def test_refusals_inside_the_worker_keep_their_code(worker: Worker) -> None:
         worker.decode(job(PHOTO[: len(PHOTO) // 3] + b"\0" * 10), given_up=lambda: False)
     with pytest.raises(ImageTooLargeError, match="scans"):
         worker.decode(job(jpeg_with_repeated_scans(MAX_JPEG_SCANS + 1)), given_up=lambda: False)
+
+
+def test_a_worker_loads_only_what_decoding_needs() -> None:
+    # Each worker is a process of its own on every decode thread: pydantic alone would add 16 MiB to each.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, service.core.decoding; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = {"pydantic", "onnxruntime", "fastapi", "starlette", "tensorflow"}
+    assert heavy.isdisjoint(name.strip("[]',") for name in loaded)
