@@ -125,8 +125,10 @@ class Worker:
     def _stop(self) -> None:
         self._process.kill()
         self._process.wait()
-        self._stdin.close()
-        self._stdout.close()
+        for pipe in (self._stdin, self._stdout):
+            # Closing flushes what a write left half sent, which fails on a pipe whose reader is gone.
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     @property
     def _stdin(self) -> IO[bytes]:

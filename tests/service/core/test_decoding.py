@@ -109,6 +109,7 @@ def test_a_decode_over_its_memory_is_refused(worker: Worker) -> None:
 def test_a_worker_that_dies_is_a_decoder_failure_and_is_replaced(worker: Worker) -> None:
     before = pid_of(worker)
     os.kill(before, signal.SIGKILL)
+    worker._process.wait()  # gone before the upload is written: the write itself fails
     with pytest.raises(CorruptImageError, match="made the decoder fail"):
         worker.decode(job(PHOTO), given_up=lambda: False)
     assert pid_of(worker) != before
