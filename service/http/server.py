@@ -5,6 +5,8 @@ The protocol adds to uvicorn's:
   waits for ever): else 408 and the connection closes;
 - a head is bounded in bytes and in header lines (uvicorn's httptools parser buffers any amount): else 431
   and the connection closes;
+- connections are bounded below the open-files limit (`connection_limit`): a request on one more is answered
+  503 with Retry-After, where at the limit accept() would fail and clients see resets;
 - an answer the client does not read is cut off: when no byte of it leaves for `send.timeout_seconds`, the
   connection is aborted and its unsent bytes freed; until then they are charged to `send.unsent`, the budget
   that request bodies draw on, so unread answers cannot grow memory without bound;

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from conftest import LiveServer, ServerFactory, encode, solid
+from hostile import BOUNDARY, file_part, multipart
 from PIL import Image
 from polling import wait_for
 
@@ -113,7 +114,8 @@ def noise_jpegs(count: int, size: tuple[int, int] = (1600, 1000)) -> list[bytes]
 
 def ask_and_never_read(server: LiveServer, images: list[bytes]) -> socket.socket:
     """A /segment/json overlay request for `images` whose answer is never read (a small receive window)."""
-    body, content_type = httpx_multipart(images)
+    body = multipart(*(file_part(data, filename=f"{index}.jpg") for index, data in enumerate(images)))
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(30)
@@ -123,15 +125,6 @@ def ask_and_never_read(server: LiveServer, images: list[bytes]) -> socket.socket
         b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n" % (content_type.encode(), len(body)) + body
     )
     return sock
-
-
-def httpx_multipart(images: list[bytes]) -> tuple[bytes, str]:
-    request = httpx.Request(
-        "POST",
-        "http://t/",
-        files=[("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)],
-    )
-    return request.read(), request.headers["content-type"]
 
 
 def test_an_answer_nobody_reads_is_cut_off_and_its_memory_freed(

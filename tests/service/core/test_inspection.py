@@ -45,7 +45,10 @@ def honest_files() -> list[tuple[str, bytes]]:
     return files
 
 
-@pytest.mark.parametrize(("name", "data"), honest_files(), ids=[name for name, _ in honest_files()])
+HONEST = honest_files()
+
+
+@pytest.mark.parametrize(("name", "data"), HONEST, ids=[name for name, _ in HONEST])
 def test_honest_files_pass(name: str, data: bytes) -> None:
     inspect(data)
     Image.open(io.BytesIO(data)).load()
