@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,29 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return model(image, training=False)
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET)
+    with _collecting_every_generation():
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET)
     return proto
+
+
+@contextlib.contextmanager
+def _collecting_every_generation() -> Iterator[None]:
+    """tf2onnx deep-copies the graph, weights and all, before each optimiser pass, and the copies it drops sit
+    in reference cycles that a collector counting objects, not bytes, reaches late: training and exporting
+    ResNet50 at 32 px peaked at 10.6 GiB, Xception at 6.5. With what exists frozen out of the collector's view
+    and every collection a full one, they peak at 3.0 GiB."""
+    gc.collect()
+    gc.freeze()
+    # A full collection waits until its survivors grow by a quarter of the count the last one left: collected
+    # again with the rest frozen, that count is this conversion's, not the 650,000 objects training leaves.
+    gc.collect()
+    previous = gc.get_threshold()
+    gc.set_threshold(previous[0], 1, 1)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def _inline_normalization(model: keras.Model) -> None:

@@ -4,6 +4,7 @@ freezes, then fine-tunes the top of the base; `--weights imagenet` reads Keras's
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ BACKBONE_NAMES = [arch.name for arch in ARCHITECTURES if arch.backbone]
 # this backbone's case stays well-conditioned; ResNet50 keeps 32 px, the case the check's noise bound covers.
 SIZES = {arch.name: arch.min_size for arch in ARCHITECTURES if arch.backbone} | {"efficientnet_b0": 64}
 CLASSES = ("astronaut", "coffee", "rocket")
+# Each backbone's training and export in one process peaked at 1.2 to 3.0 GiB, so two `make test` runs fit
+# on 24 GiB beside each other; when tf2onnx's dropped graph copies piled up, ResNet50's took 10.6 GiB.
+MAX_PEAK_BYTES = 5 * 2**30
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +50,32 @@ def train(photos: Path, run: Path, arch: str, *options: str) -> None:
     assert cli([*args, "--size", str(SIZES[arch]), "--epochs", "1", "--batch", "8", *options]) == 0
 
 
-def in_a_process_of_its_own(*commands: list[str]) -> None:
-    """`python -m training` commands in one child process, which gives its memory back when it ends: the six
-    backbones trained in the test process held 10 GB of it for the rest of the run, one alone peaks at 2."""
+def in_a_process_of_its_own(*commands: list[str]) -> int:
+    """Run `python -m training` commands in one child process, which gives its memory back when it ends (six
+    backbones trained in the test process held 10 GB); returns the child's peak resident bytes."""
     script = (
         "import json, sys\nfrom training.cli import main\n"
         "sys.exit(any(main(c) for c in json.loads(sys.argv[1])))"
     )
-    subprocess.run([sys.executable, "-c", script, json.dumps(commands)], check=True, cwd=REPO_ROOT)
+    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(commands)], cwd=REPO_ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, f"{commands} exited with {child.returncode}"
+    return usage.ru_maxrss * 1024
 
 
 @pytest.fixture(scope="module")
-def exported(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One epoch of each backbone from scratch, each exported into one model repository."""
+def exported(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """One epoch of each backbone from scratch, each exported into one model repository; with each one's
+    peak resident bytes."""
     root = tmp_path_factory.mktemp("backbones")
+    peaks = {}
     for arch in BACKBONE_NAMES:
         training = ["train", "classify", "--data", str(photos), "--run", str(root / arch), "--arch", arch]
         training += ["--size", str(SIZES[arch]), "--epochs", "1", "--batch", "8"]
         export = ["export", "--run", str(root / arch), "--name", arch, "--models-dir", str(root / "models")]
-        in_a_process_of_its_own(training, export)
-    return root
+        peaks[arch] = in_a_process_of_its_own(training, export)
+    return root, peaks
 
 
 def test_the_list_covers_every_backbone() -> None:
@@ -75,17 +85,22 @@ def test_the_list_covers_every_backbone() -> None:
 
 @pytest.mark.parametrize("arch", BACKBONE_NAMES)
 def test_each_backbone_trains_exports_and_serves(
-    arch: str, exported: Path, start_server: ServerFactory
+    arch: str, exported: tuple[Path, dict[str, int]], start_server: ServerFactory
 ) -> None:
-    server = start_server(exported / "models", default_models="{}")
-    photo = next((exported.parent / "photos").glob("*/coffee/*.jpg"), None) or next(
-        exported.parent.rglob("*.jpg")
-    )
+    root, _ = exported
+    server = start_server(root / "models", default_models="{}")
+    photo = next((root.parent / "photos").glob("*/coffee/*.jpg"), None) or next(root.parent.rglob("*.jpg"))
     response = server.client.post(f"/classify?model={arch}", files={"image": photo.read_bytes()})
     assert response.status_code == 200, response.text
     predictions = response.json()["results"][0]["predictions"]
     assert {p["label"] for p in predictions} <= set(CLASSES)
     assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_training_and_export_stay_in_bounded_memory(exported: tuple[Path, dict[str, int]]) -> None:
+    _, peaks = exported
+    over = {arch: f"{peak / 2**30:.1f} GiB" for arch, peak in peaks.items() if peak > MAX_PEAK_BYTES}
+    assert not over, f"over {MAX_PEAK_BYTES / 2**30:.0f} GiB: {over}"
 
 
 def base_weights(arch: str) -> keras.Model:
