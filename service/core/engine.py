@@ -34,6 +34,7 @@ from service.core.pools import call_from_thread, map_in_pool
 from service.core.repository import (
     DEFAULT_MAX_MODEL_BYTES,
     BatchingConfig,
+    DefaultModel,
     LoadedModel,
     LoadFailure,
     ModelChoice,
@@ -280,7 +281,7 @@ class Engine:
     def failures(self) -> list[LoadFailure]:
         return list(self.repository.failures)
 
-    def default_for(self, task: Task) -> str | None:
+    def default_for(self, task: Task) -> DefaultModel | None:
         return self.repository.defaults.get(task)
 
     def find(self, name: str, version: int | None = None) -> LoadedModel:

@@ -56,6 +56,18 @@ class BatchingConfig:
     queue_size: int
 
 
+DefaultReason = Literal["configured", "first_by_name"]
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """A task's default model, and why: VISION_DEFAULT_MODELS names it, or it came first by name when the
+    task needed one; it then stays the default across reloads until it leaves."""
+
+    name: str
+    reason: DefaultReason
+
+
 # What tells a changed file from the one loaded: its inode, size and modification time.
 FileStamp = tuple[int, int, int]
 
@@ -142,7 +154,7 @@ class ModelRepository:
     follow_symlinks: bool = False
     models: dict[str, dict[int, LoadedModel]] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
-    defaults: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, DefaultModel] = field(default_factory=dict)
     unloaded: set[str] = field(default_factory=set)
     _started: bool = field(default=False, init=False)
     _refused: dict[Path, tuple[FileStamp, LoadFailure]] = field(default_factory=dict, init=False)
@@ -349,19 +361,46 @@ class ModelRepository:
         logger.error("refused model %s/%s: %s: %s", name, version, key, message)
         return LoadFailure(name, version, key, message)
 
-    def _choose_defaults(self) -> dict[str, str]:
-        defaults: dict[str, str] = {}
+    def _choose_defaults(self) -> dict[str, DefaultModel]:
+        defaults: dict[str, DefaultModel] = {}
         for task in TASKS:
-            preferred = self.preferred_defaults.get(task)
-            if preferred in self.models and self.latest(preferred).metadata.task == task:
-                defaults[task] = preferred
-                continue
-            if preferred is not None and self._failed(preferred):
-                continue  # The operator's choice is broken: readiness reports it instead of serving another.
-            same_task = sorted(name for name in self.models if self.latest(name).metadata.task == task)
-            if same_task:
-                defaults[task] = same_task[0]
+            choice = self._default_for(task)
+            if choice is not None:
+                defaults[task] = choice
+            self._log_default_change(task, self.defaults.get(task), choice)
         return defaults
+
+    def _default_for(self, task: Task) -> DefaultModel | None:
+        preferred = self.preferred_defaults.get(task)
+        if preferred is not None and self._serves(preferred, task):
+            return DefaultModel(preferred, "configured")
+        if preferred is not None and self._failed(preferred):
+            return None  # The operator's choice is broken: readiness reports it instead of serving another.
+        current = self.defaults.get(task)
+        if current is not None and current.reason == "first_by_name" and self._serves(current.name, task):
+            return current  # A model added or reloaded beside it never takes its place unasked.
+        same_task = sorted(name for name in self.models if self._serves(name, task))
+        return DefaultModel(same_task[0], "first_by_name") if same_task else None
+
+    def _serves(self, name: str, task: Task) -> bool:
+        return name in self.models and self.latest(name).metadata.task == task
+
+    def _log_default_change(
+        self, task: Task, before: DefaultModel | None, after: DefaultModel | None
+    ) -> None:
+        if before == after:
+            return
+        if after is None:
+            logger.warning("no default %s model: calls must name one", task)
+        elif after.reason == "configured":
+            logger.info("default %s model: %r, as VISION_DEFAULT_MODELS names it", task, after.name)
+        else:
+            logger.warning(
+                "default %s model: %r, first by name of the %s models; VISION_DEFAULT_MODELS names none",
+                task,
+                after.name,
+                task,
+            )
 
     def _failed(self, name: str) -> bool:
         return any(failure.name == name for failure in self.failures) and name not in self.models
@@ -381,7 +420,7 @@ class ModelRepository:
         if name is None:
             if task not in self.defaults:
                 raise ModelNotFoundError(f"no {task} model is loaded", detail={"task": task})
-            name = self.defaults[task]
+            name = self.defaults[task].name
         model = self.find(name, version)
         if model.metadata.task != task:
             raise WrongTaskError(

@@ -303,6 +303,15 @@ class ModelInfo(Schema):
     name: str = Field(examples=["shapes-classifier"])
     task: Task
     default_for: Task | None = Field(description="The task this model answers by default, if any.")
+    default_reason: Literal["configured", "first_by_name"] | None = Field(
+        default=None,
+        description=(
+            "Why it is the default: `configured`, as `VISION_DEFAULT_MODELS` names it, or `first_by_name`: "
+            "none is configured, it came first by name when the task needed a default, and it stays the "
+            "default across reloads until it leaves."
+        ),
+        examples=["configured"],
+    )
     latest: int = Field(examples=[1])
     versions: list[LoadedVersion]
 
@@ -310,10 +319,13 @@ class ModelInfo(Schema):
     def of(cls, service: engine.Engine, name: str) -> ModelInfo:
         versions = [model for model in service.models() if model.metadata.name == name]
         latest = versions[-1].metadata
+        default = service.default_for(latest.task)
+        mine = default if default is not None and default.name == name else None
         return cls(
             name=name,
             task=latest.task,
-            default_for=latest.task if service.default_for(latest.task) == name else None,
+            default_for=latest.task if mine else None,
+            default_reason=mine.reason if mine else None,
             latest=latest.version,
             versions=[LoadedVersion.of(model) for model in versions],
         )

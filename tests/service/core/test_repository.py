@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import pytest
 from unprivileged import read_as_nobody
 
 from service.core.errors import ModelNotFoundError, WrongTaskError
-from service.core.repository import BatchingConfig, ModelRepository
+from service.core.repository import BatchingConfig, DefaultModel, ModelRepository
 from service.core.runtime import plan_execution
 
 
@@ -73,7 +74,38 @@ def test_refusals_name_the_key(tmp_path: Path) -> None:
         "garbage": "model.onnx",
     }
     assert [model.key for model in registry.loaded()] == ["colours:1"]
-    assert registry.defaults == {"classify": "colours"}
+    assert registry.defaults == {"classify": DefaultModel("colours", "first_by_name")}
+
+
+def test_a_default_nobody_configured_stays_across_reloads_until_it_leaves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    onnx_models.colour_classifier(tmp_path, name="zebra")
+    caplog.set_level(logging.INFO, "vision.repository")
+    registry = registry_for(tmp_path)
+    assert registry.defaults["classify"] == DefaultModel("zebra", "first_by_name")
+    assert "default classify model: 'zebra', first by name" in caplog.text
+
+    caplog.clear()
+    onnx_models.colour_classifier(tmp_path, name="apple")
+    registry.load_all()
+    assert registry.resolve("classify", None, None).key == "zebra:1", "a newcomer first by name took over"
+    assert "default classify" not in caplog.text
+
+    registry.unload("zebra")
+    assert registry.defaults["classify"] == DefaultModel("apple", "first_by_name")
+    assert "default classify model: 'apple'" in caplog.text
+
+
+def test_a_configured_default_says_so_and_comes_back_when_loaded_again(tmp_path: Path) -> None:
+    onnx_models.colour_classifier(tmp_path, name="zebra")
+    onnx_models.colour_classifier(tmp_path, name="apple")
+    registry = registry_for(tmp_path, {"classify": "zebra"})
+    assert registry.defaults["classify"] == DefaultModel("zebra", "configured")
+    registry.unload("zebra")
+    assert registry.defaults["classify"] == DefaultModel("apple", "first_by_name")
+    registry.swap(registry.plan_reload(["zebra"], warm_up=False))
+    assert registry.defaults["classify"] == DefaultModel("zebra", "configured")
 
 
 def test_no_default_for_a_task_without_models(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ def test_models_lists_task_version_labels_input_provider_metrics(client: httpx.C
     colours = models["colours"]
     assert colours["task"] == "classify"
     assert colours["default_for"] == "classify"
+    assert colours["default_reason"] == "configured"
     assert colours["latest"] == 2
     assert [v["version"] for v in colours["versions"]] == [1, 2]
     version = colours["versions"][-1]
@@ -38,7 +39,7 @@ def test_models_lists_task_version_labels_input_provider_metrics(client: httpx.C
     }
     assert version["provider"] == "cpu"
     assert version["metrics"] == {"accuracy": 1.0, "dataset": "hand-built"}
-    assert models["brightness"]["default_for"] is None
+    assert models["brightness"]["default_for"] is models["brightness"]["default_reason"] is None
 
 
 def test_models_reports_refused_files_with_the_wrong_key(client: httpx.Client) -> None:
@@ -120,7 +121,8 @@ def test_missing_default_falls_back_to_the_task_s_first_model(
 ) -> None:
     shutil.copytree(test_models_dir / "brightness", tmp_path / "brightness")
     server = start_server(tmp_path)
-    assert server.client.get("/models/brightness").json()["default_for"] == "classify"
+    brightness = server.client.get("/models/brightness").json()
+    assert (brightness["default_for"], brightness["default_reason"]) == ("classify", "first_by_name")
 
 
 def test_docs_work_offline(client: httpx.Client) -> None:
