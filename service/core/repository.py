@@ -395,7 +395,7 @@ class ModelRepository:
         elif after.reason == "configured":
             logger.info("default %s model: %r, as VISION_DEFAULT_MODELS names it", task, after.name)
         else:
-            logger.warning(
+            logger.info(
                 "default %s model: %r, first by name of the %s models; VISION_DEFAULT_MODELS names none",
                 task,
                 after.name,
