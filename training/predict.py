@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import onnxruntime as ort
 from tqdm import tqdm
@@ -19,16 +18,15 @@ from tqdm import tqdm
 from service.core.contract import ContractError, ModelMetadata, parse_metadata
 from service.core.engine import Answer, Engine
 from service.core.errors import ServiceError
-from service.core.tasks.classify import ClassifyOptions
-from service.core.tasks.detect import DetectOptions
-from service.core.tasks.segment import SegmentOptions
+from service.core.tasks.classify import CLASSIFY, ClassifyOptions
+from service.core.tasks.detect import DETECT, DetectOptions
+from service.core.tasks.segment import SEGMENT, SegmentOptions
+from service.core.tasks.task import Options, Result, TaskSpec
 from service.http.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.settings import Settings
 from training.errors import UserError
 
 RUN_MODEL_NAME = "run"
-OptionsT = TypeVar("OptionsT")
-ResultT = TypeVar("ResultT")
 
 
 def predict_files(model: Path, images: Sequence[Path]) -> str:
@@ -66,12 +64,12 @@ async def _answer(repository: Path, images: list[bytes]) -> str:
         task = engine.models()[0].metadata.task
         body: ClassifyResponse | DetectResponse | SegmentResponse
         if task == "classify":
-            body = ClassifyResponse.of(await _each(engine.classify, images, ClassifyOptions()))
+            body = ClassifyResponse.of(await _each(engine, CLASSIFY, images, ClassifyOptions()))
         elif task == "detect":
-            body = DetectResponse.of(await _each(engine.detect, images, DetectOptions()))
+            body = DetectResponse.of(await _each(engine, DETECT, images, DetectOptions()))
         else:
             options = SegmentOptions()
-            body = SegmentResponse.of(await _each(engine.segment, images, options), options.style)
+            body = SegmentResponse.of(await _each(engine, SEGMENT, images, options), options.style)
         return body.model_dump_json(indent=2)
     except ServiceError as exc:
         raise UserError(f"{exc.code}: {exc.message}") from None
@@ -80,14 +78,12 @@ async def _answer(repository: Path, images: list[bytes]) -> str:
 
 
 async def _each(
-    call: Callable[[list[bytes], OptionsT], Awaitable[Answer[ResultT]]],
-    images: list[bytes],
-    options: OptionsT,
-) -> Answer[ResultT]:
+    engine: Engine, task: TaskSpec[Options, Result], images: list[bytes], options: Options
+) -> Answer[Result]:
     """One call per image, so any number of files stays within the service's per-request limits, answered
     together as one batch would be."""
     answers = [
-        await call([image], options)
+        await engine.run(task, [image], options)
         for image in tqdm(images, desc="predicting", unit="image", leave=False, disable=None)
     ]
     return Answer(model=answers[0].model, images=[found for answer in answers for found in answer.images])

@@ -1,17 +1,17 @@
 """The engine: the one facade every adapter calls. Images or tensors in, typed answers out.
 
 A call resolves its model, decodes uploads in decode worker processes (service.core.decoding, one per decode
-thread), queues them on the model's micro-batcher and post-processes the outputs with the task's own module in
-the run thread. A single upload goes from its decode
-thread straight to the batcher: the event loop hands it off once and hears back once per batch. The HTTP
-routes, the benchmarks and the trainer's evaluation all go through here or through the same task modules, so
-they cannot drift apart.
+thread), queues them on the model's micro-batcher and finishes each image with its task (service.core.tasks)
+in the run thread. A single upload goes from its decode thread straight to the batcher: the event loop hands
+it off once and hears back once per batch. The HTTP routes, the benchmarks and the trainer's evaluation all
+go through here or through the same task modules, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -43,15 +43,7 @@ from service.core.repository import (
     Readiness,
 )
 from service.core.runtime import ProviderChoice, batch_delay_seconds, plan_execution
-from service.core.tasks.classify import ClassifyOptions, Prediction, top_k
-from service.core.tasks.detect import Detection, DetectOptions, detect
-from service.core.tasks.segment import (
-    OVERLAY_MAX_SIDE,
-    SegmentOptions,
-    class_fractions,
-    render_trimap_png,
-    trimap,
-)
+from service.core.tasks.task import Options, Result, TaskSpec
 from service.observability import timing
 
 logger = logging.getLogger("vision.engine")
@@ -104,33 +96,6 @@ class ModelId:
 
     name: str
     version: int
-
-
-@dataclass(frozen=True, slots=True)
-class ImageSize:
-    """Width and height of the upright input image, in pixels."""
-
-    width: int
-    height: int
-
-
-@dataclass(frozen=True, slots=True)
-class ClassifiedImage:
-    size: ImageSize
-    predictions: list[Prediction]
-
-
-@dataclass(frozen=True, slots=True)
-class DetectedImage:
-    size: ImageSize
-    detections: list[Detection]
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentedImage:
-    size: ImageSize
-    png: bytes  # the trimap (1 pet, 2 background, 3 border) drawn in the requested style
-    fractions: dict[str, float]  # fraction of the image's pixels per trimap class
 
 
 @dataclass(frozen=True)
@@ -293,57 +258,19 @@ class Engine:
         timing.use_model(model.key)
         return model
 
-    async def classify(self, images: Sequence[bytes], options: ClassifyOptions) -> Answer[ClassifiedImage]:
-        """Top-k classes of each image."""
-        model = self.resolve("classify", options)
+    async def run(
+        self, task: TaskSpec[Options, Result], images: Sequence[bytes], options: Options
+    ) -> Answer[Result]:
+        """Each image decoded, run through the model the options name (or the task's default) and finished
+        by the task, in upload order."""
+        model = self.resolve(task.name, options)
         labels = model.metadata.labels
 
-        def finish(image: PreparedImage) -> Finish:
-            return lambda outputs: ClassifiedImage(
-                _size(image), top_k(outputs["probabilities"], labels, options.top_k)
-            )
+        def finisher(image: PreparedImage) -> Finish:
+            return functools.partial(task.finish, image=image, labels=labels, options=options)
 
-        return Answer(_model_id(model), await self._answer(model, images, finish))
-
-    async def detect(self, images: Sequence[bytes], options: DetectOptions) -> Answer[DetectedImage]:
-        """Objects in each image, best first, boxes in original pixels."""
-        model = self.resolve("detect", options)
-        labels = model.metadata.labels
-
-        def finish(image: PreparedImage) -> Finish:
-            return lambda outputs: DetectedImage(
-                _size(image),
-                detect(
-                    outputs["boxes"],
-                    outputs["iou"],
-                    outputs["class_probabilities"],
-                    labels,
-                    image.geometry,
-                    score_threshold=options.score_threshold,
-                    iou_threshold=options.iou_threshold,
-                    max_detections=options.max_detections,
-                ),
-            )
-
-        return Answer(_model_id(model), await self._answer(model, images, finish))
-
-    async def segment(self, images: Sequence[bytes], options: SegmentOptions) -> Answer[SegmentedImage]:
-        """Each image's trimap at its own size, and its PNG in the requested style."""
-        model = self.resolve("segment", options)
-        preview_side = OVERLAY_MAX_SIDE if options.style == "overlay" else None
-        labels = model.metadata.labels
-
-        def finish(image: PreparedImage) -> Finish:
-            def render(outputs: dict[str, np.ndarray]) -> SegmentedImage:
-                mask = trimap(outputs["probabilities"], image.geometry)
-                png = render_trimap_png(mask, options.style, image.preview)
-                return SegmentedImage(_size(image), png, class_fractions(mask, labels))
-
-            return render
-
-        # Resizing masks and encoding PNGs costs milliseconds: it happens in the run thread, one image at a
-        # time, so a run thread holds at most one full-size mask.
-        return Answer(_model_id(model), await self._answer(model, images, finish, preview_side))
+        images_answered = await self._answer(model, images, finisher, task.preview_side(options))
+        return Answer(_model_id(model), images_answered)
 
     async def infer_tensors(
         self,
@@ -520,7 +447,3 @@ def _record_batch_timings(results: Sequence[InferenceResult]) -> None:
 
 def _model_id(model: LoadedModel) -> ModelId:
     return ModelId(model.metadata.name, model.metadata.version)
-
-
-def _size(image: PreparedImage) -> ImageSize:
-    return ImageSize(image.geometry.original_width, image.geometry.original_height)

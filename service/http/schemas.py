@@ -16,7 +16,11 @@ from service.core.contract import InputSpec, ResizeMode, Task, TrimapStyle
 if TYPE_CHECKING:
     from service.core import engine
     from service.core.repository import LoadedModel, Readiness
+    from service.core.tasks.classify import ClassifiedImage
+    from service.core.tasks.detect import DetectedImage
     from service.core.tasks.detect import Detection as FoundObject
+    from service.core.tasks.segment import SegmentedImage
+    from service.core.tasks.task import ImageSize as Size
 
 
 # The trimap the bundled segmenter answers for docs/examples/star.jpg, as its examples show it.
@@ -60,7 +64,7 @@ def _model_ref(model: engine.ModelId) -> dict[str, Any]:
     return {"name": model.name, "version": model.version}
 
 
-def _image_size(size: engine.ImageSize) -> dict[str, int]:
+def _image_size(size: Size) -> dict[str, int]:
     return {"width": size.width, "height": size.height}
 
 
@@ -87,7 +91,7 @@ class ClassifyResponse(Schema):
     results: list[ClassifyResult] = Field(description="One entry per uploaded image, in upload order.")
 
     @classmethod
-    def of(cls, answer: engine.Answer[engine.ClassifiedImage]) -> ClassifyResponse:
+    def of(cls, answer: engine.Answer[ClassifiedImage]) -> ClassifyResponse:
         # One validation of the whole tree: a model built per prediction costs the event loop a call each.
         return cls.model_validate(
             {
@@ -158,7 +162,7 @@ class DetectResponse(Schema):
     results: list[DetectResult] = Field(description="One entry per uploaded image, in upload order.")
 
     @classmethod
-    def of(cls, answer: engine.Answer[engine.DetectedImage]) -> DetectResponse:
+    def of(cls, answer: engine.Answer[DetectedImage]) -> DetectResponse:
         # One validation of the whole tree, as ClassifyResponse.of.
         return cls.model_validate(
             {
@@ -247,7 +251,7 @@ class SegmentResponse(Schema):
     )
 
     @classmethod
-    def of(cls, answer: engine.Answer[engine.SegmentedImage], style: TrimapStyle) -> SegmentResponse:
+    def of(cls, answer: engine.Answer[SegmentedImage], style: TrimapStyle) -> SegmentResponse:
         return cls.model_validate(
             {
                 "model": _model_ref(answer.model),

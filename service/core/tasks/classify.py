@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from pydantic import Field
 
 from service.core.contract import check_class_count
+from service.core.imaging import PreparedImage
 from service.core.repository import ModelChoice
+from service.core.tasks.task import ImageSize, TaskSpec
 
 
 class ClassifyOptions(ModelChoice):
@@ -37,3 +40,18 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> list[Pred
         Prediction(class_id, labels[class_id], probability)
         for class_id, probability in zip(order.tolist(), probabilities[order].tolist(), strict=True)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedImage:
+    size: ImageSize
+    predictions: list[Prediction]
+
+
+def finish(
+    outputs: dict[str, np.ndarray], image: PreparedImage, labels: Sequence[str], options: ClassifyOptions
+) -> ClassifiedImage:
+    return ClassifiedImage(ImageSize.of(image), top_k(outputs["probabilities"], labels, options.top_k))
+
+
+CLASSIFY = TaskSpec("classify", finish)

@@ -9,8 +9,9 @@ import numpy as np
 from pydantic import Field
 
 from service.core.contract import check_class_count
-from service.core.imaging import Geometry
+from service.core.imaging import Geometry, PreparedImage
 from service.core.repository import ModelChoice
+from service.core.tasks.task import ImageSize, TaskSpec
 
 
 class DetectOptions(ModelChoice):
@@ -120,3 +121,28 @@ def _iou_one_to_many(box: np.ndarray, area: float, others: np.ndarray, other_are
     height = np.maximum(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0.0)
     intersection = width * height
     return intersection / (area + other_areas - intersection)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedImage:
+    size: ImageSize
+    detections: list[Detection]
+
+
+def finish(
+    outputs: dict[str, np.ndarray], image: PreparedImage, labels: Sequence[str], options: DetectOptions
+) -> DetectedImage:
+    found = detect(
+        outputs["boxes"],
+        outputs["iou"],
+        outputs["class_probabilities"],
+        labels,
+        image.geometry,
+        score_threshold=options.score_threshold,
+        iou_threshold=options.iou_threshold,
+        max_detections=options.max_detections,
+    )
+    return DetectedImage(ImageSize.of(image), found)
+
+
+DETECT = TaskSpec("detect", finish)

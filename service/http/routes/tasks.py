@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.core.engine import ModelId
-from service.core.tasks.classify import ClassifyOptions
-from service.core.tasks.detect import DetectOptions
-from service.core.tasks.segment import SegmentOptions
+from service.core.tasks.classify import CLASSIFY, ClassifyOptions
+from service.core.tasks.detect import DETECT, DetectOptions
+from service.core.tasks.segment import SEGMENT, SegmentOptions
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
 from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses, fast_query_route
@@ -74,7 +74,7 @@ async def classify(request: Request, options: Annotated[ClassifyOptions, Query()
     """Top-k classes with softmax probabilities for each uploaded image, in upload order."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.classify(images, options)
+    answer = await engine.run(CLASSIFY, images, options)
     return Response(ClassifyResponse.of(answer).model_dump_json(), media_type=JSON)
 
 
@@ -89,7 +89,7 @@ async def detect(request: Request, options: Annotated[DetectOptions, Query()]) -
     """Per image, detections best first: class, score, predicted IoU and a box in original pixels."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.detect(images, options)
+    answer = await engine.run(DETECT, images, options)
     return Response(DetectResponse.of(answer).model_dump_json(), media_type=JSON)
 
 
@@ -109,7 +109,7 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
         )
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.segment(_one(images), options)
+    answer = await engine.run(SEGMENT, _one(images), options)
     return Response(answer.images[0].png, media_type="image/png", headers=_model_headers(answer.model))
 
 
@@ -127,7 +127,7 @@ async def segment_json(request: Request, options: Annotated[SegmentOptions, Quer
     """Per image, in upload order: the fraction of pixels of each trimap class and the PNG, base64-encoded."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.segment(images, options)
+    answer = await engine.run(SEGMENT, images, options)
     body = SegmentResponse.of(answer, options.style).model_dump_json()
     return Response(body, media_type=JSON, headers=_model_headers(answer.model))
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import TEST_DEFAULTS, encode, solid
 from PIL import Image
 
-from service.core.engine import Engine, EngineConfig, ImageSize, ModelId, RequestLimits
+from service.core.engine import Engine, EngineConfig, ModelId, RequestLimits
 from service.core.errors import (
     ImageTooLargeError,
     InvalidInputError,
@@ -25,9 +25,10 @@ from service.core.errors import (
     UnsupportedImageError,
     WrongTaskError,
 )
-from service.core.tasks.classify import ClassifyOptions
-from service.core.tasks.detect import DetectOptions
-from service.core.tasks.segment import SegmentOptions
+from service.core.tasks.classify import CLASSIFY, ClassifyOptions
+from service.core.tasks.detect import DETECT, DetectOptions
+from service.core.tasks.segment import SEGMENT, SegmentOptions
+from service.core.tasks.task import ImageSize
 from service.observability import timing
 
 T = TypeVar("T")
@@ -64,7 +65,9 @@ def bands(width: int = 64, height: int = 32) -> Image.Image:
 
 def test_classify_answers_each_image_in_order(test_models_dir: Path) -> None:
     images = [png(solid(RED)), png(solid((0, 0, 255), (10, 20)))]
-    answer = with_engine(test_models_dir, lambda engine: engine.classify(images, ClassifyOptions(top_k=2)))
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.run(CLASSIFY, images, ClassifyOptions(top_k=2))
+    )
     assert answer.model == ModelId("colours", 2)
     assert [image.size for image in answer.images] == [ImageSize(64, 32), ImageSize(10, 20)]
     assert [image.predictions[0].label for image in answer.images] == ["red", "blue"]
@@ -75,14 +78,16 @@ def test_classify_answers_each_image_in_order(test_models_dir: Path) -> None:
 
 def test_classify_names_its_model_version(test_models_dir: Path) -> None:
     options = ClassifyOptions(model="colours", version=1)
-    answer = with_engine(test_models_dir, lambda engine: engine.classify([png(solid(RED))], options))
+    answer = with_engine(test_models_dir, lambda engine: engine.run(CLASSIFY, [png(solid(RED))], options))
     assert answer.model == ModelId("colours", 1)
 
 
 def test_detect_maps_boxes_to_original_pixels_after_nms(test_models_dir: Path) -> None:
     # Letterboxing a 32x64 image into 32x32 pads 8 columns either side: A -> (0, 16, 32, 48),
     # C -> (0, 0, 16, 16); B overlaps A and goes, D is under the score threshold.
-    answer = with_engine(test_models_dir, lambda engine: engine.detect([png(bands(32, 64))], DetectOptions()))
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.run(DETECT, [png(bands(32, 64))], DetectOptions())
+    )
     found = answer.images[0].detections
     assert answer.model == ModelId("boxes", 1)
     assert [(d.label, d.box) for d in found] == [
@@ -98,9 +103,9 @@ def test_detect_options_change_the_answer(test_models_dir: Path) -> None:
 
     async def counts(engine: Engine) -> list[int]:
         answers = [
-            await engine.detect(image, DetectOptions(score_threshold=0.5)),
-            await engine.detect(image, DetectOptions(iou_threshold=1.0)),
-            await engine.detect(image, DetectOptions(max_detections=1)),
+            await engine.run(DETECT, image, DetectOptions(score_threshold=0.5)),
+            await engine.run(DETECT, image, DetectOptions(iou_threshold=1.0)),
+            await engine.run(DETECT, image, DetectOptions(max_detections=1)),
         ]
         return [len(answer.images[0].detections) for answer in answers]
 
@@ -110,7 +115,7 @@ def test_detect_options_change_the_answer(test_models_dir: Path) -> None:
 @pytest.mark.parametrize("style", ["mask", "color", "overlay"])
 def test_segment_gives_the_trimap_at_the_input_size_and_its_png(test_models_dir: Path, style: str) -> None:
     answer = with_engine(
-        test_models_dir, lambda engine: engine.segment([png(bands())], SegmentOptions(style=style))
+        test_models_dir, lambda engine: engine.run(SEGMENT, [png(bands())], SegmentOptions(style=style))
     )
     (image,) = answer.images
     expected = np.full((32, 64), 2, dtype=np.uint8)
@@ -162,12 +167,18 @@ def test_tensors_that_do_not_fit_are_invalid_input(
     ("call", "error"),
     [
         (
-            lambda engine: engine.classify([png(solid(RED))], ClassifyOptions(model="nope")),
+            lambda engine: engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions(model="nope")),
             ModelNotFoundError,
         ),
-        (lambda engine: engine.classify([png(solid(RED))], ClassifyOptions(model="boxes")), WrongTaskError),
-        (lambda engine: engine.classify([b"not an image"] * 2, ClassifyOptions()), UnsupportedImageError),
-        (lambda engine: engine.classify([png(solid(RED))] * 5, ClassifyOptions()), TooManyImagesError),
+        (
+            lambda engine: engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions(model="boxes")),
+            WrongTaskError,
+        ),
+        (
+            lambda engine: engine.run(CLASSIFY, [b"not an image"] * 2, ClassifyOptions()),
+            UnsupportedImageError,
+        ),
+        (lambda engine: engine.run(CLASSIFY, [png(solid(RED))] * 5, ClassifyOptions()), TooManyImagesError),
         (lambda engine: engine.infer_tensors("colours", 7, {}), ModelNotFoundError),
     ],
 )
@@ -179,7 +190,9 @@ def test_refusals_are_coded_errors(test_models_dir: Path, call, error: type[Exce
 def test_a_request_that_does_not_fit_the_queue_is_shed(test_models_dir: Path) -> None:
     images = [png(solid(RED))] * 2
     with pytest.raises(OverloadedError) as shed:
-        with_engine(test_models_dir, lambda engine: engine.classify(images, ClassifyOptions()), queue_size=1)
+        with_engine(
+            test_models_dir, lambda engine: engine.run(CLASSIFY, images, ClassifyOptions()), queue_size=1
+        )
     assert shed.value.retry_after == 1
 
 
@@ -189,9 +202,9 @@ def test_a_call_that_would_overfill_the_decoder_queue_is_shed(test_models_dir: P
     async def with_two_places_taken(engine: Engine) -> tuple[object, list[str]]:
         await engine.decoding.acquire(2)
         batch = await asyncio.gather(
-            engine.classify([png(solid(RED))] * 2, ClassifyOptions()), return_exceptions=True
+            engine.run(CLASSIFY, [png(solid(RED))] * 2, ClassifyOptions()), return_exceptions=True
         )
-        one = await engine.classify([png(solid(RED))], ClassifyOptions())
+        one = await engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions())
         return batch[0], [image.predictions[0].label for image in one.images]
 
     shed, labels = with_engine(test_models_dir, with_two_places_taken, decode_workers=1, queue_size=2)
@@ -205,7 +218,7 @@ def test_not_ready_until_loaded(test_models_dir: Path) -> None:
     engine = Engine(EngineConfig(models_dir=test_models_dir, limits=LIMITS))
     assert engine.readiness().status == "loading"
     with pytest.raises(NotReadyError) as refused:
-        asyncio.run(engine.classify([png(solid(RED))], ClassifyOptions()))
+        asyncio.run(engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions()))
     assert refused.value.retry_after == 1
 
 
@@ -213,7 +226,7 @@ def test_a_timed_call_records_its_stages_and_model(test_models_dir: Path) -> Non
     async def timed(engine: Engine) -> timing.RequestTimings:
         timings, token = timing.begin("r1", "/classify")
         try:
-            await engine.classify([png(solid(RED))], ClassifyOptions())
+            await engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions())
         finally:
             timing.end(token)
         return timings
@@ -230,7 +243,9 @@ def test_a_request_over_its_pixel_limit_is_refused_from_the_headers(test_models_
         max_images=4, max_image_bytes=1 << 20, max_pixels=1 << 20, max_request_pixels=3 << 20
     )
     with pytest.raises(ImageTooLargeError) as refused:
-        with_engine(test_models_dir, lambda engine: engine.classify(images, ClassifyOptions()), limits=limits)
+        with_engine(
+            test_models_dir, lambda engine: engine.run(CLASSIFY, images, ClassifyOptions()), limits=limits
+        )
     assert refused.value.detail == {"pixels": 4 << 20, "limit": 3 << 20}
 
 
@@ -238,7 +253,7 @@ def test_batches_wait_for_the_pixel_budget_and_give_it_back(test_models_dir: Pat
     batch = [png(solid(RED, (1000, 500)))] * 2
 
     async def contend(engine: Engine) -> tuple[list[str], int]:
-        answers = await asyncio.gather(*(engine.classify(batch, ClassifyOptions()) for _ in range(4)))
+        answers = await asyncio.gather(*(engine.run(CLASSIFY, batch, ClassifyOptions()) for _ in range(4)))
         labels = [image.predictions[0].label for answer in answers for image in answer.images]
         return labels, engine.pixels.in_use
 
@@ -252,7 +267,7 @@ def test_a_batch_that_cannot_get_its_pixels_in_time_is_overloaded(test_models_di
     async def held_elsewhere(engine: Engine) -> None:
         engine.pixels.wait_seconds = 0.05
         await engine.pixels.acquire(900_000)
-        await engine.classify([png(solid(RED, (1000, 500)))] * 2, ClassifyOptions())
+        await engine.run(CLASSIFY, [png(solid(RED, (1000, 500)))] * 2, ClassifyOptions())
 
     with pytest.raises(OverloadedError) as refused:
         with_engine(test_models_dir, held_elsewhere, pixel_budget=1_000_000)
@@ -264,7 +279,7 @@ def test_a_single_upload_needs_no_pixel_budget(test_models_dir: Path) -> None:
     async def held_elsewhere(engine: Engine) -> str:
         engine.pixels.wait_seconds = 0.05
         await engine.pixels.acquire(1_000_000)
-        answer = await engine.classify([png(solid(RED, (1000, 1000)))], ClassifyOptions())
+        answer = await engine.run(CLASSIFY, [png(solid(RED, (1000, 1000)))], ClassifyOptions())
         return answer.images[0].predictions[0].label
 
     assert with_engine(test_models_dir, held_elsewhere, pixel_budget=1_000_000) == "red"
@@ -277,7 +292,7 @@ def reloadable(root: Path) -> Path:
 
 
 async def top_label(engine: Engine, version: int | None = None) -> str:
-    answer = await engine.classify([png(solid(RED))], ClassifyOptions(model="m", version=version))
+    answer = await engine.run(CLASSIFY, [png(solid(RED))], ClassifyOptions(model="m", version=version))
     return f"{answer.model.version}:{answer.images[0].predictions[0].label}"
 
 

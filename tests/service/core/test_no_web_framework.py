@@ -16,7 +16,7 @@ for package in (service.core, service.observability):
         importlib.import_module(module.name)
 from PIL import Image
 from service.core.engine import Engine, EngineConfig, RequestLimits
-from service.core.tasks.classify import ClassifyOptions
+from service.core.tasks.classify import CLASSIFY, ClassifyOptions
 
 async def main():
     limits = RequestLimits(
@@ -26,7 +26,7 @@ async def main():
     await engine.load()
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (255, 0, 0)).save(buffer, "PNG")
-    answer = await engine.classify([buffer.getvalue()], ClassifyOptions(model="colours"))
+    answer = await engine.run(CLASSIFY, [buffer.getvalue()], ClassifyOptions(model="colours"))
     assert answer.images[0].predictions[0].label == "red", answer
     await engine.close()
 

@@ -1,0 +1,42 @@
+"""What the engine needs of a task: its name, its options, and how it finishes one image from the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from service.core.contract import Task
+from service.core.imaging import PreparedImage
+from service.core.repository import ModelChoice
+
+Options = TypeVar("Options", bound=ModelChoice)
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSize:
+    """Width and height of the upright input image, in pixels."""
+
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, image: PreparedImage) -> ImageSize:
+        return cls(image.geometry.original_width, image.geometry.original_height)
+
+
+def _no_preview(options: ModelChoice) -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class TaskSpec(Generic[Options, Result]):
+    """A task as the engine runs it: `finish` turns one image's outputs (by role) into its answer, in the run
+    thread; `preview_side` is the longer side of the upright copy it needs, None for none."""
+
+    name: Task
+    finish: Callable[[dict[str, np.ndarray], PreparedImage, Sequence[str], Options], Result]
+    preview_side: Callable[[Options], int | None] = _no_preview
