@@ -20,6 +20,14 @@ try:
 except ImportError as missing:
     sys.exit(f"vision: {missing.name} is missing; install the client: pip install 'vision-service[client]'")
 
+from service.api.schemas import (
+    ClassifyResponse,
+    DetectResponse,
+    DetectResult,
+    Health,
+    ModelsResponse,
+    SegmentResponse,
+)
 from service.client import (
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_URL,
@@ -29,14 +37,6 @@ from service.client import (
     chunks,
     joined,
     uploads,
-)
-from service.http.schemas import (
-    ClassifyResponse,
-    DetectResponse,
-    DetectResult,
-    Health,
-    ModelsResponse,
-    SegmentResponse,
 )
 
 # Exit statuses scripts can tell apart.

@@ -28,8 +28,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from service.core.contract import TrimapStyle
-from service.http.schemas import (
+from service.api.schemas import (
     ClassifyResponse,
     DetectResponse,
     Health,
@@ -37,6 +36,7 @@ from service.http.schemas import (
     ModelsResponse,
     SegmentResponse,
 )
+from service.core.contract import TrimapStyle
 
 if TYPE_CHECKING:
     import numpy as np

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,26 +58,29 @@ def imported_modules(module: ast.Module) -> Iterator[str]:
             yield node.module
 
 
-# `predict` prints the service's own JSON, so training may build the response bodies: pydantic only.
-SHARED_SCHEMAS = "service.http.schemas"
-
-
 def test_training_never_imports_the_http_adapters() -> None:
     offending = {
         f"{path.relative_to(REPO_ROOT)}: {name}"
         for path, module in modules("training")
         for name in imported_modules(module)
-        if (name == "service.http" or name.startswith("service.http.") or name == "service.app")
-        and name != SHARED_SCHEMAS
+        if name == "service.http" or name.startswith("service.http.") or name == "service.app"
     }
     assert offending == set()
 
 
-def test_the_schemas_training_shares_import_no_web_framework() -> None:
-    schemas = ast.parse((REPO_ROOT / "service" / "http" / "schemas.py").read_text())
-    imported = set(imported_modules(schemas))
-    assert not {name for name in imported if name.split(".")[0] in {"fastapi", "starlette", "uvicorn"}}
-    assert not {name for name in imported if name.startswith("service.http")}
+def test_the_wire_types_load_pydantic_and_nothing_of_the_server() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, service.api.schemas; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout.split()
+    top = {name.strip("[]',").split(".")[0] for name in loaded}
+    assert "pydantic" in top
+    assert top.isdisjoint({"numpy", "onnxruntime", "PIL", "fastapi", "starlette", "uvicorn", "httpx"})
+    service_modules = {name.strip("[]',") for name in loaded if name.strip("[]',").startswith("service.")}
+    assert service_modules <= {"service.api", "service.api.schemas", "service.core", "service.core.contract"}
 
 
 def test_training_has_no_decoder_or_nms_of_its_own() -> None:

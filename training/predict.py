@@ -15,6 +15,7 @@ from pathlib import Path
 import onnxruntime as ort
 from tqdm import tqdm
 
+from service.api.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.core.contract import ContractError, ModelMetadata, parse_metadata
 from service.core.engine import Answer, Engine
 from service.core.errors import ServiceError
@@ -22,7 +23,6 @@ from service.core.tasks.classify import CLASSIFY, ClassifyOptions
 from service.core.tasks.detect import DETECT, DetectOptions
 from service.core.tasks.segment import SEGMENT, SegmentOptions
 from service.core.tasks.task import Options, Result, TaskSpec
-from service.http.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.settings import Settings
 from training.errors import UserError
 

@@ -18,8 +18,8 @@ import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image
 
+from service.api.schemas import ClassifyResponse, DetectResponse, Health, ModelsResponse, SegmentResponse
 from service.client import AsyncClient, Client, VisionError
-from service.http.schemas import ClassifyResponse, DetectResponse, Health, ModelsResponse, SegmentResponse
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 STAR = EXAMPLES / "star.jpg"

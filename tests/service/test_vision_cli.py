@@ -14,9 +14,9 @@ import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image, ImageColor
 
+from service.api.schemas import ClassifyResponse, DetectResponse
 from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE
 from service.core.tasks.segment import TRIMAP_COLORS
-from service.http.schemas import ClassifyResponse, DetectResponse
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 VISION = Path(sys.executable).parent / "vision"

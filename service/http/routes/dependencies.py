@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from service.api.schemas import ErrorResponse
 from service.core.engine import Engine
 from service.core.errors import (
     CorruptImageError,
@@ -37,7 +38,6 @@ from service.http.errors import (
 )
 from service.http.examples import Examples, error_examples
 from service.http.oip import V2Error
-from service.http.schemas import ErrorResponse
 
 
 def engine_of(request: Request) -> Engine:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from service.api.schemas import Health
 from service.core.engine import LOADING_RETRY_AFTER_SECONDS
 from service.http.auth import key_accepted, require_operator_key
 from service.http.routes.dependencies import EngineDep
-from service.http.schemas import Health
 from service.observability import metrics
 
 router = APIRouter(tags=["health"])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from service.api.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.core.engine import ModelId
 from service.core.tasks.classify import CLASSIFY, ClassifyOptions
 from service.core.tasks.detect import DETECT, DetectOptions
@@ -14,7 +15,6 @@ from service.core.tasks.segment import SEGMENT, SegmentOptions
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
 from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses, fast_query_route
-from service.http.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.http.uploads import read_images
 
 # `require_api_key` is declared for the OpenAPI document; the route class checks it, before the body is read.
