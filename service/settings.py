@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
 from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
-from service.core.engine import EngineConfig, RequestLimits
+from service.core.engine import EngineConfig
+from service.core.intake import RequestLimits
 from service.core.repository import DEFAULT_MAX_MODEL_BYTES
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

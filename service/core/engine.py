@@ -1,36 +1,30 @@
 """The engine: the one facade every adapter calls. Images or tensors in, typed answers out.
 
-A call resolves its model, decodes uploads in decode worker processes (service.core.decoding, one per decode
-thread), queues them on the model's micro-batcher and finishes each image with its task (service.core.tasks)
-in the run thread. A single upload goes from its decode thread straight to the batcher: the event loop hands
-it off once and hears back once per batch. The HTTP routes, the benchmarks and the trainer's evaluation all
-go through here or through the same task modules, so they cannot drift apart.
+A call resolves its model; the intake (service.core.intake) decodes its uploads within the limits and queues
+them on the model's micro-batcher, and each image is finished by its task (service.core.tasks) in the run
+thread. The HTTP routes, the benchmarks and the trainer's evaluation all go through here or through the
+same task modules, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
-from PIL import ImageFile
 
 from service.core.batching import Finish, InferenceResult
-from service.core.budget import Budget
 from service.core.contract import Task
-from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits, Decoders
-from service.core.errors import ImageTooLargeError, InvalidInputError, NotReadyError, TooManyImagesError
-from service.core.imaging import ImageLimits, PreparedImage, open_image
-from service.core.pools import call_from_thread, map_in_pool
+from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
+from service.core.errors import InvalidInputError, NotReadyError
+from service.core.imaging import PreparedImage
+from service.core.intake import Intake, RequestLimits
 from service.core.repository import (
     DEFAULT_MAX_MODEL_BYTES,
     BatchingConfig,
@@ -51,20 +45,6 @@ logger = logging.getLogger("vision.engine")
 T = TypeVar("T")
 # While loading, a second is a reasonable wait before asking again.
 LOADING_RETRY_AFTER_SECONDS = 1
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """What one call may ask for: images (or batch rows), bytes per image, pixels per image and in all."""
-
-    max_images: int
-    max_image_bytes: int
-    max_pixels: int
-    max_request_pixels: int
-
-    @property
-    def image(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_pixels)
 
 
 @dataclass(frozen=True)
@@ -133,14 +113,13 @@ class Engine:
             config.max_batch,
             delay * 1000,
         )
-        decode_threads = config.decode_workers or config.cores
-        self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
-        # One worker process per decode thread: a thread waits for its worker with the GIL released.
-        self._decoders = Decoders(decode_threads, config.decode_limits)
-        # Images decoding or waiting for a decode thread (a single upload: until it is answered). Past this a
-        # call is shed at once, as a full batch queue sheds it, so a burst cannot wait without bound behind a
-        # decoder slower than the models.
-        self.decoding = Budget("decoding", decode_threads + config.queue_size, wait_seconds=0)
+        self.intake = Intake(
+            config.limits,
+            threads=config.decode_workers or config.cores,
+            decode_limits=config.decode_limits,
+            queue_size=config.queue_size,
+            pixel_budget=config.pixel_budget,
+        )
         self._repository = ModelRepository(
             root=config.models_dir,
             plan=self.plan,
@@ -150,8 +129,6 @@ class Engine:
             max_model_bytes=config.max_model_bytes,
             follow_symlinks=config.follow_symlinks,
         )
-        # Decoded pixels of the calls in flight: what bounds the memory that uploads can make the engine use.
-        self.pixels = Budget("pixel", config.pixel_budget)
         self._loaded = False
         self._load_error: str | None = None
         self._reload_lock = asyncio.Lock()
@@ -162,7 +139,7 @@ class Engine:
         """Open and warm up every model in a worker thread, then serve; a failure stays in readiness."""
         try:
             await asyncio.gather(
-                asyncio.to_thread(self._decoders.start), asyncio.to_thread(self._repository.load_all)
+                asyncio.to_thread(self.intake.start), asyncio.to_thread(self._repository.load_all)
             )
             if self.config.warmup:
                 await asyncio.to_thread(self._repository.warm_up)
@@ -208,8 +185,7 @@ class Engine:
             await asyncio.gather(self._poller, return_exceptions=True)
         await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._repository.stop()
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
-        self._decoders.close()
+        self.intake.close()
 
     def _retire(self, models: Sequence[LoadedModel]) -> None:
         for model in models:
@@ -324,107 +300,9 @@ class Engine:
         preview_side: int | None = None,
     ) -> list[T]:
         """Each upload decoded, run through `model`'s batcher and finished, in upload order."""
-        if len(images) == 1:
-            results = [await self._single(model, images[0], finish, preview_side)]
-        else:
-            async with self._decoded(model, images, preview_side) as prepared:
-                results = await model.batcher.infer(
-                    [image.pixels for image in prepared], [finish(image) for image in prepared]
-                )
+        results = await self.intake.run(model, images, finish, preview_side)
         _record_batch_timings(results)
         return [result.finished for result in results]
-
-    async def _single(
-        self,
-        model: LoadedModel,
-        data: bytes,
-        finish: Callable[[PreparedImage], Finish],
-        preview_side: int | None,
-    ) -> InferenceResult:
-        """One upload opened, checked and decoded in a decode worker, for a decode thread that then queues it
-        on the batcher."""
-        # No pixel budget: once decoded it keeps the model's input and a bounded preview, and its full-size
-        # pixels exist only in the decode worker, then (a segmentation's mask) in the run thread.
-        # One image: its own pixel limit is the request's too.
-        limits = ImageLimits(
-            self.limits.max_image_bytes, min(self.limits.max_pixels, self.limits.max_request_pixels)
-        )
-        loop = asyncio.get_running_loop()
-        answered: asyncio.Future[InferenceResult] = loop.create_future()
-
-        def decode_and_queue() -> None:
-            try:
-                with timing.stage("decode"):
-                    prepared = self._decoders.decode(
-                        model.decode_job(data, limits, preview_side), answered.done
-                    )
-                model.batcher.put(prepared.pixels, finish(prepared), answered)
-            except Exception as exc:
-                call_from_thread(loop, _fail, answered, exc)
-
-        async with self.decoding.hold(1):
-            with model.in_use():
-                # The request's context goes along, so the decode time is the request's own.
-                job = self._decode_pool.submit(contextvars.copy_context().run, decode_and_queue)
-                try:
-                    return await answered
-                finally:
-                    job.cancel()  # never started: never runs
-                    answered.cancel()  # queued: its run thread skips it
-
-    @asynccontextmanager
-    async def _decoded(
-        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
-    ) -> AsyncIterator[list[PreparedImage]]:
-        """A batch's uploads decoded for `model` (in the worker pool) within the per-call limits, with their
-        pixels held in the engine's budget and `model` kept from retiring until the block ends."""
-        if len(images) > self.limits.max_images:
-            raise TooManyImagesError(
-                f"{len(images)} images in one call; the limit is {self.limits.max_images}"
-            )
-        with model.in_use():
-            with timing.stage("decode"):
-                pixels, decoded = await self._decode(model, images, preview_side)
-            # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
-            # afterwards, such as a segmentation's full-size mask.
-            async with self.pixels.hold(pixels):
-                yield decoded
-
-    async def _decode(
-        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None
-    ) -> tuple[int, list[PreparedImage]]:
-        """The uploads' total pixels and their decoded inputs, within the per-image and per-request limits."""
-        limits = self.limits.image
-        given_up = threading.Event()
-
-        def decode(data: bytes) -> PreparedImage:
-            return self._decoders.decode(model.decode_job(data, limits, preview_side), given_up.is_set)
-
-        # Opened (headers only) first, so the batch's total is refused before any decoding, and before it can
-        # be shed: retrying a request that is too large would not help.
-        opened = await map_in_pool(self._decode_pool, lambda data: open_image(data, limits), images)
-        pixels = self._request_pixels(opened)
-        async with self.decoding.hold(len(opened)):
-            try:
-                return pixels, await map_in_pool(self._decode_pool, decode, images)
-            finally:
-                given_up.set()  # a decode still running when the call ends is stopped
-
-    def _request_pixels(self, opened: Sequence[ImageFile.ImageFile]) -> int:
-        """The pixels the opened uploads hold together; ImageTooLarge over the per-request limit."""
-        pixels = sum(image.width * image.height for image in opened)
-        if pixels > self.limits.max_request_pixels:
-            raise ImageTooLargeError(
-                f"the {len(opened)} images hold {pixels} pixels, over the limit of "
-                f"{self.limits.max_request_pixels} pixels per request",
-                detail={"pixels": pixels, "limit": self.limits.max_request_pixels},
-            )
-        return pixels
-
-
-def _fail(future: asyncio.Future[T], error: Exception) -> None:
-    if not future.done():
-        future.set_exception(error)
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:

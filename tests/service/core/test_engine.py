@@ -14,7 +14,7 @@ import pytest
 from conftest import TEST_DEFAULTS, encode, solid
 from PIL import Image
 
-from service.core.engine import Engine, EngineConfig, ModelId, RequestLimits
+from service.core.engine import Engine, EngineConfig, ModelId
 from service.core.errors import (
     ImageTooLargeError,
     InvalidInputError,
@@ -25,6 +25,7 @@ from service.core.errors import (
     UnsupportedImageError,
     WrongTaskError,
 )
+from service.core.intake import RequestLimits
 from service.core.tasks.classify import CLASSIFY, ClassifyOptions
 from service.core.tasks.detect import DETECT, DetectOptions
 from service.core.tasks.segment import SEGMENT, SegmentOptions
@@ -200,7 +201,7 @@ def test_a_call_that_would_overfill_the_decoder_queue_is_shed(test_models_dir: P
     # One decode thread and room for two waiting, two places taken by another call's images: a batch of two
     # would overfill it, one more image fits.
     async def with_two_places_taken(engine: Engine) -> tuple[object, list[str]]:
-        await engine.decoding.acquire(2)
+        await engine.intake.decoding.acquire(2)
         batch = await asyncio.gather(
             engine.run(CLASSIFY, [png(solid(RED))] * 2, ClassifyOptions()), return_exceptions=True
         )
@@ -255,7 +256,7 @@ def test_batches_wait_for_the_pixel_budget_and_give_it_back(test_models_dir: Pat
     async def contend(engine: Engine) -> tuple[list[str], int]:
         answers = await asyncio.gather(*(engine.run(CLASSIFY, batch, ClassifyOptions()) for _ in range(4)))
         labels = [image.predictions[0].label for answer in answers for image in answer.images]
-        return labels, engine.pixels.in_use
+        return labels, engine.intake.pixels.in_use
 
     # One batch's million pixels at a time: the others wait their turn rather than decode at once.
     labels, left = with_engine(test_models_dir, contend, pixel_budget=1_000_000)
@@ -265,8 +266,8 @@ def test_batches_wait_for_the_pixel_budget_and_give_it_back(test_models_dir: Pat
 
 def test_a_batch_that_cannot_get_its_pixels_in_time_is_overloaded(test_models_dir: Path) -> None:
     async def held_elsewhere(engine: Engine) -> None:
-        engine.pixels.wait_seconds = 0.05
-        await engine.pixels.acquire(900_000)
+        engine.intake.pixels.wait_seconds = 0.05
+        await engine.intake.pixels.acquire(900_000)
         await engine.run(CLASSIFY, [png(solid(RED, (1000, 500)))] * 2, ClassifyOptions())
 
     with pytest.raises(OverloadedError) as refused:
@@ -277,8 +278,8 @@ def test_a_batch_that_cannot_get_its_pixels_in_time_is_overloaded(test_models_di
 def test_a_single_upload_needs_no_pixel_budget(test_models_dir: Path) -> None:
     # It keeps only the model's input once decoded: decoding and finishing are bounded by their threads.
     async def held_elsewhere(engine: Engine) -> str:
-        engine.pixels.wait_seconds = 0.05
-        await engine.pixels.acquire(1_000_000)
+        engine.intake.pixels.wait_seconds = 0.05
+        await engine.intake.pixels.acquire(1_000_000)
         answer = await engine.run(CLASSIFY, [png(solid(RED, (1000, 1000)))], ClassifyOptions())
         return answer.images[0].predictions[0].label
 

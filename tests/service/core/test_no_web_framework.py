@@ -15,7 +15,8 @@ for package in (service.core, service.observability):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
 from PIL import Image
-from service.core.engine import Engine, EngineConfig, RequestLimits
+from service.core.engine import Engine, EngineConfig
+from service.core.intake import RequestLimits
 from service.core.tasks.classify import CLASSIFY, ClassifyOptions
 
 async def main():
