@@ -286,8 +286,8 @@ class LoadedVersion(Schema):
     )
 
     @classmethod
-    def of(cls, model: LoadedModel) -> LoadedVersion:
-        meta = model.metadata
+    def of(cls, loaded: LoadedModel) -> LoadedVersion:
+        meta, model = loaded.metadata, loaded.model
         return cls(
             version=meta.version,
             task=meta.task,

@@ -75,22 +75,22 @@ class Intake:
 
     async def run(
         self,
-        model: LoadedModel,
+        loaded: LoadedModel,
         images: Sequence[bytes],
         finish: Callable[[PreparedImage], Finish],
         preview_side: int | None,
     ) -> list[InferenceResult]:
-        """Each upload decoded for `model`, run through its batcher and finished, in upload order."""
+        """Each upload decoded for `loaded`, run through its batcher and finished, in upload order."""
         if len(images) == 1:
-            return [await self._one(model, images[0], finish, preview_side)]
-        async with self._many(model, images, preview_side) as prepared:
-            return await model.batcher.infer(
+            return [await self._one(loaded, images[0], finish, preview_side)]
+        async with self._many(loaded, images, preview_side) as prepared:
+            return await loaded.batcher.infer(
                 [image.pixels for image in prepared], [finish(image) for image in prepared]
             )
 
     async def _one(
         self,
-        model: LoadedModel,
+        loaded: LoadedModel,
         data: bytes,
         finish: Callable[[PreparedImage], Finish],
         preview_side: int | None,
@@ -110,14 +110,14 @@ class Intake:
             try:
                 with timing.stage("decode"):
                     prepared = self._decoders.decode(
-                        model.decode_job(data, limits, preview_side), answered.done
+                        loaded.model.decode_job(data, limits, preview_side), answered.done
                     )
-                model.batcher.put(prepared.pixels, finish(prepared), answered)
+                loaded.batcher.put(prepared.pixels, finish(prepared), answered)
             except Exception as exc:
                 call_from_thread(loop, _fail, answered, exc)
 
         async with self.decoding.hold(1):
-            with model.in_use():
+            with loaded.in_use():
                 # The request's context goes along, so the decode time is the request's own.
                 job = self._pool.submit(contextvars.copy_context().run, decode_and_queue)
                 try:
@@ -128,31 +128,31 @@ class Intake:
 
     @asynccontextmanager
     async def _many(
-        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
+        self, loaded: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
     ) -> AsyncIterator[list[PreparedImage]]:
-        """A batch's uploads decoded for `model` (in the worker pool) within the per-call limits, with their
-        pixels held in the pixel budget and `model` kept from retiring until the block ends."""
+        """A batch's uploads decoded for `loaded` (in the worker pool) within the per-call limits, with their
+        pixels held in the pixel budget and `loaded` kept from retiring until the block ends."""
         if len(images) > self.limits.max_images:
             raise TooManyImagesError(
                 f"{len(images)} images in one call; the limit is {self.limits.max_images}"
             )
-        with model.in_use():
+        with loaded.in_use():
             with timing.stage("decode"):
-                pixels, decoded = await self._decode(model, images, preview_side)
+                pixels, decoded = await self._decode(loaded, images, preview_side)
             # Decoding holds at most one full-size image per decode thread; the budget bounds what calls keep
             # afterwards, such as a segmentation's full-size mask.
             async with self.pixels.hold(pixels):
                 yield decoded
 
     async def _decode(
-        self, model: LoadedModel, images: Sequence[bytes], preview_side: int | None
+        self, loaded: LoadedModel, images: Sequence[bytes], preview_side: int | None
     ) -> tuple[int, list[PreparedImage]]:
         """The uploads' total pixels and their decoded inputs, within the per-image and per-request limits."""
         limits = self.limits.image
         given_up = threading.Event()
 
         def decode(data: bytes) -> PreparedImage:
-            return self._decoders.decode(model.decode_job(data, limits, preview_side), given_up.is_set)
+            return self._decoders.decode(loaded.model.decode_job(data, limits, preview_side), given_up.is_set)
 
         # Opened (headers only) first, so the batch's total is refused before any decoding, and before it can
         # be shed: retrying a request that is too large would not help.

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.batching import MicroBatcher
-from service.core.contract import MODEL_NAME_PATTERN, TASKS, ContractError, Task
+from service.core.contract import MODEL_NAME_PATTERN, TASKS, ContractError, ModelMetadata, Task
 from service.core.errors import ModelNotFoundError, WrongTaskError
 from service.core.model import Model, open_model
 from service.core.runtime import ExecutionPlan
@@ -73,13 +73,23 @@ FileStamp = tuple[int, int, int]
 
 
 @dataclass
-class LoadedModel(Model):
-    """A model version that serves: its file, its session and the micro-batcher in front of it."""
+class LoadedModel:
+    """A model version that serves: the opened file, the micro-batcher in front of it, and the stamp of the
+    file it was read from."""
 
-    batcher: MicroBatcher = field(kw_only=True)
-    stamp: FileStamp = field(kw_only=True)
+    model: Model
+    batcher: MicroBatcher
+    stamp: FileStamp
     _users: int = field(default=0, init=False, repr=False)
     _unused: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.model.metadata
+
+    @property
+    def key(self) -> str:
+        return self.model.key
 
     @contextmanager
     def in_use(self) -> Iterator[None]:
@@ -175,14 +185,14 @@ class ModelRepository:
         for name, version, path in self._candidates(plan.failures):
             if (wanted is None and name in self.unloaded) or (wanted is not None and name not in wanted):
                 continue
-            model = self._load_if_changed(name, version, path, plan.failures)
-            if model is None:
+            loaded = self._load_if_changed(name, version, path, plan.failures)
+            if loaded is None:
                 continue
-            plan.on_disk.add((name, model.metadata.version))
-            if model is not self._serving(name, model.metadata.version):
+            plan.on_disk.add((name, loaded.metadata.version))
+            if loaded is not self._serving(name, loaded.metadata.version):
                 if warm_up:
-                    model.warm_up()
-                plan.fresh.append(model)
+                    loaded.model.warm_up()
+                plan.fresh.append(loaded)
         return plan
 
     def swap(self, plan: ReloadPlan) -> list[LoadedModel]:
@@ -251,7 +261,7 @@ class ModelRepository:
             failures.append(refused[1])  # the same file as last time: refused again without a reopen
             return serving
         try:
-            model = self._open(name, version, path, stamp)
+            loaded = self._open(name, version, path, stamp)
         except ContractError as exc:
             failure = self._fail(name, version, exc.key, exc.message)
         except OSError as exc:
@@ -261,16 +271,16 @@ class ModelRepository:
         else:
             logger.info(
                 "loaded %s (%s, %d labels, input %dx%dx%d) on %s",
-                model.key,
-                model.metadata.task,
-                len(model.metadata.labels),
-                model.metadata.input.height,
-                model.metadata.input.width,
-                model.metadata.input.channels,
-                model.device,
+                loaded.key,
+                loaded.metadata.task,
+                len(loaded.metadata.labels),
+                loaded.metadata.input.height,
+                loaded.metadata.input.width,
+                loaded.metadata.input.channels,
+                loaded.model.device,
             )
             self._refused.pop(path, None)
-            return model
+            return loaded
         self._refused[path] = (stamp, failure)
         failures.append(failure)
         # A refused file leaves the version it would have replaced serving.
@@ -278,8 +288,8 @@ class ModelRepository:
 
     def _publish_metrics(self) -> None:
         metrics.set_models_loaded(
-            (model.metadata.name, model.metadata.version, model.metadata.task, model.device)
-            for model in self.loaded()
+            (loaded.metadata.name, loaded.metadata.version, loaded.metadata.task, loaded.model.device)
+            for loaded in self.loaded()
         )
         metrics.set_model_load_failures(len(self.failures))
 
@@ -299,15 +309,7 @@ class ModelRepository:
             raise ContractError(
                 "vision.version", f"{metadata.version} does not match its directory {version}"
             )
-        return LoadedModel(
-            opened.metadata,
-            opened.path,
-            opened.session,
-            opened.device,
-            opened.sha256,
-            batcher=self._batcher_for(opened),
-            stamp=stamp,
-        )
+        return LoadedModel(opened, self._batcher_for(opened), stamp)
 
     def _batcher_for(self, model: Model) -> MicroBatcher:
         key = model.key
@@ -469,8 +471,8 @@ class ModelRepository:
 
     def warm_up(self) -> None:
         """One run per model so the first request does not pay for lazy allocation."""
-        for model in self.loaded():
-            model.warm_up()
+        for loaded in self.loaded():
+            loaded.model.warm_up()
 
 
 def _stamp_of(path: Path) -> FileStamp:

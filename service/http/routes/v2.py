@@ -169,6 +169,6 @@ def _metadata(engine: Engine, model: LoadedModel) -> oip.ModelMetadataV2:
             oip.TensorMetadata(
                 name=out.name, datatype="FP32", shape=[d if isinstance(d, int) else -1 for d in out.shape]
             )
-            for out in model.session.get_outputs()
+            for out in model.model.session.get_outputs()
         ],
     )
