@@ -25,6 +25,7 @@ from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
 from service.core.errors import InvalidInputError, NotReadyError
 from service.core.imaging import PreparedImage
 from service.core.intake import Intake, RequestLimits
+from service.core.reload import Reloader
 from service.core.repository import (
     DEFAULT_MAX_MODEL_BYTES,
     BatchingConfig,
@@ -129,11 +130,9 @@ class Engine:
             max_model_bytes=config.max_model_bytes,
             follow_symlinks=config.follow_symlinks,
         )
+        self._reloader = Reloader(self._repository, warm_up=config.warmup)
         self._loaded = False
         self._load_error: str | None = None
-        self._reload_lock = asyncio.Lock()
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._poller: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """Open and warm up every model in a worker thread, then serve; a failure stays in readiness."""
@@ -153,53 +152,26 @@ class Engine:
         count = len(list(self._repository.loaded()))
         logger.info("ready: %d model versions loaded%s", count, f" ({reason})" if reason else "")
         if self.config.poll_seconds:
-            self._poller = asyncio.create_task(self._poll(self.config.poll_seconds))
+            self._reloader.poll(self.config.poll_seconds)
 
     async def reload(self, names: Sequence[str] | None = None) -> list[ModelState]:
-        """Load new and changed files of `names` (None: the whole repository) beside what serves, warm
-        them up, then swap them in; removed files stop serving. Returns the repository index."""
-        repository = self.repository
-        async with self._reload_lock:
-            plan = await asyncio.to_thread(repository.plan_reload, names, warm_up=self.config.warmup)
-            self._retire(repository.swap(plan))
-        if plan.fresh:
-            logger.info("reload: now serving %s", ", ".join(model.key for model in plan.fresh))
-        return repository.index()
+        """Load new and changed files of `names` (None: all) beside what serves, then swap them in; NotReady
+        while loading. Returns the repository index."""
+        self._check_loaded()
+        return await self._reloader.reload(names)
 
     async def unload(self, name: str) -> list[ModelState]:
         """Stop serving every version of `name` (calls in flight finish) until it is loaded again."""
-        repository = self.repository
-        async with self._reload_lock:
-            retired = repository.unload(name)
-            self._retire(retired)
-        if retired:
-            logger.info("unloaded %s", ", ".join(model.key for model in retired))
-        return repository.index()
+        self._check_loaded()
+        return await self._reloader.unload(name)
 
     def index(self) -> list[ModelState]:
         return self.repository.index()
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._reloader.close()
         await self._repository.stop()
         self.intake.close()
-
-    def _retire(self, models: Sequence[LoadedModel]) -> None:
-        for model in models:
-            task = asyncio.create_task(model.retire())
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
-
-    async def _poll(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await self.reload()
-            except Exception:
-                logger.exception("polling the model repository failed")
 
     def readiness(self) -> Readiness:
         if self._load_error is not None:
@@ -211,10 +183,13 @@ class Engine:
     @property
     def repository(self) -> ModelRepository:
         """The loaded repository; NotReady while it is still loading or failed to load."""
+        self._check_loaded()
+        return self._repository
+
+    def _check_loaded(self) -> None:
         if not self._loaded:
             reason = self._load_error or "models are still loading"
             raise NotReadyError(f"not ready: {reason}", retry_after=LOADING_RETRY_AFTER_SECONDS)
-        return self._repository
 
     def models(self) -> list[LoadedModel]:
         return list(self.repository.loaded())

@@ -1,8 +1,8 @@
 """The model repository: scan `<name>/<version>/model.onnx`, validate each contract, pick what serves.
 
-A reload is load-then-swap: every new or changed file is opened, checked and warmed up beside what serves,
-then the whole set is swapped in one step on the event loop. Calls in flight finish on the version they
-started on, which is retired once its last call is done. A file that fails keeps its old version serving.
+A reload is load-then-swap (service.core.reload runs it): every new or changed file is opened, checked and
+warmed up beside what serves, then the whole set is swapped in one step on the event loop. A file that
+fails keeps its old version serving.
 """
 
 from __future__ import annotations
