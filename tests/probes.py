@@ -1,4 +1,4 @@
-"""Run a snippet of Python in a fresh interpreter and see which top-level packages it ended up importing."""
+"""Run a snippet of Python in a fresh interpreter and see which modules it ended up importing."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import sys
 
 from conftest import REPO_ROOT
 
-_REPORT = "\nimport sys\nprint(sorted({name.split('.')[0] for name in sys.modules}))\n"
+_REPORT = "\nimport sys\nprint(sorted(sys.modules))\n"
 
 
 def packages_imported_by(probe: str, *args: str) -> set[str]:
     """The top-level packages in `sys.modules` once `probe` has run (with `args` as sys.argv[1:])."""
+    return {name.split(".")[0] for name in modules_imported_by(probe, *args)}
+
+
+def modules_imported_by(probe: str, *args: str) -> set[str]:
+    """Every module in `sys.modules` once `probe` has run (with `args` as sys.argv[1:])."""
     result = subprocess.run(
         [sys.executable, "-c", probe + _REPORT, *args],
         cwd=REPO_ROOT,

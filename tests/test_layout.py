@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
+from probes import modules_imported_by
 
 MAX_ROUTE_LINES = 25
 
@@ -69,18 +68,12 @@ def test_training_never_imports_the_http_adapters() -> None:
 
 
 def test_the_wire_types_load_pydantic_and_nothing_of_the_server() -> None:
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, service.api.schemas; print(sorted(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO_ROOT,
-    ).stdout.split()
-    top = {name.strip("[]',").split(".")[0] for name in loaded}
+    loaded = modules_imported_by("import service.api.schemas")
+    top = {name.split(".")[0] for name in loaded}
     assert "pydantic" in top
     assert top.isdisjoint({"numpy", "onnxruntime", "PIL", "fastapi", "starlette", "uvicorn", "httpx"})
-    service_modules = {name.strip("[]',") for name in loaded if name.strip("[]',").startswith("service.")}
-    assert service_modules <= {"service.api", "service.api.schemas", "service.core", "service.core.contract"}
+    ours = {name for name in loaded if name.startswith("service.")}
+    assert ours <= {"service.api", "service.api.schemas", "service.core", "service.core.contract"}
 
 
 def test_training_has_no_decoder_or_nms_of_its_own() -> None:

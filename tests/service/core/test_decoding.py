@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +17,7 @@ import sklearn.datasets
 from conftest import encode
 from hostile import jpeg_with_repeated_scans
 from PIL import Image
+from probes import packages_imported_by
 
 from service.core.decoding import DecodeJob, DecodeLimits, Decoders, Worker
 from service.core.errors import CorruptImageError, ImageTooLargeError
@@ -128,11 +127,5 @@ def test_refusals_inside_the_worker_keep_their_code(worker: Worker) -> None:
 
 def test_a_worker_loads_only_what_decoding_needs() -> None:
     # Each worker is a process of its own on every decode thread: pydantic alone would add 16 MiB to each.
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, service.core.decoding; print(sorted(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     heavy = {"pydantic", "onnxruntime", "fastapi", "starlette", "tensorflow"}
-    assert heavy.isdisjoint(name.strip("[]',") for name in loaded)
+    assert heavy.isdisjoint(packages_imported_by("import service.core.decoding"))
