@@ -21,6 +21,7 @@ import tf2onnx
 from tqdm import tqdm
 
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
+from training.architectures.custom_objects import load_run_model
 from training.errors import ExportMismatchError
 from training.evaluate.evaluate import HEADLINE, evaluate_predictor, predict_all
 from training.signing import signed_bytes
@@ -240,7 +241,7 @@ def export_run(
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = TrainConfig(**run["config"])
-    model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
+    model = contract_model(load_run_model(run_dir), config.task)
     data = load_task_data(config)
     _step(steps, "converting to ONNX")
     proto = to_onnx(model)

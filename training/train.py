@@ -19,6 +19,7 @@ from tqdm import tqdm
 from training import batchnorm
 from training.architectures import architecture
 from training.architectures.applications import base_of
+from training.architectures.custom_objects import load_run_model
 from training.architectures.localize import LocalizationLoss
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
 from training.config import TrainConfig
@@ -303,7 +304,7 @@ def initialise_from_run(model: keras.Model, config: TrainConfig) -> None:
     """With --init-from: copy the layers that line up from that run's model, and freeze the first --freeze."""
     if not config.init_from:
         return
-    source = keras.models.load_model(Path(config.init_from) / "model.keras", compile=False)
+    source = load_run_model(Path(config.init_from))
     copied = transfer_weights(source, model)
     tqdm.write(f"initialised {copied} layers from {config.init_from}")
     frozen = freeze_layers(model, min(config.freeze, copied))
@@ -394,6 +395,6 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Reload a run's saved model and score it again on the held-out test split."""
     run = json.loads((run_dir / "run.json").read_text())
     config = TrainConfig(**run["config"])
-    model = contract_model(keras.models.load_model(run_dir / "model.keras", compile=False), config.task)
+    model = contract_model(load_run_model(run_dir), config.task)
     data = load_task_data(config)
     return score(model, predict_all(keras_predictor(model), data.test.images), config, data)
