@@ -86,8 +86,13 @@ def test_too_many_undecodable_files_is_an_error(tmp_path: Path) -> None:
             "classify",
             "class folders ['extra'] are not in train/",
         ),
+        (
+            lambda root: (write_photo_classes(root, 3), (root / "dog").mkdir()),
+            "classify",
+            "class folders ['dog'] hold no images",
+        ),
     ],
-    ids=["no layout", "folders for detect", "one class", "a test class unknown to train"],
+    ids=["no layout", "folders for detect", "one class", "a test class unknown to train", "an empty class"],
 )
 def test_what_cannot_be_trained_on_is_said_in_one_line(
     tmp_path: Path, arrange, task: str, message: str

@@ -80,6 +80,12 @@ def stratified_split(
 
 def _class_names(base: Path) -> tuple[str, ...]:
     classes = tuple(sorted(folder.name for folder in _subfolders(base) if _images_in(folder)))
+    empty = sorted(folder.name for folder in _subfolders(base) if not _images_in(folder))
+    if classes and empty:
+        # Dropped, it would train a model without that class and say nothing.
+        raise FolderLayoutError(
+            f"{base}: class folders {empty} hold no images: add images or remove the folders"
+        )
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
         raise FolderLayoutError(
