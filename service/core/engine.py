@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -220,8 +220,9 @@ class Engine:
         def finisher(image: PreparedImage) -> Finish:
             return functools.partial(task.finish, image=image, labels=labels, options=options)
 
-        images_answered = await self._answer(model, images, finisher, task.preview_side(options))
-        return Answer(_model_id(model), images_answered)
+        results = await self.intake.run(model, images, finisher, task.preview_side(options))
+        _record_batch_timings(results)
+        return Answer(_model_id(model), [result.finished for result in results])
 
     async def infer_tensors(
         self,
@@ -266,18 +267,6 @@ class Engine:
             # NaN in gives NaN out, which JSON cannot even carry: refuse it rather than answer nulls.
             raise InvalidInputError(f"input {spec.name!r} holds NaN or infinite values")
         return batch
-
-    async def _answer(
-        self,
-        model: LoadedModel,
-        images: Sequence[bytes],
-        finish: Callable[[PreparedImage], Finish],
-        preview_side: int | None = None,
-    ) -> list[T]:
-        """Each upload decoded, run through `model`'s batcher and finished, in upload order."""
-        results = await self.intake.run(model, images, finish, preview_side)
-        _record_batch_timings(results)
-        return [result.finished for result in results]
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:

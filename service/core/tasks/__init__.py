@@ -1,1 +1,2 @@
-"""Task post-processing, one module per task with its options and defaults: model outputs -> answers."""
+"""The tasks, one module each with its options and defaults, its per-image answer and its finish; `task.py`
+says what a task is to the engine."""
