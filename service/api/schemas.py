@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.contract import InputSpec, ResizeMode, Task, TrimapStyle
+from service.core.contract import DefaultReason, InputSpec, ResizeMode, Task, TrimapStyle
 
 if TYPE_CHECKING:
     from service.core import engine
@@ -307,7 +307,7 @@ class ModelInfo(Schema):
     name: str = Field(examples=["shapes-classifier"])
     task: Task
     default_for: Task | None = Field(description="The task this model answers by default, if any.")
-    default_reason: Literal["configured", "first_by_name"] | None = Field(
+    default_reason: DefaultReason | None = Field(
         default=None,
         description=(
             "Why it is the default: `configured`, as `VISION_DEFAULT_MODELS` names it, or `first_by_name`: "

@@ -25,6 +25,8 @@ TRIMAP_LABELS = ("pet", "background", "border")
 TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
 # How a trimap PNG is drawn: its values as grey levels, a colour per class, or tinted over the photo.
 TrimapStyle = Literal["mask", "color", "overlay"]
+# Why a model answers its task by default: VISION_DEFAULT_MODELS names it, or it came first by name.
+DefaultReason = Literal["configured", "first_by_name"]
 # Model names appear in paths and query strings: a conservative alphabet, and not too long for a metric label.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

@@ -128,7 +128,7 @@ class Intake:
 
     @asynccontextmanager
     async def _many(
-        self, loaded: LoadedModel, images: Sequence[bytes], preview_side: int | None = None
+        self, loaded: LoadedModel, images: Sequence[bytes], preview_side: int | None
     ) -> AsyncIterator[list[PreparedImage]]:
         """A batch's uploads decoded for `loaded` (in the worker pool) within the per-call limits, with their
         pixels held in the pixel budget and `loaded` kept from retiring until the block ends."""

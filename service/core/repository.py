@@ -21,7 +21,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.batching import MicroBatcher
-from service.core.contract import MODEL_NAME_PATTERN, TASKS, ContractError, ModelMetadata, Task
+from service.core.contract import (
+    MODEL_NAME_PATTERN,
+    TASKS,
+    ContractError,
+    DefaultReason,
+    ModelMetadata,
+    Task,
+)
 from service.core.errors import ModelNotFoundError, WrongTaskError
 from service.core.model import Model, open_model
 from service.core.runtime import ExecutionPlan
@@ -54,9 +61,6 @@ class BatchingConfig:
     max_batch: int
     max_delay: float
     queue_size: int
-
-
-DefaultReason = Literal["configured", "first_by_name"]
 
 
 @dataclass(frozen=True)
