@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.listen_fd is None and workers > 1:
         sys.exit(supervise(args, settings, workers))
     app = create_app(settings, serve_when_loaded=args.listen_fd is not None)
-    lifecycle: Lifecycle = app.state.lifecycle
+    lifecycle: Lifecycle = app.lifecycle
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         http=protocol_for(
             lifecycle,
             HeadLimits(settings.header_timeout_seconds, settings.max_header_bytes, settings.max_headers),
-            SendLimits(settings.send_timeout_seconds, app.state.bodies),
+            SendLimits(settings.send_timeout_seconds, app.bodies),
             connection_limit(settings.max_connections),
         ),
         # The service logs one structured line per request itself, so uvicorn's access log would repeat it.

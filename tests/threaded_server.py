@@ -1,4 +1,5 @@
-"""An ASGI app served by a real uvicorn in a thread of the test process, on a free loopback port."""
+"""An ASGI app served by a real uvicorn in a thread of the test process, on a free loopback port; a bare app
+behind the gate to serve."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from service.core.budget import Budget
+from service.http.auth import ApiKeys
+from service.http.errors import install_error_handlers
+from service.http.gate import GatedApp
+from service.http.lifecycle import Lifecycle
+from service.http.limits import RequestBounds
+from service.settings import Settings
 
 
 def bind_loopback() -> socket.socket:
@@ -25,10 +34,10 @@ def bind_loopback() -> socket.socket:
 
 
 @contextlib.contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
-    """`app` served until the block ends; yields its base URL."""
+def serving(app: ASGIApp, *, lifespan: bool = False) -> Iterator[str]:
+    """`app` served until the block ends, its lifespan run if asked; yields its base URL."""
     sock = bind_loopback()
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on" if lifespan else "off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -43,3 +52,22 @@ def serving(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def gated_app() -> GatedApp:
+    """A bare app behind the gate, with the settings' default bounds and the API open."""
+    settings = Settings()
+    app = GatedApp(
+        bounds=RequestBounds(
+            max_body_bytes=settings.max_upload_bytes,
+            body_idle_seconds=settings.body_idle_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            request_seconds=settings.request_timeout_seconds,
+        ),
+        bodies=Budget("request-body byte", settings.body_budget_bytes),
+        lifecycle=Lifecycle(),
+    )
+    app.state.settings = settings
+    app.state.api_keys = ApiKeys([], None)
+    install_error_handlers(app)
+    return app

@@ -92,22 +92,24 @@ class ClassifyResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[ClassifiedImage]) -> ClassifyResponse:
-        # One validation of the whole tree: a model built per prediction costs the event loop a call each.
-        return cls.model_validate(
-            {
-                "model": _model_ref(answer.model),
-                "results": [
-                    {
-                        "image": _image_size(image.size),
-                        "predictions": [
-                            {"label": label, "class_id": class_id, "probability": probability}
-                            for class_id, label, probability in image.predictions
-                        ],
-                    }
-                    for image in answer.images
-                ],
-            }
-        )
+        return cls.model_validate(cls.document(answer))
+
+    @staticmethod
+    def document(answer: engine.Answer[ClassifiedImage]) -> dict[str, Any]:
+        """The answer as JSON data of this schema: what the route encodes, without building the models."""
+        return {
+            "model": _model_ref(answer.model),
+            "results": [
+                {
+                    "image": _image_size(image.size),
+                    "predictions": [
+                        {"label": label, "class_id": class_id, "probability": probability}
+                        for class_id, label, probability in image.predictions
+                    ],
+                }
+                for image in answer.images
+            ],
+        }
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -163,19 +165,21 @@ class DetectResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[DetectedImage]) -> DetectResponse:
-        # One validation of the whole tree, as ClassifyResponse.of.
-        return cls.model_validate(
-            {
-                "model": _model_ref(answer.model),
-                "results": [
-                    {
-                        "image": _image_size(image.size),
-                        "detections": [_detection(found) for found in image.detections],
-                    }
-                    for image in answer.images
-                ],
-            }
-        )
+        return cls.model_validate(cls.document(answer))
+
+    @staticmethod
+    def document(answer: engine.Answer[DetectedImage]) -> dict[str, Any]:
+        """The answer as JSON data of this schema: what the route encodes, without building the models."""
+        return {
+            "model": _model_ref(answer.model),
+            "results": [
+                {
+                    "image": _image_size(image.size),
+                    "detections": [_detection(found) for found in image.detections],
+                }
+                for image in answer.images
+            ],
+        }
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -252,20 +256,23 @@ class SegmentResponse(Schema):
 
     @classmethod
     def of(cls, answer: engine.Answer[SegmentedImage], style: TrimapStyle) -> SegmentResponse:
-        return cls.model_validate(
-            {
-                "model": _model_ref(answer.model),
-                "style": style,
-                "results": [
-                    {
-                        "image": _image_size(image.size),
-                        "fractions": image.fractions,
-                        "png_base64": base64.b64encode(image.png).decode("ascii"),
-                    }
-                    for image in answer.images
-                ],
-            }
-        )
+        return cls.model_validate(cls.document(answer, style))
+
+    @staticmethod
+    def document(answer: engine.Answer[SegmentedImage], style: TrimapStyle) -> dict[str, Any]:
+        """The answer as JSON data of this schema: what the route encodes, without building the models."""
+        return {
+            "model": _model_ref(answer.model),
+            "style": style,
+            "results": [
+                {
+                    "image": _image_size(image.size),
+                    "fractions": image.fractions,
+                    "png_base64": base64.b64encode(image.png).decode("ascii"),
+                }
+                for image in answer.images
+            ],
+        }
 
 
 class LoadedVersion(Schema):

@@ -1,4 +1,4 @@
-"""The FastAPI app: the engine behind the task routes, model routes, health and `/v2`, and the middleware."""
+"""The app: the gate, the engine behind the task routes, model routes, health and `/v2`."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from service.core.engine import Engine
 from service.http import oip
 from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
-from service.http.lane import LaneApp
+from service.http.gate import GatedApp
 from service.http.lifecycle import Lifecycle
-from service.http.limits import RequestBounds, RequestLimitsMiddleware
-from service.http.middleware import ObservabilityMiddleware
+from service.http.limits import RequestBounds
 from service.http.routes import docs, health, models, repository, tasks, v2
 from service.observability.logs import configure_logging
 from service.settings import Settings
@@ -35,12 +34,23 @@ Send images as `multipart/form-data` (field `image`, repeat it for a batch) or a
 _EXTRA_SCHEMAS = (oip.InferRequest, oip.RepositoryIndexRequest, oip.ModelControlRequest)
 
 
-def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = False) -> GatedApp:
     """Build the app; the engine starts with it and loads models in the background (readiness tells), or,
     with `serve_when_loaded`, before the server accepts its first connection (a worker sharing a port)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = LaneApp(
+    lifecycle = Lifecycle()
+    app = GatedApp(
+        bounds=RequestBounds(
+            max_body_bytes=settings.max_upload_bytes,
+            body_idle_seconds=settings.body_idle_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            request_seconds=settings.request_timeout_seconds,
+        ),
+        # Bytes in connections' buffers: request bodies as they arrive, and answers until their client reads
+        # them.
+        bodies=Budget("request-body byte", settings.body_budget_bytes),
+        lifecycle=lifecycle,
         docs_url=None,
         redoc_url=None,
         # A redirect to the path with or without its slash would build its Location from the Host header.
@@ -52,9 +62,6 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
     )
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
-    app.state.lifecycle = Lifecycle()
-    # Bytes in connections' buffers: request bodies as they arrive, and answers until their client reads them.
-    app.state.bodies = Budget("request-body byte", settings.body_budget_bytes)
     app.state.serve_when_loaded = serve_when_loaded
     # Built now, loaded once the app starts: until then every call is answered "not ready".
     app.state.engine = Engine(settings.engine_config())
@@ -71,22 +78,9 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
     for router in routers:
         app.include_router(router)
     docs.mount_bundles(app)
-    app.serve_in_lane(tasks.router.routes)
-    app.add_middleware(
-        RequestLimitsMiddleware,
-        bounds=RequestBounds(
-            max_body_bytes=settings.max_upload_bytes,
-            body_idle_seconds=settings.body_idle_seconds,
-            body_seconds=settings.body_timeout_seconds,
-            request_seconds=settings.request_timeout_seconds,
-        ),
-        bodies=app.state.bodies,
-        lifecycle=app.state.lifecycle,
-    )
+    app.answer_in_gate(tasks.router.routes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
-    # Added last, so it is outermost: it times and logs every answer, errors included.
-    app.add_middleware(ObservabilityMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

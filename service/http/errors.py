@@ -8,21 +8,25 @@ routes answer our envelope `{"error": {"code", "message", "detail"}}`, `/v2` the
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from service.core.errors import ServiceError
-from service.http.middleware import REQUEST_ID_HEADER, request_id_of
-from service.observability.logs import mark_logged
+from service.observability.logs import is_logged, mark_logged
 
 logger = logging.getLogger("vision.errors")
 
 V2_PREFIX = "/v2"
+REQUEST_ID_HEADER = "X-Request-ID"
+# Where the gate leaves the request id in the ASGI scope, for answers built below it.
+SCOPE_REQUEST_ID = "vision.request_id"
 
 
 class HttpError(ServiceError):
@@ -131,32 +135,66 @@ def rendered_error(
     return status or status_of(code), error_body(code, message, detail)
 
 
-def error_response(
-    request: Request,
+def _is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An error as it goes on the wire: status, JSON body and the headers it adds."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> Response:
+        return Response(
+            self.body, status_code=self.status, headers=self.headers, media_type="application/json"
+        )
+
+
+def error_answer(
+    path: str,
     code: str,
     message: str,
     detail: Any = None,
     headers: dict[str, str] | None = None,
     status: int | None = None,
-) -> JSONResponse:
-    status, body = rendered_error(request.url.path, code, message, detail, status)
-    return JSONResponse(body, status_code=status, headers=headers)
+) -> ErrorAnswer:
+    status, document = rendered_error(path, code, message, detail, status)
+    return ErrorAnswer(status, orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS), headers or {})
 
 
-def _is_v2(path: str) -> bool:
-    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+def answer_for(exc: Exception, path: str, request_id: str | None, method: str = "") -> ErrorAnswer:
+    """The answer to any exception raised while handling a request; an unexpected one is logged here with
+    the request id, once, and answered 500 without its details."""
+    if isinstance(exc, ServiceError):
+        headers = dict(getattr(exc, "headers", {}))
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_answer(path, exc.code, exc.message, exc.detail, headers)
+    if isinstance(exc, RequestValidationError):
+        return _invalid_request(path, exc)
+    if isinstance(exc, StarletteHTTPException):
+        code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
+        return error_answer(path, code, str(exc.detail), headers=exc.headers, status=exc.status_code)
+    if isinstance(exc, ClientDisconnect):
+        return error_answer(path, "client_closed_request", "the client closed the connection mid-request")
+    if not is_logged(exc):
+        logger.exception(
+            "unhandled error on %s %s",
+            method,
+            path,
+            exc_info=exc,
+            extra={"fields": {"request_id": request_id}},
+        )
+        mark_logged(exc)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    message = "internal error; the request id in the logs has the details"
+    return error_answer(path, "internal_error", message, headers=headers)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    headers = dict(getattr(exc, "headers", {}))
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
-    return error_response(request, exc.code, exc.message, exc.detail, headers)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _invalid_request(path: str, exc: RequestValidationError) -> ErrorAnswer:
     detail = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
@@ -165,39 +203,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     where = ".".join(str(part) for part in first["loc"])
     # A body that is not JSON at all is malformed (400), not a parameter out of range.
     code = "bad_request" if first.get("type") == "json_invalid" else "invalid_parameter"
-    return error_response(request, code, f"{where}: {first['msg']}", detail)
+    return error_answer(path, code, f"{where}: {first['msg']}", detail)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _CODE_OF_STATUS.get(exc.status_code, "http_error")
-    headers = getattr(exc, "headers", None)
-    return error_response(request, code, str(exc.detail), headers=headers, status=exc.status_code)
-
-
-async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(request, "client_closed_request", "the client closed the connection mid-request")
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette answers this one outside the observability middleware, so the id is added here.
-    request_id = request_id_of(request.scope)
-    logger.exception(
-        "unhandled error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=exc,
-        extra={"fields": {"request_id": request_id}},
-    )
-    mark_logged(exc)
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    message = "internal error; the request id in the logs has the details"
-    return error_response(request, "internal_error", message, headers=headers)
+async def _handle(request: Request, exc: Exception) -> Response:
+    # The 500 handler runs outside the gate's error handling, so the request id comes from the scope.
+    request_id = request.scope.get(SCOPE_REQUEST_ID)
+    return answer_for(exc, request.url.path, request_id, request.method).response()
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ClientDisconnect, _client_disconnect)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for kind in (ServiceError, RequestValidationError, StarletteHTTPException, ClientDisconnect, Exception):
+        app.add_exception_handler(kind, _handle)

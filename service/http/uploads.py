@@ -1,5 +1,5 @@
 """Getting image bytes out of a request, multipart or raw, in memory and never to disk (the body's size and
-time limits are service.http.limits)."""
+time limits are service.http.limits, read by the gate)."""
 
 from __future__ import annotations
 

@@ -65,12 +65,15 @@ def mark_logged(exc: BaseException) -> None:
     setattr(exc, _LOGGED_MARK, True)
 
 
+def is_logged(exc: BaseException | None) -> bool:
+    return getattr(exc, _LOGGED_MARK, False)
+
+
 class _DropAlreadyLogged(logging.Filter):
     """Starlette re-raises a handled 500's exception and uvicorn logs it again, without the request id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not getattr(error, _LOGGED_MARK, False)
+        return not is_logged(record.exc_info[1] if record.exc_info else None)
 
 
 def configure_logging(level: str, fmt: Literal["json", "text"]) -> None:

@@ -1,6 +1,6 @@
 """Per-request stage timing: what one request spent decoding, queued, in inference and post-processing.
 
-The one timing API. The HTTP middleware `begin`s a request; the engine and the routes time stages with
+The one timing API. The HTTP gate `begin`s a request; the engine and the routes time stages with
 `stage` (a block) or `record` (a duration measured elsewhere, such as a batch run). Outside a request both
 do nothing, so the engine called in-process (benchmarks, training) costs no bookkeeping.
 """

@@ -59,7 +59,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class FastRoute(APIRoute):
-    """A route whose `handler` takes the request as it arrives: what `service.http.lane` calls directly."""
+    """A route whose `handler` takes the request as it arrives: what service.http.gate calls directly."""
 
     handler: Handler
 

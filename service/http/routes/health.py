@@ -30,7 +30,7 @@ async def ready(request: Request, engine: EngineDep) -> JSONResponse:
     """200 once every default model is loaded and warmed up; 503 with the reason until then, and from
     SIGTERM on (`draining`). With `VISION_PROTECT_METRICS`, the reason and the models need a key."""
     health = Health.of(engine.readiness())
-    if request.app.state.lifecycle.draining:
+    if request.app.lifecycle.draining:
         health = Health(
             status="draining", reason="shutting down: send new work elsewhere", models=health.models
         )

@@ -74,7 +74,7 @@ async def server_live() -> oip.ServerLive:
     summary="Server ready",
 )
 async def server_ready(request: Request, engine: EngineDep) -> JSONResponse:
-    ready = engine.readiness().status == "ok" and not request.app.state.lifecycle.draining
+    ready = engine.readiness().status == "ok" and not request.app.lifecycle.draining
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 

@@ -12,15 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
-from prometheus_client.parser import text_string_to_metric_families
-from threaded_server import serving
+from scrape import sample_value
+from threaded_server import gated_app, serving
 
-from service.http import middleware
-from service.http.auth import ApiKeys
-from service.http.errors import install_error_handlers
+from service.http import gate
 from service.http.routes import health
 from service.observability import logs, metrics, timing
-from service.settings import Settings
 
 MODEL = "toy:3"
 INFERENCE_SECONDS = 0.004
@@ -29,12 +26,8 @@ HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 def build_app() -> FastAPI:
     """A tiny app whose handler uses every timing hook the real routes use."""
-    app = FastAPI()
-    app.state.settings = Settings()
-    app.state.api_keys = ApiKeys([], None)
-    install_error_handlers(app)
+    app = gated_app()
     app.include_router(health.router)
-    app.add_middleware(middleware.ObservabilityMiddleware)
 
     @app.post("/items/{item_id}")
     async def handle(item_id: str) -> dict[str, str | None]:
@@ -96,14 +89,6 @@ def access_records(caplog: pytest.LogCaptureFixture, request_id: str) -> list[lo
         for record in caplog.records
         if record.name == "vision.access" and record.fields["request_id"] == request_id  # type: ignore[attr-defined]
     ]
-
-
-def sample_value(metrics_text: str, name: str, labels: dict[str, str]) -> float:
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
-                return sample.value
-    return 0.0
 
 
 def test_sane_request_id_is_echoed(client: httpx.Client) -> None:
@@ -194,7 +179,7 @@ def test_unmatched_paths_share_one_route_label(
     caplog.set_level(logging.INFO, logger="vision.access")
     client.get("/no/such/path/123", headers={"X-Request-ID": "lost-1"})
     (record,) = access_records(caplog, "lost-1")
-    assert record.fields["route"] == middleware.UNMATCHED_ROUTE  # type: ignore[attr-defined]
+    assert record.fields["route"] == gate.UNMATCHED_ROUTE  # type: ignore[attr-defined]
     assert "/no/such/path/123" not in client.get("/metrics").text
 
 
