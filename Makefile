@@ -55,6 +55,8 @@ lint: $(VENV)/.stamp-dev
 PEER_VENV := .venv-peer
 RAY_VENV := .venv-ray
 PYTRITON_VENV := .venv-pytriton
+LITSERVE_VENV := .venv-litserve
+KSERVE_VENV := .venv-kserve
 DEBIAN_PYTHON ?= /usr/bin/python3
 
 $(PEER_VENV)/.stamp-peer: benchmarks/peer-requirements.txt
@@ -75,7 +77,20 @@ $(PYTRITON_VENV)/.stamp-peer: benchmarks/pytriton-requirements.txt
 	$(PYTRITON_VENV)/bin/pip install -q -r benchmarks/pytriton-requirements.txt
 	touch $@
 
-bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer $(RAY_VENV)/.stamp-peer $(PYTRITON_VENV)/.stamp-peer test-tools
+$(LITSERVE_VENV)/.stamp-peer: benchmarks/litserve-requirements.txt
+	$(PYTHON) -m venv $(LITSERVE_VENV)
+	$(LITSERVE_VENV)/bin/pip install -q --upgrade pip
+	$(LITSERVE_VENV)/bin/pip install -q -r benchmarks/litserve-requirements.txt
+	touch $@
+
+$(KSERVE_VENV)/.stamp-peer: benchmarks/kserve-requirements.txt
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install -q --upgrade pip
+	$(KSERVE_VENV)/bin/pip install -q -r benchmarks/kserve-requirements.txt
+	touch $@
+
+bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer $(RAY_VENV)/.stamp-peer $(PYTRITON_VENV)/.stamp-peer \
+		$(LITSERVE_VENV)/.stamp-peer $(KSERVE_VENV)/.stamp-peer test-tools
 	$(BIN)/python -m benchmarks
 
 # `make bench-against REF=<commit>`: this tree and an earlier commit served in turn; the CPU per request of

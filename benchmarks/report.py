@@ -13,7 +13,13 @@ BAR_TASKS = ("classify", "detect")
 CONCURRENCY = 16
 LOOP_MS_BAR = 0.5
 IMAGES = {"photo": "photos 640x480", "thumb": "thumbnails 160x120"}
-PEERS = (("bentoml", "BentoML"), ("ray", "Ray Serve"), ("pytriton", "Triton (PyTriton)"))
+PEERS = (
+    ("bentoml", "BentoML"),
+    ("ray", "Ray Serve"),
+    ("pytriton", "Triton (PyTriton)"),
+    ("litserve", "LitServe"),
+    ("kserve", "KServe ModelServer"),
+)
 SIDES = (("service", "this service"), ("naive", "naive Keras"), *PEERS)
 Result = dict[str, Any]
 
@@ -368,6 +374,8 @@ def plot(results: Result, plots: Path) -> list[Path]:
             ("bentoml", "BentoML", "^", "photo"),
             ("ray", "Ray Serve", "v", "photo"),
             ("pytriton", "Triton (PyTriton)", "D", "photo"),
+            ("litserve", "LitServe", "<", "photo"),
+            ("kserve", "KServe ModelServer", ">", "photo"),
         ):
             rows = results.get(side, {}).get(levels_key(images), {}).get(task, [])
             if not rows:
@@ -432,6 +440,10 @@ PEER_HOW = {
     "ray": "Ray Serve, one deployment, `@serve.batch` (max 16), multipart upload (benchmarks/peer_ray.py)",
     "pytriton": "Triton's C++ HTTP front end and dynamic batcher (max 16), the JPEG as a BYTES tensor "
     "in the binary data extension, ONNX Runtime in the bound function (benchmarks/peer_pytriton.py)",
+    "litserve": "`LitServer`, one `LitAPI` per task with LitServe's batching (max 16, 10 ms), "
+    "multipart upload (benchmarks/peer_litserve.py)",
+    "kserve": "KServe's Python `ModelServer`, one `kserve.Model` per task, V1 predict with the JPEG in "
+    "base64; no batching, which KServe does in its Go agent (benchmarks/peer_kserve.py)",
 }
 
 

@@ -2,8 +2,8 @@
 
 Order: the in-process limit, this service (start to ready, RSS, 1/16/64 clients per model with photos and
 with thumbnails, INT8, a 12 MP upload), `--workers` 1 and 2, a production-sized model, the naive Keras
-service, then the peers: BentoML, Ray Serve and Triton through PyTriton. Load comes from wrk. Each server runs
-alone on the machine while measured.
+service, then the peers: BentoML, Ray Serve, Triton through PyTriton, LitServe and KServe's ModelServer.
+Load comes from wrk. Each server runs alone on the machine while measured.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class Options:
     peer_python: Path
     ray_python: Path
     pytriton_python: Path
+    litserve_python: Path
+    kserve_python: Path
     keras_dir: Path
     results: Path
     doc: Path
@@ -440,6 +442,22 @@ def peers(models: dict[str, BundledModel], opts: Options) -> dict[str, Other | s
         path=lambda task: f"/v2/models/{task}/infer",
         encode=wrk.triton_binary,
     )
+    found["litserve"] = Other(
+        "litserve",
+        [str(opts.litserve_python), "-m", "benchmarks.peer_litserve", str(opts.port + 5)],
+        opts.port + 5,
+        "/health",
+        env,
+    )
+    found["kserve"] = Other(
+        "kserve",
+        [str(opts.kserve_python), "-m", "benchmarks.peer_kserve", str(opts.port + 6)],
+        opts.port + 6,
+        "/v1/models/segment",
+        env,
+        path=lambda task: f"/v1/models/{task}:predict",
+        encode=wrk.kserve_v1,
+    )
     return {
         name: peer
         if Path(peer.command[0]).exists()
@@ -494,7 +512,13 @@ def bench_other(
 
 
 # Each peer's distribution on PyPI, whose version the report gives.
-PEER_PACKAGES = {"bentoml": "bentoml", "ray": "ray", "pytriton": "nvidia-pytriton"}
+PEER_PACKAGES = {
+    "bentoml": "bentoml",
+    "ray": "ray",
+    "pytriton": "nvidia-pytriton",
+    "litserve": "litserve",
+    "kserve": "kserve",
+}
 
 
 def peer_version(peer: Other) -> str:
@@ -613,11 +637,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
     parser.add_argument("--inprocess-seconds", type=float, default=2.5, help="seconds per in-process config")
     parser.add_argument(
-        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+4 (loopback)"
+        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+6 (loopback)"
     )
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     parser.add_argument("--ray-python", type=Path, default=ROOT / ".venv-ray" / "bin" / "python")
     parser.add_argument("--pytriton-python", type=Path, default=ROOT / ".venv-pytriton" / "bin" / "python")
+    parser.add_argument("--litserve-python", type=Path, default=ROOT / ".venv-litserve" / "bin" / "python")
+    parser.add_argument("--kserve-python", type=Path, default=ROOT / ".venv-kserve" / "bin" / "python")
     parser.add_argument("--keras-dir", type=Path, default=ROOT / "runs", help="the trainer's run directories")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -637,6 +663,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         peer_python=args.peer_python,
         ray_python=args.ray_python,
         pytriton_python=args.pytriton_python,
+        litserve_python=args.litserve_python,
+        kserve_python=args.kserve_python,
         keras_dir=args.keras_dir,
         results=args.results,
         doc=args.doc,

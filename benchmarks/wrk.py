@@ -7,6 +7,7 @@ of the finished child) and reported next to every result as a share of the serve
 
 from __future__ import annotations
 
+import base64
 import json
 import resource
 import shutil
@@ -63,6 +64,14 @@ def triton_binary(upload: bytes, index: int) -> tuple[dict[str, str], bytes]:
     head = json.dumps(header).encode()
     headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
     return headers, head + tensor
+
+
+def kserve_v1(upload: bytes, index: int) -> tuple[dict[str, str], bytes]:
+    """The upload as KServe's documentation sends images: a V1 predict request, the JPEG base64-encoded in
+    `{"instances": [{"image_bytes": {"b64": ...}}]}`. (KServe 0.21's V2 binary extension turns every BYTES
+    tensor into UTF-8 text, so a JPEG cannot travel that way.)"""
+    instance = {"image_bytes": {"b64": base64.b64encode(upload).decode("ascii")}}
+    return {"Content-Type": "application/json"}, json.dumps({"instances": [instance]}).encode()
 
 
 @dataclass(frozen=True)
