@@ -58,12 +58,7 @@ def gated_app() -> GatedApp:
     """A bare app behind the gate, with the settings' default bounds and the API open."""
     settings = Settings()
     app = GatedApp(
-        bounds=RequestBounds(
-            max_body_bytes=settings.max_upload_bytes,
-            body_idle_seconds=settings.body_idle_seconds,
-            body_seconds=settings.body_timeout_seconds,
-            request_seconds=settings.request_timeout_seconds,
-        ),
+        bounds=RequestBounds.of(settings),
         bodies=Budget("request-body byte", settings.body_budget_bytes),
         lifecycle=Lifecycle(),
     )

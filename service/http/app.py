@@ -41,12 +41,7 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
     configure_logging(settings.log_level, settings.log_format)
     lifecycle = Lifecycle()
     app = GatedApp(
-        bounds=RequestBounds(
-            max_body_bytes=settings.max_upload_bytes,
-            body_idle_seconds=settings.body_idle_seconds,
-            body_seconds=settings.body_timeout_seconds,
-            request_seconds=settings.request_timeout_seconds,
-        ),
+        bounds=RequestBounds.of(settings),
         # Bytes in connections' buffers: request bodies as they arrive, and answers until their client reads
         # them.
         bodies=Budget("request-body byte", settings.body_budget_bytes),

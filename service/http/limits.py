@@ -24,6 +24,7 @@ from service.http.errors import (
     ShuttingDownError,
 )
 from service.http.lifecycle import Lifecycle
+from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,15 @@ class RequestBounds:
     body_idle_seconds: float
     body_seconds: float
     request_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> RequestBounds:
+        return cls(
+            max_body_bytes=settings.max_upload_bytes,
+            body_idle_seconds=settings.body_idle_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            request_seconds=settings.request_timeout_seconds,
+        )
 
     def declared_too_large(self, scope: Scope) -> PayloadTooLargeError | None:
         """The refusal of a body whose Content-Length is over the limit, before a byte of it is read."""
