@@ -59,34 +59,18 @@ LITSERVE_VENV := .venv-litserve
 KSERVE_VENV := .venv-kserve
 DEBIAN_PYTHON ?= /usr/bin/python3
 
-$(PEER_VENV)/.stamp-peer: benchmarks/peer-requirements.txt
-	$(PYTHON) -m venv $(PEER_VENV)
-	$(PEER_VENV)/bin/pip install -q --upgrade pip
-	$(PEER_VENV)/bin/pip install -q -r benchmarks/peer-requirements.txt
-	touch $@
-
-$(RAY_VENV)/.stamp-peer: benchmarks/ray-requirements.txt
-	$(PYTHON) -m venv $(RAY_VENV)
-	$(RAY_VENV)/bin/pip install -q --upgrade pip
-	$(RAY_VENV)/bin/pip install -q -r benchmarks/ray-requirements.txt
+# Each peer's venv from its requirements file: .venv-peer from peer-requirements.txt, .venv-ray from
+# ray-requirements.txt, and so on.
+.venv-%/.stamp-peer: benchmarks/%-requirements.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/pip install -q --upgrade pip
+	.venv-$*/bin/pip install -q -r $<
 	touch $@
 
 $(PYTRITON_VENV)/.stamp-peer: benchmarks/pytriton-requirements.txt
 	$(DEBIAN_PYTHON) -m venv $(PYTRITON_VENV)
 	$(PYTRITON_VENV)/bin/pip install -q --upgrade pip
 	$(PYTRITON_VENV)/bin/pip install -q -r benchmarks/pytriton-requirements.txt
-	touch $@
-
-$(LITSERVE_VENV)/.stamp-peer: benchmarks/litserve-requirements.txt
-	$(PYTHON) -m venv $(LITSERVE_VENV)
-	$(LITSERVE_VENV)/bin/pip install -q --upgrade pip
-	$(LITSERVE_VENV)/bin/pip install -q -r benchmarks/litserve-requirements.txt
-	touch $@
-
-$(KSERVE_VENV)/.stamp-peer: benchmarks/kserve-requirements.txt
-	$(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/pip install -q --upgrade pip
-	$(KSERVE_VENV)/bin/pip install -q -r benchmarks/kserve-requirements.txt
 	touch $@
 
 bench: $(VENV)/.stamp-dev $(PEER_VENV)/.stamp-peer $(RAY_VENV)/.stamp-peer $(PYTRITON_VENV)/.stamp-peer \

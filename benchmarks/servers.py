@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,6 +87,8 @@ class Server:
         return rss_bytes(process_tree(self.process.pid))
 
     def stop(self) -> None:
+        """Stop the whole group, and wait for it: a worker that outlives its parent (LitServe's, BentoML's)
+        would take CPU from the next server measured."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -93,6 +96,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if not _group_ends(self.process.pid, timeout=15):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            _group_ends(self.process.pid, timeout=5)
+
+
+def live_group_members(group: int) -> list[int]:
+    """The processes of a process group still running (zombies left out: they hold no CPU)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _group_ends(group: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while live_group_members(group):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _ready(url: str) -> bool:

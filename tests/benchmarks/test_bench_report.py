@@ -9,6 +9,7 @@ from benchmarks.report import (
     against_section,
     all_bars,
     cpu_table,
+    efficiency_bars,
     latency_bars,
     loop_bars,
     model_table,
@@ -102,12 +103,28 @@ def test_missing_sides_are_not_measured_rather_than_passed() -> None:
 def test_the_event_loop_bar_holds_only_if_photos_and_thumbnails_both_do() -> None:
     results = _results(90.0)
     for task in ("classify", "detect"):
-        results["service"]["levels"][task][0]["loop_cpu_ms_per_request"] = 0.45
-        results["service"]["thumb_levels"][task][0]["loop_cpu_ms_per_request"] = 0.40
-    results["service"]["thumb_levels"]["detect"][0]["loop_cpu_ms_per_request"] = 0.55
+        results["service"]["levels"][task][0]["loop_cpu_ms_per_request"] = 0.35
+        results["service"]["thumb_levels"][task][0]["loop_cpu_ms_per_request"] = 0.30
+    results["service"]["thumb_levels"]["detect"][0]["loop_cpu_ms_per_request"] = 0.36
     bars = loop_bars(results)
     assert [bar.passed for bar in bars] == [True, False]
-    assert bars[0].measured == "0.450 ms photos, 0.400 ms thumbnails"
+    assert bars[0].measured == "0.350 ms photos, 0.300 ms thumbnails"
+
+
+def test_efficiency_is_images_per_cpu_second_against_the_limits_and_cores_busy_a_share() -> None:
+    results = _results(90.0)
+    results["machine"] = {"cores": 2}
+    for task in TASKS:
+        results["inprocess"][task][0]["images_per_cpu_second"] = 50.0
+    # 90 images/s on 1.9 cores is 47.4 per CPU-second: 0.95 of the limit's 50; 1.9 of 2 cores is 95 %.
+    results["service"]["levels"]["detect"][0]["server_cores"] = 2.0  # 45 per CPU-second: 0.90
+    results["service"]["levels"]["classify"][0]["throughput"] = 80.0  # 42.1 per CPU-second: 0.84
+    found = {bar.claim.split(" ")[0] + bar.claim.split(" ")[1]: bar for bar in efficiency_bars(results)}
+    assert (found["/classifyCPU"].measured, found["/classifyCPU"].passed) == ("0.84", False)
+    assert (found["/detectCPU"].measured, found["/detectCPU"].passed) == ("0.90", True)
+    assert (found["/classifykeeps"].measured, found["/classifykeeps"].passed) == ("95 %", True)
+    del results["machine"]
+    assert [bar.passed for bar in efficiency_bars(results)][1::2] == [None, None]
 
 
 def test_cpu_table_lists_each_route_images_and_level() -> None:

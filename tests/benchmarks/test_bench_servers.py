@@ -1,12 +1,28 @@
-"""CPU per thread from /proc: the event-loop thread's share is told apart from the worker threads'."""
+"""CPU per thread from /proc: the event-loop thread's share is told apart from the worker threads'; a
+server stops with every process of its group, so none takes CPU from the next one measured."""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import threading
 import time
+from pathlib import Path
 
+from benchmarks import servers
 from benchmarks.servers import thread_cpu_seconds
+
+# A server whose worker takes a second to stop after SIGTERM, as LitServe's and BentoML's workers do.
+SLOW_WORKER_SERVER = """
+import http.server, subprocess, sys
+worker = (
+    "import signal, sys, time; "
+    "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(0))); time.sleep(60)"
+)
+subprocess.Popen([sys.executable, "-c", worker])
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
 
 
 def burn(seconds: float) -> None:
@@ -30,3 +46,14 @@ def test_thread_cpu_counts_only_that_thread() -> None:
 
 def test_thread_of_a_gone_process_counts_nothing() -> None:
     assert thread_cpu_seconds(2**22 + 1, 2**22 + 1) == 0.0
+
+
+def test_a_server_stops_only_once_its_workers_are_gone(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", SLOW_WORKER_SERVER, str(port)]
+    server = servers.start("slow", command, port=port, ready_path="/", env={}, log_dir=tmp_path, cwd=tmp_path)
+    assert len(servers.live_group_members(server.process.pid)) == 2
+    server.stop()
+    assert servers.live_group_members(server.process.pid) == []
