@@ -22,12 +22,7 @@ from starlette.routing import BaseRoute, Match, get_route_path
 from starlette.types import Message, Receive, Scope, Send
 
 from service.core.budget import Budget
-from service.http.errors import (
-    SCOPE_REQUEST_ID,
-    ErrorAnswer,
-    ShuttingDownError,
-    answer_for,
-)
+from service.http.errors import SCOPE_REQUEST_ID, ShuttingDownError, answer_for
 from service.http.lifecycle import Lifecycle
 from service.http.limits import Body, RequestBounds
 from service.http.routes.dependencies import FastRoute
@@ -179,18 +174,11 @@ class _Exchange:
         await response(scope, self.body.receive, self._send)
 
     async def _answer_error(self, exc: Exception, *, close: bool) -> None:
-        answer: ErrorAnswer = answer_for(
-            exc, self.scope["path"], self.timings.request_id, self.scope["method"]
-        )
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer.body))]
-        headers += [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in answer.headers.items()
-        ]
+        answer = answer_for(exc, self.scope["path"], self.timings.request_id, self.scope["method"])
+        response = answer.response()
         if close:
-            headers.append((b"connection", b"close"))
-        await self._send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await self._send({"type": "http.response.body", "body": answer.body})
+            response.headers["connection"] = "close"
+        await response(self.scope, self.body.receive, self._send)
 
     async def _send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
