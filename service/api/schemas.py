@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.core.contract import DefaultReason, InputSpec, ResizeMode, Task, TrimapStyle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from service.core import engine
     from service.core.repository import LoadedModel, Readiness
     from service.core.tasks.classify import ClassifiedImage
@@ -68,6 +70,25 @@ def _image_size(size: Size) -> dict[str, int]:
     return {"width": size.width, "height": size.height}
 
 
+def _per_image(answer: engine.Answer[Any], field: str, each: Callable[[Any], Any]) -> dict[str, Any]:
+    """The document of a task's answer: the model, then per image its size and `field`, made by `each`."""
+    return {
+        "model": _model_ref(answer.model),
+        "results": [{"image": _image_size(image.size), field: each(image)} for image in answer.images],
+    }
+
+
+def _predictions(image: ClassifiedImage) -> list[dict[str, Any]]:
+    return [
+        {"label": label, "class_id": class_id, "probability": probability}
+        for class_id, label, probability in image.predictions
+    ]
+
+
+def _detections(image: DetectedImage) -> list[dict[str, Any]]:
+    return [_detection(found) for found in image.detections]
+
+
 def _detection(found: FoundObject) -> dict[str, Any]:
     x_min, y_min, x_max, y_max = found.box
     return {
@@ -97,19 +118,7 @@ class ClassifyResponse(Schema):
     @staticmethod
     def document(answer: engine.Answer[ClassifiedImage]) -> dict[str, Any]:
         """The answer as JSON data of this schema: what the route encodes, without building the models."""
-        return {
-            "model": _model_ref(answer.model),
-            "results": [
-                {
-                    "image": _image_size(image.size),
-                    "predictions": [
-                        {"label": label, "class_id": class_id, "probability": probability}
-                        for class_id, label, probability in image.predictions
-                    ],
-                }
-                for image in answer.images
-            ],
-        }
+        return _per_image(answer, "predictions", _predictions)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -170,16 +179,7 @@ class DetectResponse(Schema):
     @staticmethod
     def document(answer: engine.Answer[DetectedImage]) -> dict[str, Any]:
         """The answer as JSON data of this schema: what the route encodes, without building the models."""
-        return {
-            "model": _model_ref(answer.model),
-            "results": [
-                {
-                    "image": _image_size(image.size),
-                    "detections": [_detection(found) for found in image.detections],
-                }
-                for image in answer.images
-            ],
-        }
+        return _per_image(answer, "detections", _detections)
 
     model_config = ConfigDict(
         json_schema_extra={
