@@ -122,7 +122,7 @@ class _Exchange:
             self._finish()
 
     async def _serve(self) -> None:
-        refusal = self.app.bounds.declared_too_large(self.scope)
+        refusal = self.body.declared_too_large()
         if refusal is not None:
             await self._answer_error(refusal, close=True)
             return

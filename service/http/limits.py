@@ -45,13 +45,6 @@ class RequestBounds:
             request_seconds=settings.request_timeout_seconds,
         )
 
-    def declared_too_large(self, scope: Scope) -> PayloadTooLargeError | None:
-        """The refusal of a body whose Content-Length is over the limit, before a byte of it is read."""
-        declared = content_length(scope)
-        if declared is None or declared <= self.max_body_bytes:
-            return None
-        return self.too_large(declared)
-
     def too_large(self, size: int) -> PayloadTooLargeError:
         return PayloadTooLargeError(
             f"request body of {size} bytes is over the limit of {self.max_body_bytes} bytes",
@@ -85,6 +78,12 @@ class Body:
         """Use `timer`, set to the request's deadline, as the one timer of this request."""
         self._timer = timer
         self._deadline = timer.when() or 0.0
+
+    def declared_too_large(self) -> PayloadTooLargeError | None:
+        """The refusal of a body whose Content-Length is over the limit, before a byte of it is read."""
+        if self._declared is None or self._declared <= self._bounds.max_body_bytes:
+            return None
+        return self._bounds.too_large(self._declared)
 
     @property
     def abandoned(self) -> bool:
