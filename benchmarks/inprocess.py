@@ -102,6 +102,22 @@ def measure_run_only(path: Path, jpegs: Sequence[bytes], config: Config, *, dura
     return _timed_streams(config, one_batch, duration)
 
 
+def measure_prepare_only(
+    path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float
+) -> Measurement:
+    """Images per second of decode and resize alone, no `session.run`: what the null model is held against."""
+    model = load(path, config)
+    order = itertools.count()
+
+    def one_batch() -> int:
+        start = next(order) * config.batch
+        for i in range(config.batch):
+            prepare(model, jpegs[(start + i) % len(jpegs)])
+        return config.batch
+
+    return _timed_streams(config, one_batch, duration)
+
+
 def _timed_streams(config: Config, one_batch: Callable[[], int], duration: float) -> Measurement:
     """Run `one_batch` in `config.streams` threads for `duration` seconds, after one warm-up call."""
     counted = [0] * config.streams

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.handoff import METHODS, SHAPES
+
 TASKS = ("classify", "detect", "segment")
 BAR_TASKS = ("classify", "detect")
 CONCURRENCY = 16
@@ -15,6 +17,8 @@ LOOP_MS_BAR = 0.35
 # Against the in-process limit on photos: /segment's limit includes the mask at the image's size and its PNG.
 PHOTO_BARS = {"classify": 0.90, "detect": 0.90, "segment": 0.85}
 EFFICIENCY_BAR = 0.90
+# The null model against decode and resize alone: the front end's own ceiling.
+NULL_BARS = {"photo": 0.85, "thumb": 0.75}
 CORES_BUSY_BAR = 0.95
 IMAGES = {"photo": "photos 640x480", "thumb": "thumbnails 160x120"}
 PEERS = (
@@ -159,6 +163,87 @@ def throughput_bars(results: Result) -> list[Bar]:
     return bars
 
 
+def null_ratio(results: Result, images: str) -> float | None:
+    """The null model's images/s at 16 clients over decode and resize alone, measured in the same minutes."""
+    facts = results.get("null", {}).get(images)
+    if not facts:
+        return None
+    return ratio(_throughput(facts["service_16"]), facts["decode_only"]["images_per_second"])
+
+
+def null_bars(results: Result) -> list[Bar]:
+    """The null model's service against decode and resize alone, photos and thumbnails."""
+    return [
+        Bar(
+            f"null model at 16 clients >= {bar:.2f} x decode and resize alone, {IMAGES[images]}",
+            _fmt(null_ratio(results, images), suffix=" x"),
+            _at_least(null_ratio(results, images), bar),
+        )
+        for images, bar in NULL_BARS.items()
+    ]
+
+
+def null_section(results: Result) -> list[str]:
+    null = results.get("null", {})
+    if "error" in null or not null:
+        return [f"Not measured: {null.get('error', 'absent from the results')}"]
+    cores = results["machine"]["cores"]
+    rows = []
+    for images, label in IMAGES.items():
+        if images not in null:
+            continue
+        alone, served = null[images]["decode_only"], null[images]["service_16"]
+        rows.append(
+            [
+                label,
+                f"{alone['images_per_second']:.0f} ({alone['images_per_second'] / cores:.0f} per core)",
+                f"{served['throughput']:.0f} ({served['throughput'] / cores:.0f} per core)",
+                _fmt(null_ratio(results, images), suffix=" x"),
+                _fmt(served.get("loop_cpu_ms_per_request"), 3),
+                _fmt(served.get("other_cpu_ms_per_request"), 3),
+            ]
+        )
+    return [
+        f"`{null['model']['name']}`: the bundled classifier's contract (input, resize, labels) over a",
+        "graph that costs nothing, mean pixel -> softmax (benchmarks/null_model.py), served at 16 clients",
+        "on `/classify`. Decode and resize alone is `Model.prepare` in threads, no `session.run`, the best",
+        "of one and two streams per core, measured right before the service in the same minutes. The",
+        "service's figure is the front end's own ceiling: what a GPU that answered at once would be fed at.",
+        "",
+        *_table(
+            [
+                "images",
+                "decode and resize alone, img/s",
+                "this service, img/s",
+                "ratio",
+                "event loop ms/request",
+                "workers ms/request",
+            ],
+            rows,
+        ),
+    ]
+
+
+def handoff_section(results: Result) -> list[str]:
+    measured = results.get("handoff", {})
+    if "error" in measured or not measured:
+        return [f"Not measured: {measured.get('error', 'absent from the results')}"]
+    return [
+        "One decoded image (the model input, float32) handed to another process, which copies it into its",
+        "batch buffer and answers with six floats (benchmarks/handoff.py): median µs per round trip, the",
+        "lowest of three rounds. This is what a front end pays per image to feed a runner process.",
+        "",
+        *_table(
+            ["method", *(f"{shape} ({math.prod(SHAPES[shape]) * 4 / 1024:.0f} KiB)" for shape in SHAPES)],
+            [
+                [label, *(_fmt(measured[method].get(shape), 1, " µs") for shape in SHAPES)]
+                for method, label in METHODS.items()
+                if method in measured
+            ],
+        ),
+    ]
+
+
 def loop_bars(results: Result) -> list[Bar]:
     """The event loop's CPU per single-image request, the figure that caps one process."""
     bars = []
@@ -276,6 +361,7 @@ def all_bars(results: Result) -> list[Bar]:
     return [
         *loop_bars(results),
         *throughput_bars(results),
+        *null_bars(results),
         *efficiency_bars(results),
         *latency_bars(results),
         *footprint_bars(results),
@@ -791,6 +877,14 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         "## Peers",
         "",
         *peers_section(results),
+        "",
+        "## The null model: the front end's own ceiling",
+        "",
+        *null_section(results),
+        "",
+        "## Handing an image to another process",
+        "",
+        *handoff_section(results),
         "",
         "## A production-sized model",
         "",

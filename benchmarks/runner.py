@@ -1,9 +1,10 @@
 """`make bench`: every measurement in one run, results to JSON, then docs/benchmarks.md and its plots.
 
 Order: the in-process limit, this service (start to ready, RSS, 1/16/64 clients per model with photos and
-with thumbnails, INT8, a 12 MP upload), `--workers` 1 and 2, a production-sized model, the naive Keras
-service, then the peers: BentoML, Ray Serve, Triton through PyTriton, LitServe and KServe's ModelServer.
-Load comes from wrk. Each server runs alone on the machine while measured.
+with thumbnails, INT8, a 12 MP upload), the null model against decode alone, the hand-off to another process,
+`--workers` 1 and 2, a production-sized model, the naive Keras service, then the peers: BentoML, Ray Serve,
+Triton through PyTriton, LitServe and KServe's ModelServer. Load comes from wrk. Each server runs alone on
+the machine while measured.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from typing import Any
 
 import onnx
 
-from benchmarks import against, images, inprocess, kernels, production, report, servers, wrk
+from benchmarks import (
+    against,
+    handoff,
+    images,
+    inprocess,
+    kernels,
+    null_model,
+    production,
+    report,
+    servers,
+    wrk,
+)
 from service.settings import DEFAULT_MODELS, Settings
 
 logger = logging.getLogger("benchmarks")
@@ -320,6 +332,36 @@ def bench_production(photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
     return {"model": model_facts(model), "inprocess": rows, "adjacent_limit": limit, "service_16": at16}
 
 
+def bench_null(
+    classifier: BundledModel, uploads: dict[str, Sequence[bytes]], opts: Options
+) -> dict[str, Any]:
+    """The front end's own ceiling: the null model at 16 clients, photos and thumbnails, each next to decode
+    and resize alone measured in the same minutes (the best of one and two streams per core)."""
+    model = versions_of(null_model.build(opts.results.parent / "null", classifier.path), null_model.NAME)[-1]
+    cores = Settings().usable_cores
+    configs = [inprocess.Config(streams, 1, 1) for streams in (cores, 2 * cores)]
+    facts: dict[str, Any] = {"model": model_facts(model)}
+    server = start_service(opts, model.path.parent.parent.parent)
+    try:
+        for images_name, images_set in uploads.items():
+            rows = [
+                inprocess.measure_prepare_only(
+                    model.path, images_set, config, duration=opts.level_seconds
+                ).row()
+                for config in configs
+            ]
+            logger.info("decode and resize alone, %s: %s", images_name, rows)
+            target = wrk.Target("127.0.0.1", server.port, route("classify", model))
+            facts[images_name] = {
+                "decode_only": max(rows, key=lambda row: row["images_per_second"]),
+                "decode_only_sweep": rows,
+                "service_16": level_summary(server, target, images_set, BAR_LEVEL, opts, split_loop_cpu=True),
+            }
+    finally:
+        server.stop()
+    return facts
+
+
 def big_upload(
     server: servers.Server, model: BundledModel, big: bytes, jpegs: Sequence[bytes], opts: Options
 ) -> dict[str, Any]:
@@ -604,6 +646,9 @@ def run(opts: Options) -> dict[str, Any]:
         results["int8_vs_fp32"] = int8_against_fp32(models["classify"], int8, best["classify"], jpegs, opts)
         results["int8_gemm"] = kernels.gemm_speeds()
     results["service"] = guarded("service", lambda: bench_service(models, int8, best, uploads, big, opts))
+    if "classify" in models:
+        results["null"] = guarded("null", lambda: bench_null(models["classify"], uploads, opts))
+    results["handoff"] = guarded("handoff", handoff.measure_all)
     results["workers"] = guarded("workers", lambda: bench_workers(models, jpegs, opts))
     results["production"] = guarded("production", lambda: bench_production(jpegs, opts))
     results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))

@@ -13,6 +13,8 @@ from benchmarks.report import (
     latency_bars,
     loop_bars,
     model_table,
+    null_bars,
+    null_section,
     throughput_bars,
 )
 
@@ -125,6 +127,21 @@ def test_efficiency_is_images_per_cpu_second_against_the_limits_and_cores_busy_a
     assert (found["/classifykeeps"].measured, found["/classifykeeps"].passed) == ("95 %", True)
     del results["machine"]
     assert [bar.passed for bar in efficiency_bars(results)][1::2] == [None, None]
+
+
+def test_the_null_model_is_held_against_decode_alone_photos_and_thumbnails_apart() -> None:
+    results = _results(90.0)
+    results["machine"] = {"cores": 2}
+    assert [bar.passed for bar in null_bars(results)] == [None, None]
+    results["null"] = {
+        "model": {"name": "null-classifier"},
+        "photo": {"decode_only": {"images_per_second": 1000.0}, "service_16": _level(16, 850.0)},
+        "thumb": {"decode_only": {"images_per_second": 4000.0}, "service_16": _level(16, 2960.0)},
+    }
+    bars = null_bars(results)
+    assert [(bar.measured, bar.passed) for bar in bars] == [("0.85 x", True), ("0.74 x", False)]
+    section = "\n".join(null_section(results))
+    assert "| photos 640x480 | 1000 (500 per core) | 850 (425 per core) | 0.85 x |" in section
 
 
 def test_cpu_table_lists_each_route_images_and_level() -> None:
