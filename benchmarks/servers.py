@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.http.workers import LISTEN_FD_OPTION
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -55,6 +57,13 @@ def thread_cpu_seconds(pid: int, tid: int) -> float:
     return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{tid}/stat"))
 
 
+def _command_line(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     """Resident set size of these processes added up (shared pages counted once per process)."""
     total = 0
@@ -80,8 +89,11 @@ class Server:
         return cpu_seconds(process_tree(self.process.pid))
 
     def loop_cpu(self) -> float:
-        """CPU time of the main thread, which runs the event loop of a single-process asyncio server."""
-        return thread_cpu_seconds(self.process.pid, self.process.pid)
+        """CPU time of the main threads that run event loops: the server's own, or under a supervisor
+        (`vision-service --workers N`) each worker's, the processes started on an inherited socket."""
+        tree = process_tree(self.process.pid)
+        serving = [pid for pid in tree if LISTEN_FD_OPTION.encode() in _command_line(pid)]
+        return sum(thread_cpu_seconds(pid, pid) for pid in serving or [self.process.pid])
 
     def rss(self) -> int:
         return rss_bytes(process_tree(self.process.pid))

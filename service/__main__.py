@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import ValidationError
 
-from service.core.runtime import ProviderUnavailableError, plan_execution
+from service.core.runtime import CUDA, ExecutionPlan, ProviderUnavailableError, plan_execution
 from service.http.app import create_app
 from service.http.auth import ApiKeys, AuthConfigError
 from service.http.lifecycle import Lifecycle
 from service.http.server import DrainingServer, HeadLimits, SendLimits, connection_limit, protocol_for
-from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket
+from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket, shared_budgets
 from service.observability.logs import configure_logging
 from service.settings import Settings
 
@@ -33,7 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=_positive,
         default=None,
-        help="serving processes sharing the port, each with every model (default: VISION_WORKERS, else 1)",
+        help="serving processes sharing the port, each with every model (default: VISION_WORKERS, else "
+        "one per core on CPU and one on CUDA)",
     )
     parser.add_argument(LISTEN_FD_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -52,16 +53,25 @@ def _positive(value: str) -> int:
     return number
 
 
-def check_configuration() -> None:
+def check_configuration() -> ExecutionPlan:
     """Refuse, before serving, settings the service cannot honour: it must never start open or half-built."""
     settings = Settings()
     ApiKeys.from_settings(settings)
-    plan_execution(
+    return plan_execution(
         settings.provider,
         cores=settings.usable_cores,
         threads=settings.threads,
         workers=settings.inference_workers,
     )
+
+
+def serving_processes(settings: Settings, plan: ExecutionPlan) -> int:
+    """VISION_WORKERS, else one process per core on CPU: on 2 cores that served 7-30 % more on every route
+    than one process, single clients included (docs/benchmarks.md). One on CUDA: each process would hold its
+    own copy of every model on the device."""
+    if settings.workers:
+        return settings.workers
+    return 1 if CUDA in plan.providers else settings.usable_cores
 
 
 def _one_line(error: ValidationError) -> str:
@@ -75,13 +85,13 @@ def _one_line(error: ValidationError) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        check_configuration()
+        plan = check_configuration()
     except ValidationError as exc:
         sys.exit(f"vision-service: configuration refused: {_one_line(exc)}")
     except (AuthConfigError, ProviderUnavailableError) as exc:
         sys.exit(f"vision-service: configuration refused: {exc}")
     settings = Settings()
-    workers = settings.workers if args.workers is None else args.workers
+    workers = serving_processes(settings, plan) if args.workers is None else args.workers
     if args.listen_fd is None and workers > 1:
         sys.exit(supervise(args, settings, workers))
     app = create_app(settings, serve_when_loaded=args.listen_fd is not None)
@@ -117,7 +127,7 @@ def supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int
     command = [sys.executable, "-m", "service"]
     if args.forwarded_allow_ips is not None:
         command += ["--forwarded-allow-ips", args.forwarded_allow_ips]
-    return Supervisor(command, sockets, settings.usable_cores).run()
+    return Supervisor(command, sockets, settings.usable_cores, shared_budgets(settings, workers)).run()
 
 
 if __name__ == "__main__":

@@ -37,11 +37,12 @@ class Settings(BaseSettings):
     )
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     workers: int = Field(
-        default=1,
-        ge=1,
+        default=0,
+        ge=0,
         le=256,
-        description="Serving processes sharing the port, each on its own share of the cores, each with every "
-        "model and its own budgets (`--workers` overrides).",
+        description="Serving processes sharing the port, each on its own share of the cores with every "
+        "model, dividing the body and pixel budgets; 0 = auto: one per core on CPU, one on CUDA (`--workers` "
+        "overrides).",
     )
     cores: int = Field(
         default=0,

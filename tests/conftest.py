@@ -139,6 +139,8 @@ def start_server(
             "VISION_LOG_FORMAT": "json",
             # Stopping a test server needs no drain; the drain's own tests ask for one.
             "VISION_DRAIN_SECONDS": "0",
+            # One process, whose budgets, queues and logs the tests count; test_workers.py runs the default.
+            "VISION_WORKERS": "1",
         }
         env.update({f"VISION_{key.upper()}": str(value) for key, value in settings.items()})
         server = LiveServer(env, tmp_path_factory.mktemp("server") / "server.log")

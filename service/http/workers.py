@@ -21,13 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
 from prometheus_client import multiprocess
 
 from service.observability.metrics import METRICS_DIR_VARIABLE
+from service.settings import Settings
 
 logger = logging.getLogger("vision.workers")
 
@@ -52,6 +53,18 @@ def core_shares(cores: Sequence[int], workers: int) -> list[set[int]]:
         shares.append(set(ordered[start:end]))
         start = end
     return shares
+
+
+def shared_budgets(settings: Settings, workers: int) -> dict[str, str]:
+    """Each worker's share of the budgets that bound the machine's memory (bodies and unread answers, pixels
+    in flight), as VISION_* variables: N workers hold what one process would. A share never falls below one
+    request's worth, which the settings already require of the whole."""
+    return {
+        "VISION_BODY_BUDGET_BYTES": str(
+            max(settings.body_budget_bytes // workers, settings.max_upload_bytes)
+        ),
+        "VISION_PIXEL_BUDGET": str(max(settings.pixel_budget // workers, settings.max_request_pixels)),
+    }
 
 
 def bind(host: str, port: int, count: int) -> list[socket.socket]:
@@ -83,8 +96,15 @@ class Supervisor:
     """Starts a copy of `command` per socket (given its descriptor) and keeps them running. The supervisor
     keeps every socket open, so connections to a worker being restarted wait in its backlog."""
 
-    def __init__(self, command: Sequence[str], sockets: Sequence[socket.socket], cores: int) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        sockets: Sequence[socket.socket],
+        cores: int,
+        budgets: Mapping[str, str],
+    ) -> None:
         self._command = list(command)
+        self._budgets = dict(budgets)
         self._sockets = list(sockets)
         self._shares = core_shares(os.sched_getaffinity(0), len(self._sockets))
         # What each worker sizes its pools for: under a CPU quota that is less than the cores it is pinned to.
@@ -136,6 +156,7 @@ class Supervisor:
         cores = self._core_counts[index]
         env = {
             **os.environ,
+            **self._budgets,
             METRICS_DIR_VARIABLE: self._metrics_dir,
             "VISION_WORKERS": "1",
             "VISION_CORES": str(cores),

@@ -8,10 +8,13 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from benchmarks import servers
 from benchmarks.servers import thread_cpu_seconds
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # A server whose worker takes a second to stop after SIGTERM, as LitServe's and BentoML's workers do.
 SLOW_WORKER_SERVER = """
@@ -57,3 +60,27 @@ def test_a_server_stops_only_once_its_workers_are_gone(tmp_path: Path) -> None:
     assert len(servers.live_group_members(server.process.pid)) == 2
     server.stop()
     assert servers.live_group_members(server.process.pid) == []
+
+
+def test_under_a_supervisor_the_loop_cpu_is_every_workers_main_thread(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    env = {"VISION_LOG_LEVEL": "warning", "VISION_DRAIN_SECONDS": "0"}
+    server = servers.start(
+        "service", command, port=port, ready_path="/healthz/ready", env=env, log_dir=tmp_path, cwd=ROOT
+    )
+    try:
+        for _ in range(40):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/models").read()
+        serving = [
+            pid
+            for pid in servers.process_tree(server.process.pid)
+            if b"--listen-fd" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        loops = sum(thread_cpu_seconds(pid, pid) for pid in serving)
+        assert len(serving) == 2
+        assert server.loop_cpu() >= loops > thread_cpu_seconds(server.process.pid, server.process.pid)
+    finally:
+        server.stop()

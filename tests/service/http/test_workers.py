@@ -14,7 +14,10 @@ from conftest import LiveServer, ServerFactory, encode, solid
 from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.http.workers import core_shares
+from service.__main__ import serving_processes
+from service.core.runtime import CPU, CUDA, ExecutionPlan
+from service.http.workers import core_shares, shared_budgets
+from service.settings import Settings
 
 WORKERS = 2
 # More than this machine may have: the workers divide what they are told, whatever the machine.
@@ -60,6 +63,35 @@ def test_each_worker_gets_its_own_share_of_the_cores() -> None:
     assert core_shares([0, 1, 2, 3, 4], 2) == [{0, 1, 2}, {3, 4}]
     assert core_shares([2, 3], 2) == [{2}, {3}]
     assert core_shares([0], 3) == [{0}, {0}, {0}]
+
+
+def test_by_default_one_process_per_core_on_cpu_and_one_on_cuda() -> None:
+    on_cpu, on_cuda = ExecutionPlan((CPU,), 1, 3), ExecutionPlan((CUDA, CPU), 3, 1)
+    assert serving_processes(Settings(cores=3), on_cpu) == 3
+    assert serving_processes(Settings(cores=3), on_cuda) == 1
+    assert serving_processes(Settings(cores=3, workers=2), on_cuda) == 2
+
+
+def test_the_workers_divide_the_memory_budgets_but_keep_one_requests_worth() -> None:
+    settings = Settings(body_budget_bytes=256 * 2**20, max_upload_bytes=20 * 2**20, pixel_budget=128_000_000)
+    assert shared_budgets(settings, 2) == {
+        "VISION_BODY_BUDGET_BYTES": str(128 * 2**20),
+        "VISION_PIXEL_BUDGET": "64000000",
+    }
+    assert shared_budgets(settings, 64) == {
+        "VISION_BODY_BUDGET_BYTES": str(20 * 2**20),
+        "VISION_PIXEL_BUDGET": str(settings.max_request_pixels),
+    }
+
+
+def test_with_no_workers_setting_each_core_gets_a_worker_and_its_share(
+    start_server: ServerFactory, test_models_dir: Path
+) -> None:
+    server = start_server(test_models_dir, workers=0, cores=2, body_budget_bytes=64 * 2**20)
+    wait_for(lambda: len(workers_of(server)) == 2)
+    told = [environment_of(pid) for pid in workers_of(server)]
+    assert [env["VISION_BODY_BUDGET_BYTES"] for env in told] == [str(32 * 2**20)] * 2
+    assert all(classify(server) == 200 for _ in range(4))
 
 
 def test_the_workers_serve_one_port_on_separate_cores(workers_server: LiveServer) -> None:
