@@ -12,7 +12,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 try:
     import httpx  # noqa: F401 - the service-only install has neither
@@ -20,6 +21,7 @@ try:
 except ImportError as missing:
     sys.exit(f"vision: {missing.name} is missing; install the client: pip install 'vision-service[client]'")
 
+from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from service.api.schemas import (
     ClassifyResponse,
     DetectResponse,
@@ -84,7 +86,8 @@ def exit_status(error: VisionError) -> int:
 
 
 def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
-    answer = _in_batches(files, lambda batch: vision.classify(batch, top_k=options.top_k, **_model(options)))
+    chosen = _chosen(options, ClassifyOptions)
+    answer = _in_batches(files, lambda batch: vision.classify(batch, **chosen))
     if options.json:
         print(answer.model_dump_json(indent=2))
         return OK
@@ -98,12 +101,8 @@ def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -
 
 
 def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
-    thresholds = {
-        "score_threshold": options.score_threshold,
-        "iou_threshold": options.iou_threshold,
-        "max_detections": options.max_detections,
-    }
-    answer = _in_batches(files, lambda batch: vision.detect(batch, **thresholds, **_model(options)))
+    chosen = _chosen(options, DetectOptions)
+    answer = _in_batches(files, lambda batch: vision.detect(batch, **chosen))
     if options.draw:
         targets = _targets(options.draw, files, "boxes")
         for upload, result, target in zip(files, answer.results, targets, strict=True):
@@ -123,10 +122,10 @@ def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> 
 
 
 def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
-    answer = _in_batches(
-        files, lambda batch: vision.segment_json(batch, style=options.style, **_model(options))
-    )
-    targets = _targets(options.output, files, options.style)
+    chosen = _chosen(options, SegmentOptions)
+    answer = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
+    style = chosen.get("style") or SegmentOptions.model_fields["style"].default
+    targets = _targets(options.output, files, style)
     for result, target in zip(answer.results, targets, strict=True):
         target.write_bytes(base64.b64decode(result.png_base64))
     if options.json:
@@ -229,10 +228,6 @@ def _read(path: str) -> Upload:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _model(options: argparse.Namespace) -> dict[str, Any]:
-    return {"model": options.model, "version": options.version}
-
-
 def _model_line(answer: ClassifyResponse | DetectResponse | SegmentResponse) -> str:
     return f"{answer.model.name}:{answer.model.version}"
 
@@ -271,27 +266,20 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = commands.add_parser("classify", help="top classes of each image")
-    _files_and_model(run)
-    run.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    _files_and_options(run, ClassifyOptions)
     run.set_defaults(command=classify)
 
     run = commands.add_parser("detect", help="objects in each image: class, score, box")
-    _files_and_model(run)
-    run.add_argument("--score-threshold", type=float, help="lowest score kept (service default 0.25)")
-    run.add_argument("--iou-threshold", type=float, help="non-max suppression IoU (service default 0.45)")
-    run.add_argument("--max-detections", type=int, help="most detections per image (service default 100)")
+    _files_and_options(run, DetectOptions)
     run.add_argument(
         "--draw", type=Path, metavar="PATH", help="write the image with its boxes (a folder for several)"
     )
     run.set_defaults(command=detect)
 
     run = commands.add_parser("segment", help="each image's pet / background / border trimap as a PNG")
-    _files_and_model(run)
+    _files_and_options(run, SegmentOptions)
     run.add_argument(
         "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
-    )
-    run.add_argument(
-        "--style", choices=["mask", "color", "overlay"], default="mask", help="default mask: 1, 2, 3"
     )
     run.set_defaults(command=segment)
 
@@ -300,10 +288,33 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _files_and_model(command: argparse.ArgumentParser) -> None:
+def _files_and_options(command: argparse.ArgumentParser, options: type[ModelChoice]) -> None:
+    """The image files, and a flag per field of the task's options (service/api/options.py) with its type,
+    choices, description and default from there. A flag left out is not sent: the service's default holds."""
     command.add_argument("files", nargs="+", metavar="FILE", help="image files")
-    command.add_argument("--model", help="model name (default: the service's default for the task)")
-    command.add_argument("--version", type=int, help="model version (default: latest)")
+    for name, field in options.model_fields.items():
+        kind = _without_none(field.annotation)
+        choices = get_args(kind) if get_origin(kind) is Literal else None
+        default = "" if field.default is None else f" (default {field.default})"
+        command.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=str if choices else kind,
+            choices=choices,
+            help=f"{field.description}{default}",
+        )
+
+
+def _without_none(annotation: Any) -> Any:
+    """`int` of `int | None`; any other annotation as it is."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next(arg for arg in get_args(annotation) if arg is not type(None))
+    return annotation
+
+
+def _chosen(options: argparse.Namespace, task_options: type[ModelChoice]) -> dict[str, Any]:
+    """The task options given on the command line."""
+    given = {name: getattr(options, name) for name in task_options.model_fields}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _positive(text: str) -> float:

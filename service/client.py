@@ -18,7 +18,7 @@ import mimetypes
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from service.api.schemas import (
     ClassifyResponse,
     DetectResponse,
@@ -36,7 +37,6 @@ from service.api.schemas import (
     ModelsResponse,
     SegmentResponse,
 )
-from service.core.contract import TrimapStyle
 
 if TYPE_CHECKING:
     import numpy as np
@@ -185,6 +185,16 @@ def chunks(files: list[Upload], size: int) -> list[list[Upload]]:
     return [files[start : start + size] for start in range(0, len(files), size)]
 
 
+def query(options: type[ModelChoice], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A task call's query string: the options the caller gave, each named by the task's options
+    (service/api/options.py). The service checks the values and applies its defaults to the rest."""
+    unknown = sorted(set(given) - set(options.model_fields))
+    if unknown:
+        known = ", ".join(options.model_fields)
+        raise TypeError(f"not an option of {options.__name__}: {', '.join(unknown)} (it has {known})")
+    return dict(given)
+
+
 def joined(answers: list[Batched]) -> Batched:
     """One answer of several requests of one batch: their results in order."""
     first = answers[0]
@@ -231,44 +241,20 @@ class _Api:
             self.on_retry(error, wait)
         return wait
 
-    def classify_calls(
-        self, images: Images, top_k: int, model: str | None, version: int | None
-    ) -> list[Call]:
-        params = {"top_k": top_k, "model": model, "version": version}
-        return self._batched("/classify", ClassifyResponse, images, params)
+    def classify_calls(self, images: Images, options: Mapping[str, Any]) -> list[Call]:
+        return self._batched("/classify", ClassifyResponse, images, query(ClassifyOptions, options))
 
-    def detect_calls(
-        self,
-        images: Images,
-        score_threshold: float | None,
-        iou_threshold: float | None,
-        max_detections: int | None,
-        model: str | None,
-        version: int | None,
-    ) -> list[Call]:
-        params = {
-            "score_threshold": score_threshold,
-            "iou_threshold": iou_threshold,
-            "max_detections": max_detections,
-            "model": model,
-            "version": version,
-        }
-        return self._batched("/detect", DetectResponse, images, params)
+    def detect_calls(self, images: Images, options: Mapping[str, Any]) -> list[Call]:
+        return self._batched("/detect", DetectResponse, images, query(DetectOptions, options))
 
-    def segment_call(
-        self, image: ImageInput, style: TrimapStyle, model: str | None, version: int | None
-    ) -> Call:
+    def segment_call(self, image: ImageInput, options: Mapping[str, Any]) -> Call:
         files = uploads(image)
         if len(files) > 1:
             raise ValueError("segment answers one image's PNG: send a batch with segment_json")
-        return Call("POST", "/segment", None, {"style": style, "model": model, "version": version}, files)
+        return Call("POST", "/segment", None, query(SegmentOptions, options), files)
 
-    def segment_json_calls(
-        self, images: Images, style: TrimapStyle, model: str | None, version: int | None
-    ) -> list[Call]:
-        return self._batched(
-            "/segment/json", SegmentResponse, images, {"style": style, "model": model, "version": version}
-        )
+    def segment_json_calls(self, images: Images, options: Mapping[str, Any]) -> list[Call]:
+        return self._batched("/segment/json", SegmentResponse, images, query(SegmentOptions, options))
 
     def _batched(
         self, path: str, answer: type[BaseModel], images: Images, params: dict[str, Any]
@@ -297,47 +283,24 @@ class Client(_Api):
         super().__init__(url, **options)
         self._http = httpx.Client(**self._client_options)
 
-    def classify(
-        self, images: Images, *, top_k: int = 5, model: str | None = None, version: int | None = None
-    ) -> ClassifyResponse:
-        """Top-k classes of each image; a list of images is sent `batch_size` at a time, answered in order."""
-        return joined([self._send(call) for call in self.classify_calls(images, top_k, model, version)])
+    def classify(self, images: Images, **options: Any) -> ClassifyResponse:
+        """Top-k classes of each image; `options` are `ClassifyOptions`' (top_k, model, version). A list of
+        images is sent `batch_size` at a time, answered in order."""
+        return joined([self._send(call) for call in self.classify_calls(images, options)])
 
-    def detect(
-        self,
-        images: Images,
-        *,
-        score_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        model: str | None = None,
-        version: int | None = None,
-    ) -> DetectResponse:
-        """Objects in each image: class, score, predicted IoU and box in the image's pixels."""
-        calls = self.detect_calls(images, score_threshold, iou_threshold, max_detections, model, version)
-        return joined([self._send(call) for call in calls])
+    def detect(self, images: Images, **options: Any) -> DetectResponse:
+        """Objects in each image: class, score, predicted IoU and box in the image's pixels; `options` are
+        `DetectOptions`' (score_threshold, iou_threshold, max_detections, model, version)."""
+        return joined([self._send(call) for call in self.detect_calls(images, options)])
 
-    def segment(
-        self,
-        image: ImageInput,
-        *,
-        style: TrimapStyle = "mask",
-        model: str | None = None,
-        version: int | None = None,
-    ) -> bytes:
-        """One image's trimap as PNG bytes (1 pet, 2 background, 3 border; or `color`, `overlay`)."""
-        return self._send(self.segment_call(image, style, model, version))
+    def segment(self, image: ImageInput, **options: Any) -> bytes:
+        """One image's trimap as PNG bytes (1 pet, 2 background, 3 border; or `color`, `overlay`); `options`
+        are `SegmentOptions`' (style, model, version)."""
+        return self._send(self.segment_call(image, options))
 
-    def segment_json(
-        self,
-        images: Images,
-        *,
-        style: TrimapStyle = "mask",
-        model: str | None = None,
-        version: int | None = None,
-    ) -> SegmentResponse:
-        """Per image: the fraction of each trimap class and the PNG, for batches."""
-        return joined([self._send(call) for call in self.segment_json_calls(images, style, model, version)])
+    def segment_json(self, images: Images, **options: Any) -> SegmentResponse:
+        """Per image: the fraction of each trimap class and the PNG, for batches (`SegmentOptions`)."""
+        return joined([self._send(call) for call in self.segment_json_calls(images, options)])
 
     def models(self) -> ModelsResponse:
         return self._send(self.models_call())
@@ -381,43 +344,17 @@ class AsyncClient(_Api):
         super().__init__(url, **options)
         self._http = httpx.AsyncClient(**self._client_options)
 
-    async def classify(
-        self, images: Images, *, top_k: int = 5, model: str | None = None, version: int | None = None
-    ) -> ClassifyResponse:
-        return joined([await self._send(call) for call in self.classify_calls(images, top_k, model, version)])
+    async def classify(self, images: Images, **options: Any) -> ClassifyResponse:
+        return joined([await self._send(call) for call in self.classify_calls(images, options)])
 
-    async def detect(
-        self,
-        images: Images,
-        *,
-        score_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        model: str | None = None,
-        version: int | None = None,
-    ) -> DetectResponse:
-        calls = self.detect_calls(images, score_threshold, iou_threshold, max_detections, model, version)
-        return joined([await self._send(call) for call in calls])
+    async def detect(self, images: Images, **options: Any) -> DetectResponse:
+        return joined([await self._send(call) for call in self.detect_calls(images, options)])
 
-    async def segment(
-        self,
-        image: ImageInput,
-        *,
-        style: TrimapStyle = "mask",
-        model: str | None = None,
-        version: int | None = None,
-    ) -> bytes:
-        return await self._send(self.segment_call(image, style, model, version))
+    async def segment(self, image: ImageInput, **options: Any) -> bytes:
+        return await self._send(self.segment_call(image, options))
 
-    async def segment_json(
-        self,
-        images: Images,
-        *,
-        style: TrimapStyle = "mask",
-        model: str | None = None,
-        version: int | None = None,
-    ) -> SegmentResponse:
-        calls = self.segment_json_calls(images, style, model, version)
+    async def segment_json(self, images: Images, **options: Any) -> SegmentResponse:
+        calls = self.segment_json_calls(images, options)
         return joined([await self._send(call) for call in calls])
 
     async def models(self) -> ModelsResponse:

@@ -67,13 +67,14 @@ def test_training_never_imports_the_http_adapters() -> None:
     assert offending == set()
 
 
-def test_the_wire_types_load_pydantic_and_nothing_of_the_server() -> None:
-    loaded = modules_imported_by("import service.api.schemas")
+@pytest.mark.parametrize("module", ["service.api.schemas", "service.api.options"])
+def test_the_wire_types_load_pydantic_and_nothing_of_the_server(module: str) -> None:
+    loaded = modules_imported_by(f"import {module}")
     top = {name.split(".")[0] for name in loaded}
     assert "pydantic" in top
     assert top.isdisjoint({"numpy", "onnxruntime", "PIL", "fastapi", "starlette", "uvicorn", "httpx"})
     ours = {name for name in loaded if name.startswith("service.")}
-    assert ours <= {"service.api", "service.api.schemas", "service.core", "service.core.contract"}
+    assert ours <= {"service.api", module, "service.core", "service.core.contract"}
 
 
 def test_training_has_no_decoder_or_nms_of_its_own() -> None:

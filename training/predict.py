@@ -15,13 +15,14 @@ from pathlib import Path
 import onnxruntime as ort
 from tqdm import tqdm
 
+from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
 from service.api.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.core.contract import ContractError, ModelMetadata, parse_metadata
 from service.core.engine import Answer, Engine
 from service.core.errors import ServiceError
-from service.core.tasks.classify import CLASSIFY, ClassifyOptions
-from service.core.tasks.detect import DETECT, DetectOptions
-from service.core.tasks.segment import SEGMENT, SegmentOptions
+from service.core.tasks.classify import CLASSIFY
+from service.core.tasks.detect import DETECT
+from service.core.tasks.segment import SEGMENT
 from service.core.tasks.task import Options, Result, TaskSpec
 from service.settings import Settings
 from training.errors import UserError

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from service.api.options import ModelChoice
 from service.core.batching import Finish, InferenceResult
 from service.core.contract import Task
 from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
@@ -32,7 +33,6 @@ from service.core.repository import (
     DefaultModel,
     LoadedModel,
     LoadFailure,
-    ModelChoice,
     ModelRepository,
     ModelState,
     Readiness,

@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from service.core.batching import MicroBatcher
 from service.core.contract import (
-    MODEL_NAME_PATTERN,
     TASKS,
     ContractError,
     DefaultReason,
@@ -39,19 +36,6 @@ logger = logging.getLogger("vision.repository")
 MODEL_FILE = "model.onnx"
 DEFAULT_MAX_MODEL_BYTES = 2 * 1024**3
 _VERSION_DIR = re.compile(r"^[1-9][0-9]{0,8}$")
-
-
-class ModelChoice(BaseModel):
-    """Which model version a call names: the task's default model and its highest version when omitted."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: str | None = Field(
-        default=None,
-        pattern=MODEL_NAME_PATTERN,
-        description="Model to use; the task's default model when omitted.",
-    )
-    version: int | None = Field(default=None, ge=1, description="Model version; the highest when omitted.")
 
 
 @dataclass(frozen=True)

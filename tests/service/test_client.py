@@ -98,6 +98,13 @@ def test_inputs_it_cannot_send_are_refused_before_sending(vision: Client) -> Non
         vision.segment([STAR, STAR])
 
 
+def test_an_option_the_task_does_not_have_is_refused_by_name_before_sending(vision: Client) -> None:
+    with pytest.raises(TypeError, match=r"DetectOptions: top_k \(it has model, version, score_threshold"):
+        vision.detect(STAR, top_k=3)
+    with pytest.raises(TypeError, match="not an option of SegmentOptions: colour"):
+        vision.segment(STAR, colour="red")
+
+
 def test_the_api_key_is_sent_and_a_wrong_one_is_an_error(bundled_guarded_server: LiveServer) -> None:
     url = bundled_guarded_server.url
     with Client(url, api_key=BUNDLED_KEYS["api"]) as keyed:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -14,8 +15,9 @@ import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image, ImageColor
 
+from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from service.api.schemas import ClassifyResponse, DetectResponse
-from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE
+from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE, parser
 from service.core.tasks.segment import TRIMAP_COLORS
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
@@ -157,3 +159,21 @@ def test_an_unreachable_service_exits_3() -> None:
     done = vision("--timeout", "1", "models", url="http://127.0.0.1:9")
     assert done.returncode == UNREACHABLE
     assert done.stderr.splitlines()[-1].startswith("vision: unreachable: cannot reach http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [("classify", ClassifyOptions), ("detect", DetectOptions), ("segment", SegmentOptions)],
+)
+def test_each_task_option_is_a_flag_described_as_the_api_describes_it(
+    command: str, options: type[ModelChoice]
+) -> None:
+    subcommands = next(
+        action for action in parser()._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    flags = {action.dest: action for action in subcommands.choices[command]._actions}
+    for name, field in options.model_fields.items():
+        assert field.description in flags[name].help
+        assert flags[name].default is None  # not sent unless given: the service's default holds
+        if field.default is not None:
+            assert f"(default {field.default})" in flags[name].help

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from service.api.options import DetectOptions
 from service.core.imaging import Geometry
-from service.core.tasks.detect import DetectOptions, detect
+from service.core.tasks.detect import detect
 from training.data.arrays import ArraySet
 from training.evaluate import metrics
 from training.evaluate.metrics import Detections

@@ -7,18 +7,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from pydantic import Field
 
+from service.api.options import ClassifyOptions
 from service.core.contract import check_class_count
 from service.core.imaging import PreparedImage
-from service.core.repository import ModelChoice
 from service.core.tasks.task import ImageSize, TaskSpec
-
-
-class ClassifyOptions(ModelChoice):
-    """How many classes to answer per image."""
-
-    top_k: int = Field(default=5, ge=1, le=1000, description="How many classes to return per image.")
 
 
 class Prediction(NamedTuple):

@@ -6,24 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import Field
 
+from service.api.options import DetectOptions
 from service.core.contract import check_class_count
 from service.core.imaging import Geometry, PreparedImage
-from service.core.repository import ModelChoice
 from service.core.tasks.task import ImageSize, TaskSpec
-
-
-class DetectOptions(ModelChoice):
-    """Which candidates become detections."""
-
-    score_threshold: float = Field(
-        default=0.25, ge=0, le=1, description="Drop detections whose score is below this."
-    )
-    iou_threshold: float = Field(
-        default=0.45, ge=0, le=1, description="Non-max suppression: overlap above which a weaker box goes."
-    )
-    max_detections: int = Field(default=100, ge=1, le=1000, description="Most detections per image.")
 
 
 @dataclass(frozen=True)

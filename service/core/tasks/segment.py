@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from pydantic import Field
 
+from service.api.options import SegmentOptions
 from service.core.contract import TrimapStyle
 from service.core.imaging import Geometry, PreparedImage
-from service.core.repository import ModelChoice
 from service.core.tasks.task import ImageSize, TaskSpec
 
 # Index = trimap value: 1 pet, 2 background, 3 border; 0 never occurs in a mask.
@@ -27,15 +26,6 @@ PNG_COMPRESS_LEVEL = 1
 # Masks are long runs of a few values: the run-length strategy about halves their size against zlib's
 # default, at the same speed.
 PNG_COMPRESS_STRATEGY = zlib.Z_RLE
-
-
-class SegmentOptions(ModelChoice):
-    """How the trimap PNG is drawn."""
-
-    style: TrimapStyle = Field(
-        default="mask",
-        description="`mask`: values 1..3; `color`: coloured; `overlay`: blended over the photo.",
-    )
 
 
 def trimap(probabilities: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -8,9 +8,9 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from service.api.options import ModelChoice
 from service.core.contract import Task
 from service.core.imaging import PreparedImage
-from service.core.repository import ModelChoice
 
 Options = TypeVar("Options", bound=ModelChoice)
 Result = TypeVar("Result")

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
 from service.api.schemas import ClassifyResponse, DetectResponse, SegmentResponse
 from service.core.engine import ModelId
-from service.core.tasks.classify import CLASSIFY, ClassifyOptions
-from service.core.tasks.detect import DETECT, DetectOptions
-from service.core.tasks.segment import SEGMENT, SegmentOptions
+from service.core.tasks.classify import CLASSIFY
+from service.core.tasks.detect import DETECT
+from service.core.tasks.segment import SEGMENT
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
 from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses, fast_query_route

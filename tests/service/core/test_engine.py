@@ -14,6 +14,7 @@ import pytest
 from conftest import TEST_DEFAULTS, encode, solid
 from PIL import Image
 
+from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
 from service.core.engine import Engine, EngineConfig, ModelId
 from service.core.errors import (
     ImageTooLargeError,
@@ -26,9 +27,9 @@ from service.core.errors import (
     WrongTaskError,
 )
 from service.core.intake import RequestLimits
-from service.core.tasks.classify import CLASSIFY, ClassifyOptions
-from service.core.tasks.detect import DETECT, DetectOptions
-from service.core.tasks.segment import SEGMENT, SegmentOptions
+from service.core.tasks.classify import CLASSIFY
+from service.core.tasks.detect import DETECT
+from service.core.tasks.segment import SEGMENT
 from service.core.tasks.task import ImageSize
 from service.observability import timing
 

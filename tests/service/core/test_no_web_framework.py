@@ -17,7 +17,8 @@ for package in (service.core, service.observability):
 from PIL import Image
 from service.core.engine import Engine, EngineConfig
 from service.core.intake import RequestLimits
-from service.core.tasks.classify import CLASSIFY, ClassifyOptions
+from service.api.options import ClassifyOptions
+from service.core.tasks.classify import CLASSIFY
 
 async def main():
     limits = RequestLimits(

@@ -19,8 +19,8 @@ from polling import wait_for
 from scrape import sample_value
 from threaded_server import gated_app, serving
 
+from service.api.options import ClassifyOptions
 from service.app import create_app
-from service.core.tasks.classify import ClassifyOptions
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError
 from service.http.gate import GatedApp

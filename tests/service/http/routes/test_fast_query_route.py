@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from service.core.tasks.classify import ClassifyOptions
+from service.api.options import ClassifyOptions
 from service.http.auth import check_api_key, require_admin_key, require_api_key
 from service.http.routes.dependencies import _validated_query, fast_query_route
 

@@ -1,0 +1,52 @@
+"""The task options: the query parameters of /classify, /detect and /segment, defined once.
+
+The engine's tasks take them, the routes validate the query string with them (the OpenAPI document shows
+them), and the client and the `vision` CLI check and describe them from here, so a default, a bound or a
+description lives in one place. Pydantic and the contract's types only, like the rest of `service/api`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core.contract import MODEL_NAME_PATTERN, TrimapStyle
+
+
+class ModelChoice(BaseModel):
+    """Which model version a call names: the task's default model and its highest version when omitted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN,
+        description="Model to use; the task's default model when omitted.",
+    )
+    version: int | None = Field(default=None, ge=1, description="Model version; the highest when omitted.")
+
+
+class ClassifyOptions(ModelChoice):
+    """How many classes to answer per image."""
+
+    top_k: int = Field(default=5, ge=1, le=1000, description="How many classes to return per image.")
+
+
+class DetectOptions(ModelChoice):
+    """Which candidates become detections."""
+
+    score_threshold: float = Field(
+        default=0.25, ge=0, le=1, description="Drop detections whose score is below this."
+    )
+    iou_threshold: float = Field(
+        default=0.45, ge=0, le=1, description="Non-max suppression: overlap above which a weaker box goes."
+    )
+    max_detections: int = Field(default=100, ge=1, le=1000, description="Most detections per image.")
+
+
+class SegmentOptions(ModelChoice):
+    """How the trimap PNG is drawn."""
+
+    style: TrimapStyle = Field(
+        default="mask",
+        description="`mask`: values 1..3; `color`: coloured; `overlay`: blended over the photo.",
+    )
