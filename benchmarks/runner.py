@@ -49,7 +49,15 @@ PEER_LEVELS = (16,)
 BAR_LEVEL = 16
 STARTS = 3
 INT8_SUFFIX = "-int8"
-BATCH_KNOBS = {"threads", "inference_workers", "decode_workers", "max_batch", "max_delay_ms", "queue_size"}
+BATCH_KNOBS = {
+    "workers",
+    "threads",
+    "inference_workers",
+    "decode_workers",
+    "max_batch",
+    "max_delay_ms",
+    "queue_size",
+}
 
 
 @dataclass(frozen=True)
