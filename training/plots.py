@@ -10,14 +10,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
+from service.api.options import DetectOptions
+from service.core.contract import TRIMAP_VALUES
 from service.core.tasks.segment import TRIMAP_COLORS
 from training.data.arrays import ArraySet
-from training.evaluate.evaluate import decode_detections
+from training.evaluate.evaluate import SERVED_OPTIONS, decode_detections
 from training.evaluate.metrics import confusion_matrix
 
 # Row = trimap value, as `/segment?style=color` paints it.
 _TRIMAP_PAINT = np.array(TRIMAP_COLORS, np.float32)
+SAMPLES = 8
+# The one candidate a sample shows when none reaches the served threshold: its best, whatever the score.
+_BEST_CANDIDATE = DetectOptions(score_threshold=0, max_detections=1)
 
 
 def plot_curves(
@@ -26,25 +34,53 @@ def plot_curves(
     kept_epoch: int | None = None,
     phase_starts: Sequence[int] = (),
 ) -> None:
-    """Loss and each tracked metric per epoch (1-based), training against validation, with the epoch whose
-    weights were kept marked and a line where fine-tuning began."""
+    """Loss and each tracked metric per epoch, as `curves_figure` draws them, to `path`."""
+    _save(curves_figure(history, kept_epoch, phase_starts), path, dpi=72)
+
+
+def curves_figure(
+    history: dict[str, list[float]], kept_epoch: int | None = None, phase_starts: Sequence[int] = ()
+) -> Figure:
+    """Loss and each tracked metric per epoch (1-based, whole-number ticks), training against validation, with
+    the epoch whose weights were kept marked and a line where fine-tuning began. Each epoch is a marker, so a
+    one-epoch run shows its point rather than empty axes."""
     keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], label="train")
+        ax.plot(epochs, history[key], marker="o", ms=3, label="train")
         if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label="validation")
+            ax.plot(epochs, history[f"val_{key}"], marker="o", ms=3, label="validation")
         for start in phase_starts:
             ax.axvline(start + 0.5, color="grey", ls="--", lw=0.8, label="fine-tuning starts")
         if kept_epoch:
             ax.axvline(kept_epoch, color="green", ls=":", lw=1, label=f"kept: epoch {kept_epoch}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, len(epochs) + 0.5)
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=72)
+    return fig
+
+
+def _save(fig: Figure, path: Path, dpi: int) -> None:
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def sample_indices(truth: np.ndarray, predicted: np.ndarray, count: int = SAMPLES) -> np.ndarray:
+    """Which held-out images a classifier's samples show: taken class by class in turn, each class's mistakes
+    before its hits, so every class appears when there are enough images; then the mistakes first."""
+    by_class = [
+        [*np.flatnonzero((truth == c) & (predicted != c)), *np.flatnonzero((truth == c) & (predicted == c))]
+        for c in np.unique(truth)
+    ]
+    picked: list[int] = []
+    for rank in range(max((len(queue) for queue in by_class), default=0)):
+        picked += [queue[rank] for queue in by_class if rank < len(queue)]
+    chosen = picked[:count]
+    return np.array(sorted(chosen, key=lambda i: truth[i] == predicted[i]), dtype=int)
 
 
 def plot_confusion(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str], path: Path) -> None:
@@ -74,20 +110,45 @@ def _show(ax: plt.Axes, image: np.ndarray) -> None:
     ax.axis("off")
 
 
-def _boxes(ax: plt.Axes, boxes: np.ndarray, names: Sequence[str], size: tuple[int, int], colour: str) -> None:
+def _boxes(
+    ax: plt.Axes,
+    boxes: np.ndarray,
+    names: Sequence[str],
+    size: tuple[int, int],
+    colour: str,
+    style: str = "-",
+) -> None:
+    """Each box outlined, its label written just inside its top-left corner and clipped to the image, so a
+    box at the edge keeps its label on the picture."""
     width, height = size
     for box, name in zip(boxes, names, strict=True):
-        x1, y1, x2, y2 = box * [width, height, width, height]
-        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1))
-        ax.text(x1, y1, name, fontsize=4, color="black", backgroundcolor=colour)
+        x1, y1, x2, y2 = np.clip(box * [width, height, width, height], 0, [width, height, width, height])
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.2, ls=style))
+        ax.text(
+            x1 + 1, y1 + 1, name, fontsize=6, va="top", color="black", backgroundcolor=colour, clip_on=True
+        )
+
+
+def _detect_legend() -> list[Patch]:
+    best = f"best candidate, under the served {SERVED_OPTIONS.score_threshold}"
+    return [
+        Patch(fc="white", ec="black", lw=0.5, label="truth"),
+        Patch(fc="none", ec="lime", label="detected"),
+        Patch(fc="none", ec="orange", ls="--", label=best),
+    ]
+
+
+def _trimap_legend() -> list[Patch]:
+    return [Patch(color=_TRIMAP_PAINT[value] / 255, label=label) for label, value in TRIMAP_VALUES.items()]
 
 
 def plot_samples(
     task: str, sample: ArraySet, outputs: dict[str, np.ndarray], labels: Sequence[str], path: Path
 ) -> None:
     """Up to 8 held-out images: the truth on top (true class, true boxes in white, true trimap), the
-    model's predictions below (class in red when wrong, boxes in green, predicted trimap)."""
-    count = min(8, len(sample))
+    model's predictions below (class in red when wrong; boxes in green, or the best candidate dashed in orange
+    with its score when none reaches the served threshold; predicted trimap, with a legend)."""
+    count = min(SAMPLES, len(sample))
     rows = 1 if task == "classify" else 2
     fig, axes = plt.subplots(rows, count, figsize=(1.6 * count, 1.9 * rows), squeeze=False)
     for i in range(count):
@@ -111,15 +172,14 @@ def plot_samples(
             names = [labels[c] for c in sample.box_classes[i][real]]
             _boxes(top, sample.boxes[i][real], names, (width, height), "white")
             _show(bottom, image)
-            found = decode_detections(
-                outputs["boxes"][i],
-                outputs["iou"][i],
-                outputs["class_probabilities"][i],
-                labels,
-                (width, height),
-            )
+            candidates = (outputs["boxes"][i], outputs["iou"][i], outputs["class_probabilities"][i])
+            found = decode_detections(*candidates, labels, (width, height))
+            colour, style = "lime", "-"
+            if not len(found.boxes):
+                found = decode_detections(*candidates, labels, (width, height), _BEST_CANDIDATE)
+                colour, style = "orange", "--"
             names = [f"{labels[c]} {s:.2f}" for c, s in zip(found.classes, found.scores, strict=True)]
-            _boxes(bottom, found.boxes, names, (width, height), "lime")
+            _boxes(bottom, found.boxes, names, (width, height), colour, style)
         else:
             assert sample.masks is not None
             _show(top, 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[sample.masks[i] + 1])
@@ -128,6 +188,8 @@ def plot_samples(
     if rows == 2:
         axes[0][0].set_title("truth", fontsize=7, loc="left")
         axes[1][0].set_title("predicted", fontsize=7, loc="left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    if task != "classify":
+        legend = _detect_legend() if task == "detect" else _trimap_legend()
+        fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if task != "classify" else 0, 1, 1))
+    _save(fig, path, dpi=80)

@@ -28,7 +28,7 @@ from training.data.arrays import ArraySet, train_val_split
 from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
 from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
-from training.plots import plot_confusion, plot_curves, plot_samples
+from training.plots import SAMPLES, plot_confusion, plot_curves, plot_samples, sample_indices
 
 
 @dataclass(frozen=True)
@@ -374,12 +374,13 @@ def draw_run(
     """Curves, sample predictions beside the truth, and for classifiers the confusion matrix, from the
     held-out `outputs` that scored the run."""
     plot_curves(fitted.history, run_dir / "curves.png", fitted.kept_epoch, fitted.phase_starts)
-    first = np.arange(min(8, len(data.test)))
-    sample_outputs = {role: value[first] for role, value in outputs.items()}
-    plot_samples(config.task, data.test.subset(first), sample_outputs, data.labels, run_dir / "samples.png")
+    shown = np.arange(min(SAMPLES, len(data.test)))
     if config.task == "classify":
         predicted = outputs["probabilities"].argmax(-1)
+        shown = sample_indices(data.test.labels, predicted)
         plot_confusion(data.test.labels, predicted, data.labels, run_dir / "confusion.png")
+    sample_outputs = {role: value[shown] for role, value in outputs.items()}
+    plot_samples(config.task, data.test.subset(shown), sample_outputs, data.labels, run_dir / "samples.png")
 
 
 def kept_epoch(stopping: keras.callbacks.EarlyStopping, last_epoch: int) -> int:
