@@ -120,6 +120,7 @@ def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Pa
     [
         ("classify", "resnet34", "single"),
         ("classify", "lenet5", "single"),
+        ("classify", "course_cifar", "single"),
         ("classify", "unet_encoder", "single"),
         ("detect", "encoder_grid", "scenes"),
         ("segment", "fcn", "single"),

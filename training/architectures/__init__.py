@@ -48,6 +48,13 @@ def _backbone(name: str, summary: str, min_size: int = 32) -> Architecture:
 
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("lenet5", "classify", "classic:lenet5", "LeNet-5 (LeCun 1998)", 28),
+    Architecture(
+        "course_cifar",
+        "classify",
+        "classic:course_cifar",
+        "the course's CIFAR CNN (Conv 64, Conv 32, Dense 80)",
+        8,
+    ),
     Architecture("small_cnn", "classify", "classic:small_cnn", "a CIFAR-style CNN with BatchNorm", 8),
     Architecture("resnet34", "classify", "resnet:resnet34", "ResNet-34 of residual units", 32),
     Architecture("unet_encoder", "classify", "segmentation:unet_encoder_classifier", "the U-Net encoder", 8),

@@ -1,4 +1,5 @@
-"""LeNet-5 and a small CIFAR-style CNN; both take raw 0..255 pixels and rescale inside the graph."""
+"""LeNet-5, the course's CIFAR CNN and a small CIFAR-style CNN; all take raw 0..255 pixels and rescale inside
+the graph."""
 
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 1), classes: int = 10) -
     x = layers.Dropout(0.3)(layers.Dense(84, activation="tanh")(x))
     outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="lenet5")
+
+
+def course_cifar(input_shape: tuple[int, int, int] = (32, 32, 3), classes: int = 10) -> keras.Model:
+    """The course notes' CIFAR-10 CNN as they write it: Conv 64 -> MaxPool -> Conv 32 -> Flatten -> Dense 80
+    -> softmax (3x3 ReLU convolutions, 2x2 pooling)."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255)(inputs)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(80, activation="relu")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="course_cifar")
 
 
 def conv_bn(x: keras.KerasTensor, filters: int, strides: int = 1, kernel: int = 3) -> keras.KerasTensor:
