@@ -1,7 +1,7 @@
 """Command line: `python -m training {synth,train,evaluate,export,predict,sign}`.
 
 Arguments, data sets and run directories are checked before TensorFlow loads, and a user's mistake is one
-line on stderr with exit status 2, never a traceback.
+line on stderr with exit status 2, never a traceback. A run whose model is of no use exits 3.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import NoReturn
 from training.architectures import ARCHITECTURES, UnknownArchitectureError
 from training.config import TrainConfig
 from training.data.layouts import DatasetError, detect_layout
-from training.errors import ExportMismatchError, UserError
+from training.errors import ExportMismatchError, UselessModelError, UserError
 
 USER_ERROR = 2
+# The run is written whole, but its model answers no better than chance, or one class for everything.
+USELESS_MODEL = 3
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -142,6 +144,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     train.add_argument(
+        "--allow-useless",
+        action="store_true",
+        help="exit 0 even when the model is of no use (held-out accuracy not 5 points above chance, "
+        "the same answer for every image, one class for everything); otherwise such a run exits "
+        f"{USELESS_MODEL}. The warnings still print and stay in metrics.json and on the card",
+    )
+    train.add_argument(
         "--init-from", default=None, help="a run directory whose matching layers start this model"
     )
     train.add_argument(
@@ -253,7 +262,14 @@ def _train(args: argparse.Namespace, argv: list[str]) -> None:
     _load_tensorflow(args.verbose)
     from training.train import train
 
-    print(json.dumps(train(config), indent=2, default=float))
+    metrics = train(config)
+    print(json.dumps(metrics, indent=2, default=float))
+    if metrics.get("warnings") and not args.allow_useless:
+        why = "; ".join(metrics["warnings"])
+        raise UselessModelError(
+            f"the model in {config.run_dir} is of no use ({why}); the run is kept, and --allow-useless makes "
+            "this exit 0"
+        )
 
 
 def _evaluate(args: argparse.Namespace, argv: list[str]) -> None:
@@ -322,4 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     except ExportMismatchError as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         return 1
+    except UselessModelError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return USELESS_MODEL
     return 0

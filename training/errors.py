@@ -13,3 +13,7 @@ class WeightsError(UserError):
 
 class ExportMismatchError(RuntimeError):
     """ONNX Runtime disagrees with Keras on real inputs; nothing was written."""
+
+
+class UselessModelError(RuntimeError):
+    """A run trained to the end whose model is no better than chance, or answers one class for everything."""

@@ -318,8 +318,10 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     rows = "\n".join(
         f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
         for key, value in found.items()
-        if not isinstance(value, dict)
+        if not isinstance(value, dict | list)
     )
+    warnings = "".join(f"\n- {warning}" for warning in found.get("warnings", []))
+    caution = f"\n**Warning: this model is of no use.**{warnings}\n" if warnings else ""
     headline = ", ".join(f"{k} {found[k]:.3f}" for k in HEADLINE[metadata.task] if k in found)
     quantised = " INT8 (static QDQ) quantisation of the FP32 model." if int8 else ""
     labels = ", ".join(f"`{label}`" for label in metadata.labels)
@@ -358,7 +360,7 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
 
 Task `{metadata.task}`; {headline} on the held-out `test` split ({found.get("images", "?")} images),
 which training and early stopping never saw.{quantised}
-
+{caution}
 - Labels: {labels}
 - Input `{spec.name}`: {spec.height}x{spec.width}x{spec.channels} {spec.layout} float32, raw 0..255 pixels,
   `{metadata.resize}` resize; rescaling happens inside the graph.

@@ -27,6 +27,7 @@ from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
 from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
+from training.evaluate import usefulness
 from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
 from training.plots import SAMPLES, plot_confusion, plot_curves, plot_samples, sample_indices
 
@@ -320,6 +321,11 @@ def score(
     check = batchnorm_check(exported, config, data, metrics)
     if check:
         metrics["batchnorm"] = check
+    useless = usefulness.problems(config.task, outputs, data.test, data.labels, metrics)
+    for problem in useless:
+        tqdm.write(f"WARNING: this model is of no use: {problem}")
+    if useless:
+        metrics["warnings"] = useless
     metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
     return metrics
 

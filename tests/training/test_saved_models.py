@@ -62,7 +62,8 @@ def test_a_resnet34_run_exports_evaluates_and_predicts_in_fresh_processes(tmp_pa
     photos = write_photo_folders(tmp_path / "photos", per_class=6, classes=("astronaut", "coffee", "rocket"))
     run = tmp_path / "run"
     train = ["train", "classify", "--data", str(photos), "--run", str(run), "--arch", "resnet34"]
-    assert cli([*train, "--size", "32", "--epochs", "1", "--batch", "8"]) == 0
+    # One epoch proves the saved model loads, not that it is any use.
+    assert cli([*train, "--size", "32", "--epochs", "1", "--batch", "8", "--allow-useless"]) == 0
     photo = str(next(photos.rglob("*.jpg")))
     for command in (
         ["export", "--run", str(run), "--name", "r34", "--models-dir", str(tmp_path / "models")],
