@@ -260,10 +260,11 @@ def _synth(args: argparse.Namespace, argv: list[str]) -> None:
 def _train(args: argparse.Namespace, argv: list[str]) -> None:
     config = _train_config(args, argv)
     _load_tensorflow(args.verbose)
-    from training.train import train
+    from training.train import finished_line, say, train
 
     metrics = train(config)
     print(json.dumps(metrics, indent=2, default=float))
+    say(finished_line(Path(config.run_dir), metrics))
     if metrics.get("warnings") and not args.allow_useless:
         why = "; ".join(metrics["warnings"])
         raise UselessModelError(

@@ -31,6 +31,16 @@ from training.evaluate import usefulness
 from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
 from training.plots import SAMPLES, plot_confusion, plot_curves, plot_samples, sample_indices
 
+# Without a terminal (a log file, a notebook's `!python`) there is no bar: a line at least this often says
+# where an epoch is, so a run never looks stuck.
+HEARTBEAT_SECONDS = 10.0
+
+
+def say(line: str) -> None:
+    """One progress line, written at once whether or not stdout is a terminal."""
+    tqdm.write(line)
+    sys.stdout.flush()
+
 
 @dataclass(frozen=True)
 class TaskData:
@@ -153,14 +163,21 @@ def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, step
 
 
 class TqdmProgress(keras.callbacks.Callback):
-    """A tqdm bar per epoch over its batches, and one summary line per epoch."""
+    """A tqdm bar per epoch over its batches on a terminal, else a line every `heartbeat` seconds; and one
+    summary line per epoch."""
 
-    def __init__(self, epochs: int, steps: int, phase: str = "") -> None:
+    def __init__(
+        self, epochs: int, steps: int, phase: str = "", heartbeat: float = HEARTBEAT_SECONDS
+    ) -> None:
         super().__init__()
         self.epochs, self.steps, self.phase = epochs, steps, f"{phase} " if phase else ""
+        self.heartbeat = heartbeat
         self.bar: tqdm | None = None
+        self.epoch = 0
+        self.last_line = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.epoch = epoch
         self.bar = tqdm(
             total=self.steps,
             desc=f"{self.phase}epoch {epoch + 1}/{self.epochs}",
@@ -170,16 +187,28 @@ class TqdmProgress(keras.callbacks.Callback):
         )
 
     def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
-        if self.bar is not None:
+        loss = f"loss {(logs or {}).get('loss', math.nan):.4f}"
+        if self.bar is not None and not self.bar.disable:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{(logs or {}).get('loss', math.nan):.4f}")
+            self.bar.set_postfix_str(loss)
+        else:
+            self._beat(f"batch {batch + 1}/{self.steps}, {loss}")
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        if self.bar is None or self.bar.disable:
+            self._beat(f"validating, batch {batch + 1}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         if self.bar is not None:
             self.bar.close()
         summary = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
-        tqdm.write(f"{self.phase}epoch {epoch + 1}/{self.epochs} {summary}")
-        sys.stdout.flush()
+        say(f"{self.phase}epoch {epoch + 1}/{self.epochs} {summary}")
+        self.last_line = time.monotonic()
+
+    def _beat(self, where: str) -> None:
+        if time.monotonic() - self.last_line >= self.heartbeat:
+            say(f"{self.phase}epoch {self.epoch + 1}/{self.epochs}: {where}")
+            self.last_line = time.monotonic()
 
 
 def early_stopping(
@@ -234,7 +263,7 @@ def set_phase(model: keras.Model, phase: Phase, unfreeze: int | None) -> None:
         for layer in layers[: max(0, len(layers) - unfreeze)]:
             layer.trainable = False
     trainable = sum(1 for layer in weighted_layers(base) if layer.trainable)
-    tqdm.write(f"{phase.name}: {trainable} of the base's {len(weighted_layers(base))} layers train")
+    say(f"{phase.name}: {trainable} of the base's {len(weighted_layers(base))} layers train")
 
 
 def fit(
@@ -281,24 +310,41 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Fit, evaluate on the held-out test split, and write model.keras, run.json, metrics.json and PNGs."""
     run_dir = Path(config.run_dir)
     keras.utils.set_random_seed(config.seed)
+    say(f"reading and decoding {config.data} at {config.size} px")
     data = load_task_data(config)
+    say(f"read {len(data.train)} training, {len(data.val)} validation and {len(data.test)} test images")
     # Only once the data has been read: a run that fails on its data leaves no empty directory behind.
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, len(data.labels))
     initialise_from_run(model, config)
     grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
     steps = math.ceil(len(data.train) / config.batch)
+    say(f"training {config.arch}: up to {sum(p.epochs for p in phases(config))} epochs of {steps} batches")
     fitted = fit(model, config, _datasets(config, data, grid), steps, run_dir)
+    say("setting the BatchNorm statistics from the training images")
     batchnorm.recalibrate(model, data.train.images, config.batch)
     model.save(run_dir / "model.keras")
     exported = contract_model(model, config.task)
+    say(f"scoring the {len(data.test)} held-out test images")
     outputs = predict_all(keras_predictor(exported), data.test.images)
     metrics = score(exported, outputs, config, data)
     if data.skipped:
-        tqdm.write(f"skipped {data.skipped} images that could not be decoded (each named above)")
+        say(f"skipped {data.skipped} images that could not be decoded (each named above)")
     write_run(run_dir, config, data, fitted, metrics)
+    say("drawing the curves and samples")
     draw_run(run_dir, config, data, fitted, outputs)
     return metrics
+
+
+def finished_line(run_dir: Path, metrics: dict[str, Any]) -> str:
+    """The run's last line: where it is, which epoch's weights it kept, and its held-out headline metric."""
+    run = json.loads((run_dir / "run.json").read_text())
+    headline = HEADLINE[run["config"]["task"]][0]
+    verdict = " (of no use: see the warnings above)" if metrics.get("warnings") else ""
+    return (
+        f"done: {run_dir}, kept epoch {run['weights_epoch']} of {run['epochs_run']}, held-out {headline} "
+        f"{metrics[headline]:.3f}{verdict}"
+    )
 
 
 def initialise_from_run(model: keras.Model, config: TrainConfig) -> None:
@@ -307,10 +353,10 @@ def initialise_from_run(model: keras.Model, config: TrainConfig) -> None:
         return
     source = load_run_model(Path(config.init_from))
     copied = transfer_weights(source, model)
-    tqdm.write(f"initialised {copied} layers from {config.init_from}")
+    say(f"initialised {copied} layers from {config.init_from}")
     frozen = freeze_layers(model, min(config.freeze, copied))
     if frozen:
-        tqdm.write(f"froze the first {frozen} of them")
+        say(f"froze the first {frozen} of them")
 
 
 def score(
@@ -323,7 +369,7 @@ def score(
         metrics["batchnorm"] = check
     useless = usefulness.problems(config.task, outputs, data.test, data.labels, metrics)
     for problem in useless:
-        tqdm.write(f"WARNING: this model is of no use: {problem}")
+        say(f"WARNING: this model is of no use: {problem}")
     if useless:
         metrics["warnings"] = useless
     metrics.update(dataset=data.dataset_name, split="test", images=len(data.test))
@@ -347,7 +393,7 @@ def batchnorm_check(
     batch = evaluate_outputs(config.task, outputs, data.test, data.labels)[headline]
     check = {f"inference_{headline}": metrics[headline], f"batch_statistics_{headline}": batch}
     if abs(metrics[headline] - batch) > batchnorm.AGREEMENT:
-        tqdm.write(
+        say(
             f"warning: held-out {headline} is {metrics[headline]:.3f} in inference mode but {batch:.3f} with "
             "batch statistics: BatchNorm's moving statistics do not describe the data"
         )

@@ -199,3 +199,19 @@ def test_tensorflow_start_up_noise_shows_only_with_verbose(tmp_path: Path, verbo
     assert finished.returncode == 0, finished.stderr
     noise = [line for line in finished.stderr.splitlines() if "cuda" in line.lower() or "absl" in line]
     assert bool(noise) == verbose, finished.stderr
+
+
+@pytest.mark.slow
+def test_without_a_terminal_each_step_is_named_and_the_last_line_says_where_the_run_is(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    args = ["train", "classify", "--data", "digits", "--run", str(run), "--size", "28", "--epochs", "1"]
+    finished = run_cli(*args, "--allow-useless")  # captured: stdout is no terminal
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    steps = ["reading and decoding digits", "read ", "training lenet5: up to 1 epochs", "epoch 1/1 ",
+             "setting the BatchNorm statistics", "scoring the ", "drawing the curves"]  # fmt: skip
+    found = [next(i for i, line in enumerate(lines) if line.startswith(step)) for step in steps]
+    assert found == sorted(found)
+    assert lines[-1].startswith(f"done: {run}, kept epoch 1 of 1, held-out accuracy 0.")

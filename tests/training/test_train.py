@@ -1,5 +1,6 @@
 """Early stopping: it judges validation loss only after the run's warm-up epochs, then stops as usual; a
-fine-tuning phase follows the head's with its own warm-up and a lower learning rate."""
+fine-tuning phase follows the head's with its own warm-up and a lower learning rate. Progress without a
+terminal still says where an epoch is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ pytest.importorskip("tensorflow")
 import keras
 
 from training.config import TrainConfig
-from training.train import Phase, early_stopping, kept_epoch, phases
+from training.train import Phase, TqdmProgress, early_stopping, kept_epoch, phases
 
 # The validation loss of a real `make models` segmenter run: BatchNorm's moving statistics trailed the weights
 # while the learning rate was high, so the loss climbed for four epochs before it fell.
@@ -85,3 +86,17 @@ def test_fine_tuning_follows_the_head_at_a_tenth_of_its_rate_by_default() -> Non
 def test_the_fine_tuning_phase_waits_half_its_own_epochs() -> None:
     assert early_stopping(config(8, 4), first_epoch=8, epochs=6).start_from_epoch == 11
     assert early_stopping(config(8, 4)).start_from_epoch == 4
+
+
+def test_without_a_terminal_an_epoch_says_where_it_is_every_heartbeat(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    quiet, beating = TqdmProgress(2, 3, heartbeat=3600), TqdmProgress(2, 3, heartbeat=0)
+    for progress in (quiet, beating):
+        progress.on_epoch_begin(0)
+        progress.on_train_batch_end(0, {"loss": 0.5})
+        progress.on_test_batch_end(1)
+    assert capsys.readouterr().out.splitlines() == [
+        "epoch 1/2: batch 1/3, loss 0.5000",
+        "epoch 1/2: validating, batch 2",
+    ]
