@@ -23,7 +23,7 @@ from tqdm import tqdm
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
 from training.architectures.custom_objects import load_run_model
 from training.errors import ExportMismatchError
-from training.evaluate.evaluate import HEADLINE, evaluate_predictor, predict_all
+from training.evaluate.evaluate import DEFINITIONS, HEADLINE, evaluate_predictor, predict_all
 from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
 
@@ -316,7 +316,7 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     """README.md beside the model: what it is, how it scored on the held-out split, how to rebuild it."""
     config, spec, found = run["config"], metadata.input, metadata.metrics
     rows = "\n".join(
-        f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+        f"| {key} | {_value(value)} | {DEFINITIONS.get(key, '')} |"
         for key, value in found.items()
         if not isinstance(value, dict | list)
     )
@@ -327,7 +327,7 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     labels = ", ".join(f"`{label}`" for label in metadata.labels)
     outputs = ", ".join(f"`{role}`" for role in metadata.outputs)
     training = (
-        f"Architecture `{config['arch']}`, {run['epochs_run']} epochs ({_early_stopping(run)}) on "
+        f"Architecture `{config['arch']}`, {_count(run['epochs_run'], 'epoch')} ({_early_stopping(run)}) on "
         f"{run['train_images']} images of `{run['dataset']}` ({run['val_images']} "
         f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
         f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
@@ -369,8 +369,8 @@ which training and early stopping never saw.{quantised}
 
 ## Held-out metrics
 
-| metric | value |
-| --- | --- |
+| metric | value | what it is |
+| --- | --- | --- |
 {rows}
 
 {_nested(found)}
@@ -388,12 +388,22 @@ The dotted line marks the epoch whose weights the model keeps.
 """
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _nested(metrics: dict[str, Any]) -> str:
+    """Each per-class (or paired) metric on a line of its own, its definition after it."""
     parts = []
     for key, value in metrics.items():
         if isinstance(value, dict):
             cells = ", ".join(
                 f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
             )
-            parts.append(f"- {key}: {cells}\n")
+            definition = f" ({DEFINITIONS[key]})" if key in DEFINITIONS else ""
+            parts.append(f"- {key}: {cells}{definition}\n")
     return "".join(parts)

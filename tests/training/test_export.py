@@ -14,8 +14,10 @@ import keras
 import onnx
 from onnx import numpy_helper
 
+from service.core.contract import InputSpec, ModelMetadata
 from training.errors import ExportMismatchError
-from training.export import MAX_ABS_DIFF, check_against_keras, to_onnx
+from training.evaluate.evaluate import DEFINITIONS
+from training.export import MAX_ABS_DIFF, check_against_keras, model_card, to_onnx
 
 
 def images_around(centre: float, spread: float) -> np.ndarray:
@@ -73,3 +75,63 @@ def test_a_conversion_that_answers_nan_is_refused() -> None:
     proto = with_conv_kernel(to_onnx(model), lambda kernel: np.full_like(kernel, np.nan))
     with pytest.raises(ExportMismatchError, match="by nan"):
         check_against_keras(proto, model, images)
+
+
+LOCALISER_METRICS = {
+    "accuracy": 0.93,
+    "box_iou": 0.71,
+    "map50": 0.88,
+    "mean_iou": 0.65,
+    "ap50_per_class": {"circle": 0.9, "square": 0.86},
+    "score_threshold": 0.25,
+    "nms_iou": 0.45,
+    "batchnorm": {"inference_map50": 0.88, "batch_statistics_map50": 0.87},
+    "dataset": "oxford-layout:scenes",
+    "split": "test",
+    "images": 40,
+    "onnx_max_abs_diff": 1e-6,
+}
+SEGMENTER_METRICS = {"miou": 0.7, "pixel_accuracy": 0.9, "iou_per_class": {"pet": 0.7}, "images": 8}
+INT8_METRICS = {
+    "fp32_accuracy": 0.9,
+    "accuracy_change": -0.01,
+    "quantization": "QDQ",
+    "calibration_images": 8,
+}
+
+
+@pytest.mark.parametrize("found", [LOCALISER_METRICS, SEGMENTER_METRICS, INT8_METRICS])
+def test_every_metric_on_the_card_is_defined_in_one_line(found: dict[str, object]) -> None:
+    run = {
+        "config": {"arch": "localize", "seed": 0, "batch": 8, "learning_rate": 0.001, "patience": 4},
+        "epochs_run": 1,
+        "weights_epoch": 1,
+        "train_images": 100,
+        "val_images": 10,
+        "dataset": "oxford-layout:scenes",
+        "train_seconds": 3.0,
+    }
+    metadata = ModelMetadata(
+        schema_version="1",
+        task="detect",
+        name="card",
+        version=1,
+        labels=("circle", "square"),
+        input=InputSpec(name="image", height=32, width=32, channels=3),
+        resize="stretch",
+        outputs={"boxes": "boxes", "iou": "iou", "class_probabilities": "class_probabilities"},
+        metrics=found,
+    )
+    card = model_card(metadata, run, int8=False)
+    rows = [
+        line
+        for line in card.splitlines()
+        if line.startswith("| ") and not line.startswith(("| metric", "| ---"))
+    ]
+    flat = [key for key, value in found.items() if not isinstance(value, dict)]
+    assert [row.split(" | ")[0][2:] for row in rows] == flat
+    assert all(row.split(" | ")[2].strip(" |") for row in rows), rows
+    for key in (key for key, value in found.items() if isinstance(value, dict)):
+        assert f"- {key}: " in card
+        assert f"({DEFINITIONS[key]})" in card
+    assert "1 epoch (" in card

@@ -21,6 +21,34 @@ HEADLINE = {
     "detect": ("map50", "mean_iou", "box_iou", "accuracy"),
     "segment": ("miou", "pixel_accuracy"),
 }
+# Every metric a run or an export records, in one line each: the model card prints these beside the values.
+DEFINITIONS = {
+    "accuracy": "share of held-out images whose top class is the true one (a localiser: its one box's class)",
+    "accuracy_per_class": "accuracy over the held-out images of each true class",
+    "box_iou": "a localiser's mean IoU of its one box with the true box, at any score",
+    "map50": "VOC mean average precision: a detection counts when its IoU with a true box of its class is "
+    "at least 0.5",
+    "ap50_per_class": "average precision at IoU 0.5 for each class",
+    "mean_iou": "mean IoU of the true boxes that /detect's answers at the served settings match (same class, "
+    "IoU at least 0.5); 0 when none match",
+    "score_threshold": "the served score threshold mean_iou was measured at",
+    "nms_iou": "the served non-max suppression IoU mean_iou was measured at",
+    "miou": "mean over pet, background and border of each class's pixel IoU",
+    "pixel_accuracy": "share of held-out pixels given their true trimap class",
+    "iou_per_class": "each trimap class's pixel IoU",
+    "batchnorm": "the headline metric in inference mode and again with batch statistics; far apart, the "
+    "moving statistics do not describe the data",
+    "warnings": "why the model is of no use, when it is not",
+    "dataset": "the data set the split came from",
+    "split": "the split scored: never trained or early-stopped on",
+    "images": "held-out images scored",
+    "onnx_max_abs_diff": "the largest difference between ONNX Runtime's outputs and Keras's on held-out "
+    "images",
+    "fp32_accuracy": "the FP32 model's accuracy on the same images",
+    "accuracy_change": "INT8 accuracy less FP32 accuracy",
+    "quantization": "how the weights and activations were quantised",
+    "calibration_images": "training images that set the INT8 activation ranges",
+}
 # A predictor maps a batch of raw 0..255 NHWC images to the contract's outputs by role.
 Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
 
