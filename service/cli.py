@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.metadata
 import io
 import os
 import sys
@@ -102,9 +103,9 @@ def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -
 
 def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, DetectOptions)
+    targets = _targets(options.draw, files, "boxes", "--draw") if options.draw else []
     answer = _in_batches(files, lambda batch: vision.detect(batch, **chosen))
     if options.draw:
-        targets = _targets(options.draw, files, "boxes")
         for upload, result, target in zip(files, answer.results, targets, strict=True):
             draw_boxes(upload.data, result, target)
     if options.json:
@@ -123,9 +124,9 @@ def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> 
 
 def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, SegmentOptions)
-    answer = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
     style = chosen.get("style") or SegmentOptions.model_fields["style"].default
-    targets = _targets(options.output, files, style)
+    targets = _targets(options.output, files, style, "--output")
+    answer = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
     for result, target in zip(answer.results, targets, strict=True):
         target.write_bytes(base64.b64decode(result.png_base64))
     if options.json:
@@ -193,11 +194,22 @@ def draw_boxes(image: bytes, result: DetectResult, target: Path) -> None:
         box = (found.box.x_min, found.box.y_min, found.box.x_max, found.box.y_max)
         pen.rectangle(box, outline=colour, width=width)
         caption = f"{found.label} {found.score:.2f}"
-        left, top, right, bottom = pen.textbbox((box[0], box[1]), caption)
-        lifted = max(0, box[1] - (bottom - top) - 2)
-        pen.rectangle((left, lifted, right + 2, lifted + bottom - top + 2), fill=colour)
-        pen.text((box[0] + 1, lifted), caption, fill="white")
+        left, top, right, bottom = pen.textbbox((0, 0), caption)
+        x, y = caption_corner(box, (right - left + 3, bottom - top + 2), picture.size)
+        pen.rectangle((x, y, x + right - left + 2, y + bottom - top + 2), fill=colour)
+        pen.text((x + 1 - left, y - top + 1), caption, fill="white")
     picture.save(target, format="PNG")
+
+
+def caption_corner(
+    box: tuple[float, float, float, float], caption: tuple[int, int], image: tuple[int, int]
+) -> tuple[float, float]:
+    """Top-left corner of a box's caption: above the box where there is room, else just inside its top, and
+    shifted left as far as needed to stay on the image."""
+    (x_min, y_min, _, _), (width, height) = box, caption
+    y = y_min - height if y_min >= height else y_min
+    x = min(x_min, image[0] - width)
+    return max(0.0, x), max(0.0, min(y, image[1] - height))
 
 
 def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any:
@@ -212,11 +224,14 @@ def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any
     return joined(answers)
 
 
-def _targets(path: Path, files: list[Upload], suffix: str) -> list[Path]:
-    """Where each file's picture goes: `path` itself for one file, `path/<name>-<suffix>.png` for several."""
+def _targets(path: Path, files: list[Upload], suffix: str, flag: str) -> list[Path]:
+    """Where each file's picture goes: `path` itself for one file, `path/<name>-<suffix>.png` for several.
+    Several files and a file's name (`one.png`) is a usage error, found before anything is sent."""
     if len(files) == 1 and not path.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
         return [path]
+    if path.suffix and not path.is_dir():
+        raise UsageError(f"{flag} {path} names a file, but {len(files)} images need a folder for their PNGs")
     path.mkdir(parents=True, exist_ok=True)
     return [path / f"{Path(upload.name).stem}-{suffix}.png" for upload in files]
 
@@ -255,37 +270,65 @@ def parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.add_argument(
-        "--url", default=os.environ.get("VISION_URL", DEFAULT_URL), help="service URL (VISION_URL)"
-    )
-    root.add_argument("--api-key", default=os.environ.get("VISION_API_KEY"), help="API key (VISION_API_KEY)")
-    root.add_argument(
-        "--timeout", type=_positive, default=DEFAULT_TIMEOUT_SECONDS, help="seconds per request"
-    )
-    root.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _global_options(root, with_defaults=True)
+    # The same options after the command too: there they have no defaults, so the root's values stand.
+    anywhere = argparse.ArgumentParser(add_help=False)
+    _global_options(anywhere, with_defaults=False)
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("classify", help="top classes of each image")
+    run = commands.add_parser("classify", parents=[anywhere], help="top classes of each image")
     _files_and_options(run, ClassifyOptions)
     run.set_defaults(command=classify)
 
-    run = commands.add_parser("detect", help="objects in each image: class, score, box")
+    run = commands.add_parser("detect", parents=[anywhere], help="objects in each image: class, score, box")
     _files_and_options(run, DetectOptions)
     run.add_argument(
         "--draw", type=Path, metavar="PATH", help="write the image with its boxes (a folder for several)"
     )
     run.set_defaults(command=detect)
 
-    run = commands.add_parser("segment", help="each image's pet / background / border trimap as a PNG")
+    run = commands.add_parser(
+        "segment", parents=[anywhere], help="each image's pet / background / border trimap as a PNG"
+    )
     _files_and_options(run, SegmentOptions)
     run.add_argument(
         "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
     )
     run.set_defaults(command=segment)
 
-    commands.add_parser("models", help="the loaded models").set_defaults(command=models)
-    commands.add_parser("health", help="readiness; exit status 6 when not ready").set_defaults(command=health)
+    commands.add_parser("models", parents=[anywhere], help="the loaded models").set_defaults(command=models)
+    commands.add_parser(
+        "health", parents=[anywhere], help="readiness; exit status 6 when not ready"
+    ).set_defaults(command=health)
     return root
+
+
+def _global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """The options every command takes, before or after its name; without defaults after it."""
+
+    def default(value: object) -> object:
+        return value if with_defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url", default=default(os.environ.get("VISION_URL", DEFAULT_URL)), help="service URL (VISION_URL)"
+    )
+    parser.add_argument(
+        "--api-key", default=default(os.environ.get("VISION_API_KEY")), help="API key (VISION_API_KEY)"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive, default=default(DEFAULT_TIMEOUT_SECONDS), help="seconds per request"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the service's JSON answer"
+    )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vision-service")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _files_and_options(command: argparse.ArgumentParser, options: type[ModelChoice]) -> None:

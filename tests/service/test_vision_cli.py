@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from PIL import Image, ImageColor
 
 from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from service.api.schemas import ClassifyResponse, DetectResponse
-from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE, parser
+from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE, caption_corner, parser
 from service.core.tasks.segment import TRIMAP_COLORS
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
@@ -87,6 +88,46 @@ def test_detect_draws_several_files_into_a_folder(bundled_server: LiveServer, tm
     assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["shapes-boxes.png", "star-boxes.png"]
     first_column = [line.split()[0] for line in done.stdout.splitlines()[2:] if not line.startswith(" ")]
     assert first_column == ["shapes.jpg", "star.jpg"]
+
+
+@pytest.mark.parametrize("command", [["detect", "--draw"], ["segment", "-o"]])
+def test_several_files_and_a_files_name_for_their_pictures_is_refused_before_sending(
+    tmp_path: Path, command: list[str]
+) -> None:
+    target = tmp_path / "one.png"
+    files = [EXAMPLES / "shapes.jpg", EXAMPLES / "star.jpg"]
+    # No service at this address: the refusal comes before any request.
+    done = vision(command[0], *files, command[1], target, url="http://127.0.0.1:9")
+    assert done.returncode == USAGE
+    flag = "--draw" if command[0] == "detect" else "--output"
+    assert (
+        done.stderr.strip()
+        == f"vision: {flag} {target} names a file, but 2 images need a folder for their PNGs"
+    )
+    assert not target.exists()
+
+
+def test_global_options_after_the_command_and_the_version(bundled_server: LiveServer) -> None:
+    done = vision(
+        "classify", EXAMPLES / "star.jpg", "--json", "--url", bundled_server.url, url="http://127.0.0.1:9"
+    )
+    assert done.returncode == 0, done.stderr
+    assert ClassifyResponse.model_validate_json(done.stdout).results[0].predictions[0].label == "star"
+    version = vision("--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"vision {importlib.metadata.version('vision-service')}"
+
+
+@pytest.mark.parametrize(
+    ("box", "corner"),
+    [
+        ((10, 30, 40, 60), (10, 18)),  # room above the box: the caption sits on it
+        ((10, 5, 40, 60), (10, 5)),  # at the top edge: just inside the box
+        ((95, 30, 100, 60), (70, 18)),  # at the right edge: shifted left onto the image
+    ],
+)
+def test_a_caption_stays_on_the_image(box: tuple[int, int, int, int], corner: tuple[int, int]) -> None:
+    assert caption_corner(box, (30, 12), (100, 80)) == corner
 
 
 def test_segment_writes_the_trimap_and_prints_the_fractions(
