@@ -1,6 +1,6 @@
 """`GET /docs` (Swagger UI) and `GET /redoc`, from the bundles of fastapi-offline, behind a Content Security
 Policy that keeps the browser on this server: ReDoc's footer asks a CDN for its logo, Swagger UI an outside
-validator for its badge, and neither may leave the operator's network."""
+validator for its badge, and neither may leave the operator's network. `GET /` leads to `/docs`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from importlib import resources
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = "/static-offline-docs"
-# 'unsafe-inline': both pages start their bundle from an inline script; blob: is ReDoc's search worker.
+# 'unsafe-inline': both pages start their bundle from an inline script. blob: is ReDoc's search worker, and
+# the images Swagger UI shows from "Try it out" answers (a /segment PNG), made in the page itself.
 POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'"
+    "img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'"
 )
 
 router = APIRouter(include_in_schema=False)
@@ -25,6 +26,12 @@ def mount_bundles(app: FastAPI) -> None:
     """Swagger UI's and ReDoc's files, as the fastapi-offline package ships them, under `STATIC`."""
     bundles = resources.files("fastapi_offline") / "static"
     app.mount(STATIC, StaticFiles(directory=str(bundles)), name="static-offline-docs")
+
+
+@router.get("/")
+async def root(request: Request) -> RedirectResponse:
+    """Nothing lives at `/`: a person who opens the server's address gets the API's pages."""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/docs", status_code=307)
 
 
 @router.get("/docs")

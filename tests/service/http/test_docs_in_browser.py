@@ -5,14 +5,20 @@ Screenshots go to a temporary folder, or to $VISION_SCREENSHOTS_DIR (`make scree
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+import numpy as np
 import pytest
 from conftest import REPO_ROOT, LiveServer
+from PIL import Image
+
+from service.core.tasks.segment import TRIMAP_COLORS
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -28,6 +34,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 SPEC = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+JPEG = {"Content-Type": "image/jpeg"}
 OPERATIONS = [operation for path in SPEC["paths"].values() for operation in path.values()]
 
 
@@ -115,6 +122,48 @@ def test_try_it_out_classifies_an_upload(
         },
     )
     assert browser.outside == []
+
+
+def test_try_it_out_on_segment_shows_the_mask(
+    browser: Browser, bundled_server: LiveServer, screenshots: Path
+) -> None:
+    page = browser.page
+    page.goto(f"{bundled_server.url}/docs")
+    operation = page.locator("#operations-inference-segment_segment_post")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator(".opblock-section-request-body select").select_option("application/octet-stream")
+    operation.locator("input[type=file]").set_input_files(REPO_ROOT / "docs" / "examples" / "star.jpg")
+    operation.locator("tr[data-param-name=style] select").select_option("color")
+    operation.get_by_role("button", name="Execute").click()
+    shown = operation.locator(".live-responses-table tbody .response-col_description img").first
+    shown.wait_for()
+    # Swagger shows the PNG from a blob: URL; a policy that forbids blob: images leaves it 0x0, broken.
+    page.wait_for_function("image => image.complete", arg=shown.element_handle())
+    assert shown.evaluate("image => [image.naturalWidth, image.naturalHeight]") == [141, 135]
+    # Pixel for pixel the PNG the service answers the same request with, pet (red) included.
+    drawn = shown.evaluate(
+        """image => {
+            const canvas = document.createElement("canvas");
+            canvas.width = image.naturalWidth;
+            canvas.height = image.naturalHeight;
+            const context = canvas.getContext("2d");
+            context.drawImage(image, 0, 0);
+            return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
+        }"""
+    )
+    star = (REPO_ROOT / "docs" / "examples" / "star.jpg").read_bytes()
+    answer = httpx.post(f"{bundled_server.url}/segment?style=color", content=star, headers=JPEG)
+    served = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"))
+    assert np.array_equal(np.array(drawn, np.uint8).reshape(135, 141, 4)[..., :3], served)
+    assert np.all(served == TRIMAP_COLORS[1], axis=-1).sum() > 100
+    shown.screenshot(path=screenshots / "swagger-segment-mask.png")
+    assert browser.outside == []
+
+
+def test_the_root_leads_to_the_docs(browser: Browser, bundled_server: LiveServer) -> None:
+    browser.page.goto(f"{bundled_server.url}/")
+    assert urlsplit(browser.page.url).path == "/docs"
 
 
 def test_redoc_lists_every_operation_and_fetches_nothing_outside(
