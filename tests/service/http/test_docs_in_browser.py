@@ -52,7 +52,12 @@ class Browser:
     def __init__(self, page: playwright.Page, server: LiveServer) -> None:
         self.page = page
         self.outside: list[str] = []
+        self.console_errors: list[str] = []
         page.context.route("**/*", self._only_the_server)
+        page.on(
+            "console",
+            lambda message: self.console_errors.append(message.text) if message.type == "error" else None,
+        )
         self.server = server
 
     def _only_the_server(self, route: playwright.Route) -> None:
@@ -170,6 +175,7 @@ def test_redoc_lists_every_operation_and_fetches_nothing_outside(
     browser: Browser, bundled_server: LiveServer, screenshots: Path
 ) -> None:
     page = browser.page
+    browser.console_errors.clear()
     page.goto(f"{bundled_server.url}/redoc")
     page.get_by_role("heading", name="Classify images").wait_for()
     menu = page.locator("[role=menuitem]").all_inner_texts()
@@ -178,3 +184,4 @@ def test_redoc_lists_every_operation_and_fetches_nothing_outside(
     page.wait_for_load_state("networkidle")
     page.screenshot(path=screenshots / "redoc.png")
     assert browser.outside == []
+    assert browser.console_errors == []  # its footer's logo is drawn inline, not refused from a CDN
