@@ -79,6 +79,18 @@ def browser(bundled_server: LiveServer) -> Iterator[Browser]:
         chromium.close()
 
 
+def try_it_out(page: playwright.Page, server: LiveServer, operation_id: str) -> playwright.Locator:
+    """Swagger UI's inference operation `operation_id`, opened for "Try it out" with examples/star.jpg as the
+    raw body, ready for its parameters and Execute."""
+    page.goto(f"{server.url}/docs")
+    operation = page.locator(f"#operations-inference-{operation_id}")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator(".opblock-section-request-body select").select_option("application/octet-stream")
+    operation.locator("input[type=file]").set_input_files(REPO_ROOT / "docs" / "examples" / "star.jpg")
+    return operation
+
+
 def test_swagger_ui_lists_every_operation(
     browser: Browser, bundled_server: LiveServer, screenshots: Path
 ) -> None:
@@ -97,12 +109,7 @@ def test_try_it_out_classifies_an_upload(
     browser: Browser, bundled_server: LiveServer, screenshots: Path
 ) -> None:
     page = browser.page
-    page.goto(f"{bundled_server.url}/docs")
-    operation = page.locator("#operations-inference-classify_classify_post")
-    operation.locator(".opblock-summary").click()
-    operation.get_by_role("button", name="Try it out").click()
-    operation.locator(".opblock-section-request-body select").select_option("application/octet-stream")
-    operation.locator("input[type=file]").set_input_files(REPO_ROOT / "docs" / "examples" / "star.jpg")
+    operation = try_it_out(page, bundled_server, "classify_classify_post")
     operation.locator("tr[data-param-name=top_k] input").fill("2")
     operation.get_by_role("button", name="Execute").click()
     answer = operation.locator(".live-responses-table tbody .response-col_description pre").first
@@ -133,12 +140,7 @@ def test_try_it_out_on_segment_shows_the_mask(
     browser: Browser, bundled_server: LiveServer, screenshots: Path
 ) -> None:
     page = browser.page
-    page.goto(f"{bundled_server.url}/docs")
-    operation = page.locator("#operations-inference-segment_segment_post")
-    operation.locator(".opblock-summary").click()
-    operation.get_by_role("button", name="Try it out").click()
-    operation.locator(".opblock-section-request-body select").select_option("application/octet-stream")
-    operation.locator("input[type=file]").set_input_files(REPO_ROOT / "docs" / "examples" / "star.jpg")
+    operation = try_it_out(page, bundled_server, "segment_segment_post")
     operation.locator("tr[data-param-name=style] select").select_option("color")
     operation.get_by_role("button", name="Execute").click()
     shown = operation.locator(".live-responses-table tbody .response-col_description img").first
