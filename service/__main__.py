@@ -66,9 +66,9 @@ def check_configuration() -> ExecutionPlan:
 
 
 def serving_processes(settings: Settings, plan: ExecutionPlan) -> int:
-    """VISION_WORKERS, else one process per core on CPU: on 2 cores that served 7-30 % more on every route
-    than one process, single clients included (docs/benchmarks.md). One on CUDA: each process would hold its
-    own copy of every model on the device."""
+    """VISION_WORKERS, else one process per core on CPU, the measured best: on 2 cores two processes served
+    6-9 % more than one at 16 clients (docs/benchmarks.md, "Several workers"). One on CUDA: each process
+    would hold its own copy of every model on the device."""
     if settings.workers:
         return settings.workers
     return 1 if CUDA in plan.providers else settings.usable_cores
