@@ -14,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from training.architectures import ARCHITECTURES, UnknownArchitectureError
 from training.config import TrainConfig
@@ -24,6 +24,19 @@ from training.errors import ExportMismatchError, UselessModelError, UserError
 USER_ERROR = 2
 # The run is written whole, but its model answers no better than chance, or one class for everything.
 USELESS_MODEL = 3
+
+
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """--help with each option's default where it has one worth saying, and epilogs as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unsaid = (
+            action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        )
+        if not unsaid and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,26 +83,37 @@ def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    synth = sub.add_parser(
+    def command(name: str, **options: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=HelpWithDefaults, **options)
+
+    synth = command(
         "synth", parents=[common], help="write a synthetic data set in the Oxford-IIIT Pet layout"
     )
-    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--out", type=Path, required=True, help="the data set's directory (empty, or --force)")
     synth.add_argument(
         "--count", type=_at_least(2), required=True, help="images, at least one for training and one for test"
     )
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--max-objects", type=_at_least_one, default=1)
-    synth.add_argument("--test-fraction", type=float, default=0.2)
+    synth.add_argument(
+        "--seed", type=int, default=0, help="seed of the shapes, colours and backgrounds drawn"
+    )
+    synth.add_argument(
+        "--max-objects",
+        type=_at_least_one,
+        default=1,
+        help="shapes per image, 1 to this many (1 for localize)",
+    )
+    synth.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of the images held out for test"
+    )
     synth.add_argument("--force", action="store_true", help="replace the images and lists of an existing set")
 
-    train = sub.add_parser(
+    train = command(
         "train",
         parents=[common],
         help="train a model and score it on the held-out test split",
         epilog=_architectures_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("task", choices=["classify", "detect", "segment"])
+    train.add_argument("task", choices=["classify", "detect", "segment"], help="what the model answers")
     train.add_argument(
         "--data",
         required=True,
@@ -104,17 +128,21 @@ def _parser() -> argparse.ArgumentParser:
         help="architecture (listed below; default small_cnn, grid or unet by task, lenet5 for digits)",
     )
     train.add_argument("--size", type=_at_least_one, default=64, help="square input size in pixels")
-    train.add_argument("--epochs", type=_at_least_one, default=20)
-    train.add_argument("--batch", type=_at_least_one, default=32)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--patience", type=int, default=5)
+    train.add_argument(
+        "--epochs", type=_at_least_one, default=20, help="most epochs (early stopping may end sooner)"
+    )
+    train.add_argument("--batch", type=_at_least_one, default=32, help="images per training step")
+    train.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate, decayed on a cosine")
+    train.add_argument(
+        "--patience", type=int, default=5, help="epochs without a better validation loss before stopping"
+    )
     train.add_argument(
         "--early-stop-after",
         type=int,
         default=None,
         help="epochs to run before early stopping judges validation loss (default: half of --epochs)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the shuffling")
     train.add_argument(
         "--weights",
         default=None,
@@ -157,33 +185,33 @@ def _parser() -> argparse.ArgumentParser:
         "--freeze", type=int, default=0, help="with --init-from: keep the first N layers with weights fixed"
     )
 
-    evaluate = sub.add_parser(
-        "evaluate", parents=[common], help="re-score a run's model on the held-out test split"
-    )
-    evaluate.add_argument("--run", type=Path, required=True)
+    evaluate = command("evaluate", parents=[common], help="re-score a run's model on the held-out test split")
+    evaluate.add_argument("--run", type=Path, required=True, help="the run directory `train` wrote")
 
-    export = sub.add_parser(
+    export = command(
         "export", parents=[common], help="write models/<name>/<version>/model.onnx and its model card"
     )
-    export.add_argument("--run", type=Path, required=True)
-    export.add_argument("--name", required=True)
-    export.add_argument("--version", type=_at_least_one, default=1)
-    export.add_argument("--models-dir", type=Path, default=Path("models"))
+    export.add_argument("--run", type=Path, required=True, help="the run directory `train` wrote")
+    export.add_argument("--name", required=True, help="the model's name in the repository and its metadata")
+    export.add_argument("--version", type=_at_least_one, default=1, help="the model version to write")
+    export.add_argument(
+        "--models-dir", type=Path, default=Path("models"), help="the model repository the service serves"
+    )
     export.add_argument("--quantize", action="store_true", help="static QDQ INT8 (classifiers)")
     export.add_argument("--force", action="store_true", help="replace an existing model version")
 
-    predict = sub.add_parser(
+    predict = command(
         "predict",
         parents=[common],
         help="answer for local images as the service would, printing its JSON, without a server",
     )
-    predict.add_argument("images", type=Path, nargs="+")
+    predict.add_argument("images", type=Path, nargs="+", help="image files")
     predict.add_argument("--model", type=Path, required=True, help="a model.onnx file or a run directory")
 
-    sign = sub.add_parser(
+    sign = command(
         "sign", help="add or renew vision.sha256 in model files, after editing their metadata on purpose"
     )
-    sign.add_argument("files", type=Path, nargs="+")
+    sign.add_argument("files", type=Path, nargs="+", help="model.onnx files")
     return parser
 
 

@@ -3,6 +3,7 @@ leaves no run directory behind."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 from PIL import Image
+
+from training.cli import _parser
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -128,6 +131,17 @@ def test_help_lists_every_architecture_with_its_smallest_size() -> None:
             line.split()[:1] == [name] and f"--size >= {size}" in line
             for line in finished.stdout.splitlines()
         )
+
+
+def test_every_option_of_every_command_is_described_with_its_default() -> None:
+    commands = next(action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        shown = " ".join(command.format_help().split())
+        for action in command._actions:
+            assert action.help, f"{name} {action.dest} has no description"
+            if isinstance(action.default, int | float | Path) and not isinstance(action.default, bool):
+                said = f"(default: {action.default})" in shown or "default" in action.help
+                assert said, f"{name} {action.dest}"
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export"])
