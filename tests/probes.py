@@ -27,3 +27,16 @@ def modules_imported_by(probe: str, *args: str) -> set[str]:
     )
     assert result.returncode == 0, result.stderr
     return set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+
+
+def without(*packages: str) -> str:
+    """Python that makes importing any of `packages` fail as if it were not installed: put it first in a
+    snippet to run that snippet as a smaller install would."""
+    return f"""
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {packages!r}:
+            raise ImportError(f"{{name}} is not installed", name=name)
+sys.meta_path.insert(0, Refuse())
+"""

@@ -14,12 +14,13 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from training.architectures import ARCHITECTURES, UnknownArchitectureError
-from training.config import TrainConfig
-from training.data.layouts import DatasetError, detect_layout
-from training.errors import ExportMismatchError, UselessModelError, UserError
+from training.errors import DatasetError, ExportMismatchError, UselessModelError, UserError
+
+if TYPE_CHECKING:  # a type only: `sign` runs in a service-only install, with none of training's packages
+    from training.config import TrainConfig
 
 USER_ERROR = 2
 # The run is written whole, but its model answers no better than chance, or one class for everything.
@@ -244,6 +245,9 @@ def _run_dir(path: Path) -> Path:
 
 
 def _train_config(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
+    from training.config import TrainConfig
+    from training.data.layouts import detect_layout
+
     options = {"loss_weights": tuple(args.loss_weights)} if args.loss_weights else {}
     config = TrainConfig(
         task=args.task,
@@ -340,7 +344,12 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _sign(args: argparse.Namespace, argv: list[str]) -> None:
-    from training.signing import sign_file
+    try:
+        from training.signing import sign_file
+    except ImportError as missing:
+        raise UserError(
+            f"signing needs {missing.name}, which this install lacks: pip install 'vision-service[sign]'"
+        ) from None
 
     for path in args.files:
         print(f"{path}: sha256 {sign_file(path)}")

@@ -11,6 +11,10 @@ class WeightsError(UserError):
     """Backbone weights that are not on disk or do not fit, said with where they belong."""
 
 
+class DatasetError(ValueError):
+    """A data set that cannot be read for this task, said in one line for the person who pointed at it."""
+
+
 class ExportMismatchError(RuntimeError):
     """ONNX Runtime disagrees with Keras on real inputs; nothing was written."""
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image
+from probes import without
 
 from service.api.schemas import ClassifyResponse, DetectResponse, Health, ModelsResponse, SegmentResponse
 from service.client import AsyncClient, Client, VisionError
@@ -219,15 +220,9 @@ def test_the_async_client_answers_the_same(bundled_server: LiveServer, vision: C
     assert models.models == vision.models().models
 
 
-BLOCKED = ("numpy", "onnxruntime", "fastapi", "starlette", "uvicorn", "multipart", "tensorflow")
-WITHOUT_THE_SERVER = f"""
-import importlib.abc, sys
-class Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError(f"{{name}} is not installed", name=name)
-sys.meta_path.insert(0, Refuse())
-"""
+WITHOUT_THE_SERVER = without(
+    "numpy", "onnxruntime", "fastapi", "starlette", "uvicorn", "multipart", "tensorflow"
+)
 
 
 def test_the_client_and_the_cli_need_none_of_the_server_s_packages(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 from PIL import Image
+from probes import without
 
 from training.cli import _parser
 
@@ -229,3 +231,28 @@ def test_without_a_terminal_each_step_is_named_and_the_last_line_says_where_the_
     found = [next(i for i, line in enumerate(lines) if line.startswith(step)) for step in steps]
     assert found == sorted(found)
     assert lines[-1].startswith(f"done: {run}, kept epoch 1 of 1, held-out accuracy 0.")
+
+
+TRAINING_EXTRAS = ("tensorflow", "tf2onnx", "sklearn", "tqdm", "matplotlib", "keras")
+
+
+@pytest.mark.parametrize("also_missing", [(), ("onnx",)])
+def test_sign_runs_in_a_service_only_install_and_says_what_it_lacks(
+    tmp_path: Path, also_missing: tuple[str, ...]
+) -> None:
+    model = tmp_path / "model.onnx"
+    shutil.copy(REPO_ROOT / "models" / "digits" / "1" / "model.onnx", model)
+    snippet = f"""{without(*TRAINING_EXTRAS, *also_missing)}
+from training.cli import main
+sys.exit(main(["sign", {str(model)!r}]))
+"""
+    finished = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=REPO_ROOT)
+    if also_missing:
+        assert finished.returncode == 2
+        assert (
+            finished.stderr
+            == "sign: signing needs onnx, which this install lacks: pip install 'vision-service[sign]'\n"
+        )
+    else:
+        assert finished.returncode == 0, finished.stderr
+        assert finished.stdout.startswith(f"{model}: sha256 ")

@@ -12,6 +12,7 @@ from training.data.arrays import ArraySet, load_labelled, load_split
 from training.data.digits import DIGIT_LABELS, load_digits_splits
 from training.data.folders import FolderLayoutError, load_folders, looks_like_folders
 from training.data.oxford import load_layout
+from training.errors import DatasetError
 
 Layout = Literal["digits", "oxford", "folders"]
 DIGITS = "digits"
@@ -23,10 +24,6 @@ LAYOUTS = (
     "the Oxford-IIIT Pet layout (DIR/annotations/list.txt, trainval.txt, test.txt, DIR/images/)",
     "a folder per class (DIR/<class>/*.jpg|png|webp|bmp, or DIR/train/<class>/... with DIR/test/)",
 )
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be read for this task, said in one line for the person who pointed at it."""
 
 
 @dataclass(frozen=True)
