@@ -27,6 +27,7 @@ from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
 from training.data.layouts import DIGITS, open_dataset
 from training.data.pipelines import Augment
+from training.errors import DatasetError
 from training.evaluate import usefulness
 from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
 from training.plots import SAMPLES, plot_confusion, plot_curves, plot_samples, sample_indices
@@ -313,6 +314,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     say(f"reading and decoding {config.data} at {config.size} px")
     data = load_task_data(config)
     say(f"read {len(data.train)} training, {len(data.val)} validation and {len(data.test)} test images")
+    if config.arch == "localize":
+        refuse_several_objects(data)
     # Only once the data has been read: a run that fails on its data leaves no empty directory behind.
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, len(data.labels))
@@ -334,6 +337,24 @@ def train(config: TrainConfig) -> dict[str, Any]:
     say("drawing the curves and samples")
     draw_run(run_dir, config, data, fitted, outputs)
     return metrics
+
+
+def refuse_several_objects(data: TaskData) -> None:
+    """`localize` learns one object per image: a set with images of none or several is refused before any
+    training, rather than failing at its scoring."""
+    counts = [
+        np.sum(split.box_classes >= 0, axis=1)
+        for split in (data.train, data.val, data.test)
+        if split.box_classes is not None and len(split)
+    ]
+    every = np.concatenate(counts) if counts else np.zeros(0, int)
+    others = int(np.sum(every != 1))
+    if others:
+        raise DatasetError(
+            f"localize learns one object per image, but {others} of {len(every)} images hold none or several "
+            f"(up to {int(every.max())}); write single-object scenes with `python -m training synth "
+            "--max-objects 1`, or train a grid detector (--arch grid)"
+        )
 
 
 def finished_line(run_dir: Path, metrics: dict[str, Any]) -> str:

@@ -35,7 +35,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--run",
         str(root / "run"),
     ]
-    assert cli([*train, "--size", "32", "--epochs", "2", "--batch", "8", "--loss-weights", "0.7", "0.3"]) == 0
+    # Two epochs on 40 scenes prove the export and serving path, not the model: --allow-useless.
+    weights = ["--loss-weights", "0.7", "0.3"]
+    assert cli([*train, "--size", "32", "--epochs", "2", "--batch", "8", *weights, "--allow-useless"]) == 0
     assert (
         cli(["export", "--run", str(root / "run"), "--name", "one-box", "--models-dir", str(root / "models")])
         == 0
@@ -95,4 +97,24 @@ def test_a_folder_per_class_set_is_refused_for_localize(tmp_path: Path) -> None:
     assert finished.returncode == 2
     (line,) = finished.stderr.strip().splitlines()
     assert "is a folder per class, which has labels only" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_scenes_of_several_objects_are_refused_before_training(tmp_path: Path) -> None:
+    assert (
+        cli(
+            ["synth", "--out", str(tmp_path / "scenes"), "--count", "30", "--seed", "2", "--max-objects", "3"]
+        )
+        == 0
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "training", "train", "detect", "--arch", "localize", "--size", "32",
+         "--data", str(tmp_path / "scenes"), "--run", str(tmp_path / "run")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert finished.returncode == 2, finished.stderr
+    line = finished.stderr.strip().splitlines()[-1]
+    assert line.startswith("train: localize learns one object per image, but ")
+    assert "--max-objects 1" in line
+    assert "epoch" not in finished.stdout
     assert not (tmp_path / "run").exists()
