@@ -332,6 +332,8 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
         f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
     )
+    if "augmentation" in run:
+        training += f" Training images augmented with {run['augmentation']}."
     if config.get("init_from"):
         freeze = config.get("freeze")
         frozen = f", its first {freeze} layers with weights kept fixed" if freeze else ""

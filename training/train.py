@@ -125,12 +125,33 @@ def keras_predictor(model: keras.Model) -> Any:
     return predict
 
 
-def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+def augmentation(config: TrainConfig) -> Augment | None:
+    """The random transforms a run's training images get, or None with --no-augment."""
+    if not config.augment:
+        return None
     # Digits are neither mirror- nor rotation-symmetric; the synthetic shapes are both.
     symmetric = config.data != DIGITS
-    augment: Augment | None = Augment(flip=symmetric, rotate=symmetric, min_scale=0.85 if symmetric else 0.9)
-    if not config.augment:
-        augment = None
+    return Augment(flip=symmetric, rotate=symmetric, min_scale=0.85 if symmetric else 0.9)
+
+
+def describe(augment: Augment | None) -> str:
+    """The transforms in words, as the console, run.json and the model card say them."""
+    if augment is None:
+        return "none (--no-augment)"
+    said = [
+        "horizontal flips" if augment.flip else "",
+        "quarter turns" if augment.rotate else "",
+        f"crops of {augment.min_scale * 100:.0f} to 100 % of each side, scaled back"
+        if augment.min_scale < 1
+        else "",
+        f"brightness ±{augment.brightness:g} levels" if augment.brightness else "",
+        f"contrast ±{augment.contrast * 100:.0f} %" if augment.contrast else "",
+    ]
+    return ", ".join(part for part in said if part) or "none"
+
+
+def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    augment = augmentation(config)
     n_classes = len(data.labels)
     if config.task == "classify":
         build = pipelines.classify_dataset
@@ -323,6 +344,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
     steps = math.ceil(len(data.train) / config.batch)
     say(f"training {config.arch}: up to {sum(p.epochs for p in phases(config))} epochs of {steps} batches")
+    say(f"augmentation: {describe(augmentation(config))}")
     fitted = fit(model, config, _datasets(config, data, grid), steps, run_dir)
     say("setting the BatchNorm statistics from the training images")
     batchnorm.recalibrate(model, data.train.images, config.batch)
@@ -429,6 +451,7 @@ def write_run(
         "labels": list(data.labels),
         "dataset": data.dataset_name,
         "epochs_run": len(fitted.history["loss"]),
+        "augmentation": describe(augmentation(config)),
         "weights_epoch": fitted.kept_epoch,
         "phase_starts": fitted.phase_starts,
         "train_images": len(data.train),

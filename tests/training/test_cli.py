@@ -226,8 +226,16 @@ def test_without_a_terminal_each_step_is_named_and_the_last_line_says_where_the_
     finished = run_cli(*args, "--allow-useless")  # captured: stdout is no terminal
     assert finished.returncode == 0, finished.stderr
     lines = finished.stdout.splitlines()
-    steps = ["reading and decoding digits", "read ", "training lenet5: up to 1 epochs", "epoch 1/1 ",
-             "setting the BatchNorm statistics", "scoring the ", "drawing the curves"]  # fmt: skip
+    steps = [
+        "reading and decoding digits",
+        "read ",
+        "training lenet5: up to 1 epochs",
+        "augmentation: crops of 90 to 100 %",
+        "epoch 1/1 ",
+        "setting the BatchNorm statistics",
+        "scoring the ",
+        "drawing the curves",
+    ]
     found = [next(i for i, line in enumerate(lines) if line.startswith(step)) for step in steps]
     assert found == sorted(found)
     assert lines[-1].startswith(f"done: {run}, kept epoch 1 of 1, held-out accuracy 0.")

@@ -135,3 +135,5 @@ def test_every_metric_on_the_card_is_defined_in_one_line(found: dict[str, object
         assert f"- {key}: " in card
         assert f"({DEFINITIONS[key]})" in card
     assert "1 epoch (" in card
+    augmented = model_card(metadata, {**run, "augmentation": "horizontal flips"}, int8=False)
+    assert "Training images augmented with horizontal flips." in augmented

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 import keras
 
 from training.config import TrainConfig
-from training.train import Phase, TqdmProgress, early_stopping, kept_epoch, phases
+from training.train import Phase, TqdmProgress, augmentation, describe, early_stopping, kept_epoch, phases
 
 # The validation loss of a real `make models` segmenter run: BatchNorm's moving statistics trailed the weights
 # while the learning rate was high, so the loss climbed for four epochs before it fell.
@@ -100,3 +100,15 @@ def test_without_a_terminal_an_epoch_says_where_it_is_every_heartbeat(
         "epoch 1/2: batch 1/3, loss 0.5000",
         "epoch 1/2: validating, batch 2",
     ]
+
+
+def test_the_augmentation_is_said_in_words() -> None:
+    shapes = TrainConfig(task="classify", data="data/shapes", run_dir="run")
+    assert describe(augmentation(shapes)) == (
+        "horizontal flips, quarter turns, crops of 85 to 100 % of each side, scaled back, "
+        "brightness ±30 levels, contrast ±20 %"
+    )
+    digits = TrainConfig(task="classify", data="digits", run_dir="run")
+    assert describe(augmentation(digits)).startswith("crops of 90 to 100 %")
+    unaugmented = TrainConfig(task="classify", data="data/shapes", run_dir="run", augment=False)
+    assert describe(augmentation(unaugmented)) == "none (--no-augment)"
