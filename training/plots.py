@@ -14,18 +14,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from service.api.options import DetectOptions
 from service.core.contract import TRIMAP_VALUES
 from service.core.tasks.segment import TRIMAP_COLORS
 from training.data.arrays import ArraySet
-from training.evaluate.evaluate import SERVED_OPTIONS, decode_detections
+from training.evaluate.evaluate import BEST_CANDIDATE, SERVED_OPTIONS, decode_detections
 from training.evaluate.metrics import confusion_matrix
 
 # Row = trimap value, as `/segment?style=color` paints it.
 _TRIMAP_PAINT = np.array(TRIMAP_COLORS, np.float32)
 SAMPLES = 8
-# The one candidate a sample shows when none reaches the served threshold: its best, whatever the score.
-_BEST_CANDIDATE = DetectOptions(score_threshold=0, max_detections=1)
 
 
 def plot_curves(
@@ -176,7 +173,7 @@ def plot_samples(
             found = decode_detections(*candidates, labels, (width, height))
             colour, style = "lime", "-"
             if not len(found.boxes):
-                found = decode_detections(*candidates, labels, (width, height), _BEST_CANDIDATE)
+                found = decode_detections(*candidates, labels, (width, height), BEST_CANDIDATE)
                 colour, style = "orange", "--"
             names = [f"{labels[c]} {s:.2f}" for c, s in zip(found.classes, found.scores, strict=True)]
             _boxes(bottom, found.boxes, names, (width, height), colour, style)

@@ -56,6 +56,8 @@ Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
 # default.
 MAP_OPTIONS = DetectOptions(score_threshold=0.001)
 SERVED_OPTIONS = DetectOptions()
+# An image's one most confident candidate, whatever its score: what a detector would answer at best.
+BEST_CANDIDATE = DetectOptions(score_threshold=0, max_detections=1)
 
 
 def predict_all(predict: Predictor, images: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
