@@ -345,11 +345,12 @@ def bench_null(
 ) -> dict[str, Any]:
     """The front end's own ceiling: the null model at 16 clients, photos and thumbnails, each next to decode
     and resize alone measured in the same minutes (the best of one and two streams per core)."""
-    model = versions_of(null_model.build(opts.results.parent / "null", classifier.path), null_model.NAME)[-1]
+    repository = null_model.build(opts.results.parent / "null", classifier.path)
+    model = versions_of(repository, null_model.NAME)[-1]
     cores = Settings().usable_cores
     configs = [inprocess.Config(streams, 1, 1) for streams in (cores, 2 * cores)]
     facts: dict[str, Any] = {"model": model_facts(model)}
-    server = start_service(opts, model.path.parent.parent.parent)
+    server = start_service(opts, repository)
     try:
         for images_name, images_set in uploads.items():
             rows = [
