@@ -16,8 +16,9 @@ $(VENV)/.stamp-serve: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,training]'
+# The client is a distribution of its own (client/), installed beside the server for the tests.
+$(VENV)/.stamp-dev: pyproject.toml client/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,training]' -e ./client
 	touch $@
 
 serve: $(VENV)/.stamp-serve
@@ -36,7 +37,16 @@ test-tools:
 		echo "test-tools: nginx, docker-compose, chromium, node or wrk is missing and this is not root: tests will fail" >&2; \
 	fi
 
-test: $(VENV)/.stamp-dev test-tools
+# The wheels the client depends on, fetched while setting up, so that tests/client/test_distribution.py installs
+# the client's own wheel into a fresh venv without the network.
+CLIENT_WHEELS := $(VENV)/client-wheels
+$(CLIENT_WHEELS)/.stamp: client/pyproject.toml | $(BIN)/python
+	rm -rf $(CLIENT_WHEELS)
+	$(BIN)/pip wheel -q -w $(CLIENT_WHEELS) ./client
+	rm $(CLIENT_WHEELS)/vision_service_client-*.whl
+	touch $@
+
+test: $(VENV)/.stamp-dev $(CLIENT_WHEELS)/.stamp test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

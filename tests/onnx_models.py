@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.core.contract import InputSpec, ModelMetadata, to_metadata_props
+from service.api.terms import InputSpec
+from service.core.contract import ModelMetadata, to_metadata_props
 from training.signing import signed_bytes
 
 OPSET = 17

@@ -74,7 +74,28 @@ def test_the_wire_types_load_pydantic_and_nothing_of_the_server(module: str) -> 
     assert "pydantic" in top
     assert top.isdisjoint({"numpy", "onnxruntime", "PIL", "fastapi", "starlette", "uvicorn", "httpx"})
     ours = {name for name in loaded if name.startswith("service.")}
-    assert ours <= {"service.api", module, "service.core", "service.core.contract"}
+    assert ours <= {"service.api", "service.api.terms", "service.api.options", module}
+
+
+def test_the_wire_types_import_each_other_relatively_so_the_client_wheel_can_carry_them() -> None:
+    """client/pyproject.toml ships service/api as vision_client.api, where `from service...` would break."""
+    absolute = {
+        f"{path.name}: {node.module}"
+        for path, module in modules("service/api")
+        for node in module.body
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("service")
+    }
+    assert absolute == set()
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    offending = {
+        f"{path.relative_to(REPO_ROOT)}: {name}"
+        for path, module in modules("client/vision_client")
+        for name in imported_modules(module)
+        if name.split(".")[0] in {"service", "training"}
+    }
+    assert offending == set()
 
 
 def test_training_has_no_decoder_or_nms_of_its_own() -> None:

@@ -2,14 +2,14 @@
 
 The engine's tasks take them, the routes validate the query string with them (the OpenAPI document shows
 them), and the client and the `vision` CLI check and describe them from here, so a default, a bound or a
-description lives in one place. Pydantic and the contract's types only, like the rest of `service/api`.
+description lives in one place. Pydantic and `terms` only, like the rest of `service/api`.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.contract import MODEL_NAME_PATTERN, TrimapStyle
+from .terms import MODEL_NAME_PATTERN, TrimapStyle
 
 
 class ModelChoice(BaseModel):

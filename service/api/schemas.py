@@ -1,7 +1,7 @@
 """Request and response bodies as client teams see them in `/docs`.
 
-At run time this imports only pydantic and the contract's types, so `service.client` can parse answers with
-them and install without onnxruntime or numpy; the engine's types are for the `of` builders' hints alone.
+At run time this imports only pydantic and `terms`, so the client's wheel carries it as `vision_client.api`
+and parses answers with it; the engine's types are for the `of` builders' hints alone.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.core.contract import DefaultReason, InputSpec, ResizeMode, Task, TrimapStyle
+from .terms import DefaultReason, InputSpec, ResizeMode, Task, TrimapStyle
 
 if TYPE_CHECKING:
     from collections.abc import Callable

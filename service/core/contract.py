@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from service.api.terms import MODEL_NAME_PATTERN, InputSpec, ResizeMode, Task
+
 SCHEMA_VERSION = "1"
 KEY_PREFIX = "vision."
 
-Task = Literal["classify", "detect", "segment"]
 TASKS: tuple[Task, ...] = ("classify", "detect", "segment")
-ResizeMode = Literal["stretch", "letterbox"]
 
 OUTPUT_ROLES: dict[str, tuple[str, ...]] = {
     "classify": ("probabilities",),
@@ -23,12 +23,6 @@ OUTPUT_ROLES: dict[str, tuple[str, ...]] = {
 TRIMAP_LABELS = ("pet", "background", "border")
 # A trimap pixel holds its label's position plus one (Oxford-IIIT Pet): 1 pet, 2 background, 3 border.
 TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
-# How a trimap PNG is drawn: its values as grey levels, a colour per class, or tinted over the photo.
-TrimapStyle = Literal["mask", "color", "overlay"]
-# Why a model answers its task by default: VISION_DEFAULT_MODELS names it, or it came first by name.
-DefaultReason = Literal["configured", "first_by_name"]
-# Model names appear in paths and query strings: a conservative alphabet, and not too long for a metric label.
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 # Keys whose values are JSON documents; the rest are plain strings.
 JSON_KEYS = ("labels", "input", "outputs", "metrics", "trained")
@@ -45,19 +39,6 @@ class ContractError(ValueError):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
-
-
-class InputSpec(BaseModel):
-    """What the model's image input looks like: raw 0..255 pixels, NHWC float32."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1, description="Input tensor name.", examples=["image"])
-    height: int = Field(gt=0, le=8192, description="Input height in pixels.", examples=[224])
-    width: int = Field(gt=0, le=8192, description="Input width in pixels.", examples=[224])
-    channels: Literal[1, 3] = Field(description="1 for greyscale, 3 for RGB.", examples=[3])
-    layout: Literal["NHWC"] = Field(default="NHWC", description="Tensor layout.")
-    dtype: Literal["float32"] = Field(default="float32", description="Tensor element type.")
 
 
 class ModelMetadata(BaseModel):

@@ -30,7 +30,7 @@ from service.core.errors import CorruptImageError, ImageTooLargeError, ServiceEr
 from service.core.imaging import ImageLimits, PreparedImage, prepare_image
 
 if TYPE_CHECKING:  # a type only: decode workers need not import pydantic
-    from service.core.contract import ResizeMode
+    from service.api.terms import ResizeMode
 
 logger = logging.getLogger("vision.decoding")
 

@@ -20,8 +20,8 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from service.api.options import ModelChoice
+from service.api.terms import Task
 from service.core.batching import Finish, InferenceResult
-from service.core.contract import Task
 from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
 from service.core.errors import InvalidInputError, NotReadyError
 from service.core.imaging import PreparedImage

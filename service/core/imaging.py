@@ -21,7 +21,7 @@ from service.core.errors import CorruptImageError, EmptyImageError, ImageTooLarg
 from service.core.inspection import inspect
 
 if TYPE_CHECKING:  # a type only: decode workers need not import pydantic (16 MiB each)
-    from service.core.contract import ResizeMode
+    from service.api.terms import ResizeMode
 
 # A multi-picture JPEG (format "MPO") opens through the JPEG entry.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")

@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from service.api.terms import DefaultReason, Task
 from service.core.batching import MicroBatcher
-from service.core.contract import (
-    TASKS,
-    ContractError,
-    DefaultReason,
-    ModelMetadata,
-    Task,
-)
+from service.core.contract import TASKS, ContractError, ModelMetadata
 from service.core.errors import ModelNotFoundError, WrongTaskError
 from service.core.model import Model, open_model
 from service.core.runtime import ExecutionPlan

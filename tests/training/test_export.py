@@ -14,7 +14,8 @@ import keras
 import onnx
 from onnx import numpy_helper
 
-from service.core.contract import InputSpec, ModelMetadata
+from service.api.terms import InputSpec
+from service.core.contract import ModelMetadata
 from training.errors import ExportMismatchError
 from training.evaluate.evaluate import DEFINITIONS
 from training.export import MAX_ABS_DIFF, check_against_keras, model_card, to_onnx

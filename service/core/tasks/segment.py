@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from service.api.options import SegmentOptions
-from service.core.contract import TrimapStyle
+from service.api.terms import TrimapStyle
 from service.core.imaging import Geometry, PreparedImage
 from service.core.tasks.task import ImageSize, TaskSpec
 

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from service.api.options import ModelChoice
-from service.core.contract import Task
+from service.api.terms import Task
 from service.core.imaging import PreparedImage
 
 Options = TypeVar("Options", bound=ModelChoice)

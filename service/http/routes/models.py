@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 
 from service.api.schemas import ModelInfo, ModelsResponse
-from service.core.contract import MODEL_NAME_PATTERN
+from service.api.terms import MODEL_NAME_PATTERN
 from service.core.errors import NotReadyError
 from service.http.auth import require_api_key
 from service.http.routes.dependencies import AUTH_ERRORS, MODEL_ERRORS, EngineDep, error_responses

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
-from service.core.contract import MODEL_NAME_PATTERN
+from service.api.terms import MODEL_NAME_PATTERN
 from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyError
 from service.core.repository import ModelState
 from service.http import oip

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.core.contract import MODEL_NAME_PATTERN
+from service.api.terms import MODEL_NAME_PATTERN
 from service.core.engine import Engine
 from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError
 from service.core.repository import LoadedModel

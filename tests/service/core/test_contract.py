@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from service.api.terms import InputSpec
 from service.core.contract import (
     ContractError,
-    InputSpec,
     ModelMetadata,
     check_tensor_shapes,
     parse_metadata,

@@ -1,5 +1,5 @@
-"""The `vision` command (service/cli.py) as people and scripts run it, against live servers: readable tables,
-`--json`, batches, drawn boxes, written masks, and exit statuses that tell the failures apart."""
+"""The `vision` command (client/vision_client/cli.py) as people and scripts run it, against live servers:
+readable tables, `--json`, batches, drawn boxes, written masks, and exit statuses that tell failures apart."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image, ImageColor
+from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
+from vision_client.api.schemas import ClassifyResponse, DetectResponse
+from vision_client.cli import (
+    BOX_COLOURS,
+    REFUSED_KEY,
+    UNAVAILABLE,
+    UNREACHABLE,
+    USAGE,
+    caption_corner,
+    parser,
+)
 
-from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
-from service.api.schemas import ClassifyResponse, DetectResponse
-from service.cli import BOX_COLOURS, REFUSED_KEY, UNAVAILABLE, UNREACHABLE, USAGE, caption_corner, parser
 from service.core.tasks.segment import TRIMAP_COLORS
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
@@ -115,7 +123,7 @@ def test_global_options_after_the_command_and_the_version(bundled_server: LiveSe
     assert ClassifyResponse.model_validate_json(done.stdout).results[0].predictions[0].label == "star"
     version = vision("--version")
     assert version.returncode == 0
-    assert version.stdout.strip() == f"vision {importlib.metadata.version('vision-service')}"
+    assert version.stdout.strip() == f"vision {importlib.metadata.version('vision-service-client')}"
 
 
 @pytest.mark.parametrize(

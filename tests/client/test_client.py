@@ -1,4 +1,4 @@
-"""service.client against live servers over the bundled models: every input kind, batches, typed answers,
+"""vision_client against live servers over the bundled models: every input kind, batches, typed answers,
 API keys, errors with their codes, retries that honour Retry-After, time-outs, and the async twin."""
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image
 from probes import without
-
-from service.api.schemas import ClassifyResponse, DetectResponse, Health, ModelsResponse, SegmentResponse
-from service.client import AsyncClient, Client, VisionError
+from vision_client.api.schemas import (
+    ClassifyResponse,
+    DetectResponse,
+    Health,
+    ModelsResponse,
+    SegmentResponse,
+)
+from vision_client.client import AsyncClient, Client, VisionError
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 STAR = EXAMPLES / "star.jpg"
@@ -237,10 +242,10 @@ def test_the_client_and_the_cli_need_none_of_the_server_s_packages(
         str(tmp_path / "b.png"),
     ]
     snippet = f"""{WITHOUT_THE_SERVER}
-from service.client import Client
+from vision_client.client import Client
 with Client({bundled_server.url!r}) as vision:
     print(vision.classify({str(STAR)!r}).results[0].predictions[0].label)
-from service.cli import main
+from vision_client.cli import main
 sys.exit(main({arguments!r}))
 """
     finished = subprocess.run(
@@ -250,3 +255,12 @@ sys.exit(main({arguments!r}))
     assert finished.stdout.splitlines()[0] == "star"
     assert "hexagon" in finished.stdout
     assert Image.open(tmp_path / "b.png").size == Image.open(EXAMPLES / "shapes.jpg").size
+
+
+def test_service_client_is_the_client_distribution_s_module() -> None:
+    import vision_client.client
+
+    import service.client
+
+    assert service.client is vision_client.client
+    assert service.client.Client is Client

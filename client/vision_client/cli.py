@@ -1,6 +1,7 @@
 """`vision`: classify, detect and segment image files with a running vision-service, from a shell.
 
-Built on service.client, so it needs no onnxruntime; Pillow draws `--draw` and tqdm the progress bar.
+Built on vision_client.client, so it needs no onnxruntime. The `[full]` extra adds Pillow, which draws
+`--draw`, and tqdm, which shows a progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib.metadata
+import importlib.util
 import io
 import os
 import sys
@@ -16,14 +18,8 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-try:
-    import httpx  # noqa: F401 - the service-only install has neither
-    import tqdm  # noqa: F401
-except ImportError as missing:
-    sys.exit(f"vision: {missing.name} is missing; install the client: pip install 'vision-service[client]'")
-
-from service.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
-from service.api.schemas import (
+from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
+from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
     DetectResult,
@@ -31,7 +27,7 @@ from service.api.schemas import (
     ModelsResponse,
     SegmentResponse,
 )
-from service.client import (
+from vision_client.client import (
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_URL,
     Client,
@@ -103,7 +99,7 @@ def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -
 
 def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, DetectOptions)
-    targets = _targets(options.draw, files, "boxes", "--draw") if options.draw else []
+    targets = _drawing_targets(options.draw, files) if options.draw else []
     answer = _in_batches(files, lambda batch: vision.detect(batch, **chosen))
     if options.draw:
         for upload, result, target in zip(files, answer.results, targets, strict=True):
@@ -182,10 +178,8 @@ def health(vision: Client, options: argparse.Namespace, files: list[Upload]) -> 
 
 def draw_boxes(image: bytes, result: DetectResult, target: Path) -> None:
     """The image with each detection's box and label drawn on it, as a PNG."""
-    try:
-        from PIL import Image, ImageDraw, ImageOps
-    except ImportError:
-        raise UsageError("--draw needs Pillow: pip install 'vision-service[client]'") from None
+    from PIL import Image, ImageDraw, ImageOps
+
     picture = ImageOps.exif_transpose(Image.open(io.BytesIO(image))).convert("RGB")
     pen = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 200))
@@ -201,6 +195,13 @@ def draw_boxes(image: bytes, result: DetectResult, target: Path) -> None:
     picture.save(target, format="PNG")
 
 
+def _drawing_targets(path: Path, files: list[Upload]) -> list[Path]:
+    """Where `--draw` writes each file's boxes; refused before any request where Pillow is missing."""
+    if importlib.util.find_spec("PIL") is None:
+        raise UsageError("--draw needs Pillow: pip install 'vision-service-client[full]'")
+    return _targets(path, files, "boxes", "--draw")
+
+
 def caption_corner(
     box: tuple[float, float, float, float], caption: tuple[int, int], image: tuple[int, int]
 ) -> tuple[float, float]:
@@ -213,9 +214,12 @@ def caption_corner(
 
 
 def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any:
-    """One answer for every file, sent a request at a time with a progress bar on a terminal."""
-    from tqdm import tqdm
-
+    """One answer for every file, sent a request at a time, with a progress bar on a terminal where tqdm is
+    installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return joined([send(batch) for batch in chunks(files, BATCH)])
     answers = []
     with tqdm(total=len(files), unit="image", file=sys.stderr, disable=None, leave=False) as progress:
         for batch in chunks(files, BATCH):
@@ -326,13 +330,13 @@ def _global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> 
 
 def _version() -> str:
     try:
-        return importlib.metadata.version("vision-service")
+        return importlib.metadata.version("vision-service-client")
     except importlib.metadata.PackageNotFoundError:
         return "(not installed)"
 
 
 def _files_and_options(command: argparse.ArgumentParser, options: type[ModelChoice]) -> None:
-    """The image files, and a flag per field of the task's options (service/api/options.py) with its type,
+    """The image files, and a flag per field of the task's options (vision_client.api.options) with its type,
     choices, description and default from there. A flag left out is not sent: the service's default holds."""
     command.add_argument("files", nargs="+", metavar="FILE", help="image files")
     for name, field in options.model_fields.items():
@@ -365,7 +369,3 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
-
-
-if __name__ == "__main__":
-    sys.exit(main())
