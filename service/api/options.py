@@ -25,13 +25,26 @@ class ModelChoice(BaseModel):
     version: int | None = Field(default=None, ge=1, description="Model version; the highest when omitted.")
 
 
-class ClassifyOptions(ModelChoice):
+class TaskOptions(ModelChoice):
+    """What every task call may ask: the model, and whether a batch keeps the answers of its good images."""
+
+    partial: bool = Field(
+        default=False,
+        description=(
+            "Answer every image that can be answered, and put each failed image's error, "
+            '`{"error": {"code", "message", "detail": {"index", "filename"}}}`, in its place. '
+            "Without it, one bad image fails the call, and the error's detail names it."
+        ),
+    )
+
+
+class ClassifyOptions(TaskOptions):
     """How many classes to answer per image."""
 
     top_k: int = Field(default=5, ge=1, le=1000, description="How many classes to return per image.")
 
 
-class DetectOptions(ModelChoice):
+class DetectOptions(TaskOptions):
     """Which candidates become detections."""
 
     score_threshold: float = Field(
@@ -43,7 +56,7 @@ class DetectOptions(ModelChoice):
     max_detections: int = Field(default=100, ge=1, le=1000, description="Most detections per image.")
 
 
-class SegmentOptions(ModelChoice):
+class SegmentOptions(TaskOptions):
     """How the trimap PNG is drawn."""
 
     style: TrimapStyle = Field(

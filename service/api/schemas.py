@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from service.core import engine
+    from service.core.errors import ImageError
     from service.core.repository import LoadedModel, Readiness
     from service.core.tasks.classify import ClassifiedImage
     from service.core.tasks.detect import DetectedImage
@@ -34,6 +35,12 @@ STAR_TRIMAP_PNG = (
     "J+SXZiVJBh8mq+aSJBkcpdhAVs01STI41mSL5jZJIkkkyeAQxWKyjyQZHKB4SXOPJBkcZ7KS1eRS0dwmSQaHk19kspUkkSSD3YqV"
     "3CKTbxN5QJIMjiM/NIviTJhsIEkGOxXXmlVTLAQmT0iSweGaXxooFvKEJBnsUqya+5qTooHiAUky2KXZrnlKkgw+rKG4R5IMPq+5"
     "R5JIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJJJEkkgSSSJJJIkkkSSSRJJIEkkiSSSJJJEk/wAUcDtLv6jyTAAAAABJRU5ErkJggg=="
+)
+
+
+RESULTS = (
+    "One entry per uploaded image, in upload order; with `partial=true`, a FailedImage in the place of each "
+    "image that could not be answered."
 )
 
 
@@ -61,6 +68,39 @@ class ImageSize(Schema):
     height: int = Field(description="Height of the upright input image in pixels.", examples=[480])
 
 
+class ErrorBody(Schema):
+    code: str = Field(description="Stable machine-readable error code.", examples=["invalid_parameter"])
+    message: str = Field(description="What went wrong, for people.", examples=["top_k: must be at least 1"])
+    detail: Any = Field(default=None, description="Structured detail where it helps.")
+
+
+class ErrorResponse(Schema):
+    """Every error is answered with this envelope."""
+
+    error: ErrorBody
+
+
+class FailedImage(Schema):
+    """An image of a `partial=true` call that could not be answered, in its place: the error it alone would
+    have got, whose detail names it: `index` in the call, and `filename` where the upload had one."""
+
+    error: ErrorBody
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "unsupported_image",
+                        "message": "not an image, or not one of JPEG, PNG, WebP, BMP, GIF or TIFF",
+                        "detail": {"index": 1, "filename": "notes.txt"},
+                    }
+                }
+            ]
+        }
+    )
+
+
 # The engine's answers as the plain data the response models validate in one call.
 def _model_ref(model: engine.ModelId) -> dict[str, Any]:
     return {"name": model.name, "version": model.version}
@@ -74,8 +114,18 @@ def _per_image(answer: engine.Answer[Any], field: str, each: Callable[[Any], Any
     """The document of a task's answer: the model, then per image its size and `field`, made by `each`."""
     return {
         "model": _model_ref(answer.model),
-        "results": [{"image": _image_size(image.size), field: each(image)} for image in answer.images],
+        "results": [
+            _failure(image)
+            if isinstance(image, Exception)
+            else {"image": _image_size(image.size), field: each(image)}
+            for image in answer.images
+        ],
     }
+
+
+def _failure(error: ImageError) -> dict[str, Any]:
+    """A failed image of a partial call, as FailedImage."""
+    return {"error": {"code": error.code, "message": error.message, "detail": error.detail}}
 
 
 def _predictions(image: ClassifiedImage) -> list[dict[str, Any]]:
@@ -109,7 +159,7 @@ class ClassifyResult(Schema):
 
 class ClassifyResponse(Schema):
     model: ModelRef
-    results: list[ClassifyResult] = Field(description="One entry per uploaded image, in upload order.")
+    results: list[ClassifyResult | FailedImage] = Field(description=RESULTS)
 
     @classmethod
     def of(cls, answer: engine.Answer[ClassifiedImage]) -> ClassifyResponse:
@@ -170,7 +220,7 @@ class DetectResult(Schema):
 
 class DetectResponse(Schema):
     model: ModelRef
-    results: list[DetectResult] = Field(description="One entry per uploaded image, in upload order.")
+    results: list[DetectResult | FailedImage] = Field(description=RESULTS)
 
     @classmethod
     def of(cls, answer: engine.Answer[DetectedImage]) -> DetectResponse:
@@ -234,7 +284,7 @@ class SegmentResult(Schema):
 class SegmentResponse(Schema):
     model: ModelRef
     style: TrimapStyle
-    results: list[SegmentResult] = Field(description="One entry per uploaded image, in upload order.")
+    results: list[SegmentResult | FailedImage] = Field(description=RESULTS)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -265,7 +315,9 @@ class SegmentResponse(Schema):
             "model": _model_ref(answer.model),
             "style": style,
             "results": [
-                {
+                _failure(image)
+                if isinstance(image, Exception)
+                else {
                     "image": _image_size(image.size),
                     "fractions": image.fractions,
                     "png_base64": base64.b64encode(image.png).decode("ascii"),
@@ -377,15 +429,3 @@ class Health(Schema):
     @classmethod
     def of(cls, readiness: Readiness) -> Health:
         return cls(status=readiness.status, reason=readiness.reason, models=readiness.models)
-
-
-class ErrorBody(Schema):
-    code: str = Field(description="Stable machine-readable error code.", examples=["invalid_parameter"])
-    message: str = Field(description="What went wrong, for people.", examples=["top_k: must be at least 1"])
-    detail: Any = Field(default=None, description="Structured detail where it helps.")
-
-
-class ErrorResponse(Schema):
-    """Every error is answered with this envelope."""
-
-    error: ErrorBody

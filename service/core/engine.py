@@ -23,7 +23,7 @@ from service.api.options import ModelChoice
 from service.api.terms import Task
 from service.core.batching import Finish, InferenceResult
 from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
-from service.core.errors import InvalidInputError, NotReadyError
+from service.core.errors import ImageError, InvalidInputError, NotReadyError
 from service.core.imaging import PreparedImage
 from service.core.intake import Intake, RequestLimits
 from service.core.reload import Reloader
@@ -81,10 +81,11 @@ class ModelId:
 
 @dataclass(frozen=True)
 class Answer(Generic[T]):
-    """A task call's answer: the model version that gave it and one result per image, in upload order."""
+    """A task call's answer: the model version that gave it and one result per image, in upload order (in a
+    partial call, an ImageError in the place of each image that failed)."""
 
     model: ModelId
-    images: list[T]
+    images: list[T | ImageError]
 
 
 @dataclass(frozen=True)
@@ -210,19 +211,30 @@ class Engine:
         return model
 
     async def run(
-        self, task: TaskSpec[Options, Result], images: Sequence[bytes], options: Options
+        self,
+        task: TaskSpec[Options, Result],
+        images: Sequence[bytes],
+        options: Options,
+        names: Sequence[str | None] | None = None,
     ) -> Answer[Result]:
         """Each image decoded, run through the model the options name (or the task's default) and finished
-        by the task, in upload order."""
+        by the task, in upload order; `names` are the uploads' file names, for the errors that name them."""
         model = self.resolve(task.name, options)
         labels = model.metadata.labels
 
         def finisher(image: PreparedImage) -> Finish:
             return functools.partial(task.finish, image=image, labels=labels, options=options)
 
-        results = await self.intake.run(model, images, finisher, task.preview_side(options))
-        _record_batch_timings(results)
-        return Answer(_model_id(model), [result.finished for result in results])
+        outcomes = await self.intake.run(
+            model, images, finisher, task.preview_side(options), names=names, partial=options.partial
+        )
+        results = [outcome for outcome in outcomes if not isinstance(outcome, ImageError)]
+        if results:
+            _record_batch_timings(results)
+        return Answer(
+            _model_id(model),
+            [outcome if isinstance(outcome, ImageError) else outcome.finished for outcome in outcomes],
+        )
 
     async def infer_tensors(
         self,

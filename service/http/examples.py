@@ -25,13 +25,15 @@ class ErrorExample(NamedTuple):
     detail: Any = None
 
 
+# An image's error names it: its index in the call, and its file name where it had one (a raw body has none).
+RAW_BODY = {"index": 0}
 ERROR_EXAMPLES: dict[str, ErrorExample] = {
     "bad_request": ErrorExample(
         "No image in the form", "no image in the request: upload one in the form field 'image'"
     ),
-    "empty_image": ErrorExample("An empty upload", "the image is empty (0 bytes)"),
+    "empty_image": ErrorExample("An empty upload", "the image is empty (0 bytes)", RAW_BODY),
     "corrupt_image": ErrorExample(
-        "A truncated PNG", "the PNG image is truncated or damaged: image file is truncated"
+        "A truncated PNG", "the PNG image is truncated or damaged: image file is truncated", RAW_BODY
     ),
     "invalid_input": ErrorExample(
         "Tensors of the wrong shape",
@@ -54,7 +56,9 @@ ERROR_EXAMPLES: dict[str, ErrorExample] = {
     ),
     "too_many_images": ErrorExample("Too many images", "more than 16 images in one request"),
     "image_too_large": ErrorExample(
-        "Too many pixels", "the image is 8000x6000 = 48000000 pixels, over the limit of 40000000 pixels"
+        "Too many pixels",
+        "the image is 8000x6000 = 48000000 pixels, over the limit of 40000000 pixels",
+        RAW_BODY,
     ),
     "unsupported_media_type": ErrorExample(
         "Not an upload",
@@ -62,7 +66,9 @@ ERROR_EXAMPLES: dict[str, ErrorExample] = {
         "not 'text/plain'",
     ),
     "unsupported_image": ErrorExample(
-        "Not an image", "not an image, or not one of JPEG, PNG, WebP, BMP, GIF or TIFF"
+        "A text file second in a batch",
+        "not an image, or not one of JPEG, PNG, WebP, BMP, GIF or TIFF",
+        {"index": 1, "filename": "notes.txt"},
     ),
     "invalid_parameter": ErrorExample(
         "A parameter out of range",

@@ -22,19 +22,28 @@ RAW_MEDIA_TYPES = ("application/octet-stream",)
 # Starlette's form limits, kept: text fields are ignored but still counted and capped.
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 1024 * 1024
+MAX_FILENAME_CHARACTERS = 255
 _HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # The header values clients send, matched whole; any other form goes to python-multipart's parser.
 _PLAIN_CONTENT_TYPE = re.compile(rb'multipart/form-data; ?(boundary)=(?:"([^"\\]+)"|([^\s;"\\]+))', re.I)
 _PLAIN_DISPOSITION = re.compile(rb'form-data; (name)="([^"\\]*)"(?:; (filename)="([^"\\]*)")?')
 
 
-async def read_images(request: Request, max_images: int) -> list[bytes]:
+class Images(list[bytes]):
+    """The uploaded images' bytes in upload order, and `names`: each one's file name, None for a raw body."""
+
+    def __init__(self, data: list[bytes], names: list[str | None]) -> None:
+        super().__init__(data)
+        self.names = names
+
+
+async def read_images(request: Request, max_images: int) -> Images:
     """The uploaded images in order: every `image` field of a multipart form, or one raw image body."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
         images = await _read_multipart(request, max_images)
     elif media_type.startswith("image/") or media_type in RAW_MEDIA_TYPES:
-        images = [await read_body(request)]
+        images = Images([await read_body(request)], [None])
     else:
         raise UnsupportedMediaTypeError(
             f"send images as multipart/form-data (field {IMAGE_FIELD!r}) or as a raw body with an image "
@@ -60,7 +69,7 @@ async def read_body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
+async def _read_multipart(request: Request, max_images: int) -> Images:
     params = _options(request.headers["content-type"].encode("latin-1"), _PLAIN_CONTENT_TYPE)
     if b"boundary" not in params:
         raise BadRequestError("malformed multipart body: Missing boundary in multipart.")
@@ -72,12 +81,10 @@ async def _read_multipart(request: Request, max_images: int) -> list[bytes]:
         )
     parts = _FileParts(_charset(params.get(b"charset", b"utf-8")), max_images)
     _parse(await read_body(request), boundary, parts)
-    images: list[bytes] = []
-    for field, data in parts.files:
+    for field, _, _ in parts.files:
         if field != IMAGE_FIELD:
             raise BadRequestError(f"unexpected file field {field!r}: upload images as {IMAGE_FIELD!r}")
-        images.append(data)
-    return images
+    return Images([data for _, _, data in parts.files], [name for _, name, _ in parts.files])
 
 
 def _parse(body: bytes, boundary: bytes, parts: _FileParts) -> None:
@@ -154,7 +161,8 @@ class _FileParts:
     Starlette's own form parser would add a spooled file and awaited copies per upload."""
 
     def __init__(self, charset: str, max_files: int) -> None:
-        self.files: list[tuple[str, bytes]] = []
+        # (field, file name, bytes) of each file part.
+        self.files: list[tuple[str, str, bytes]] = []
         self._charset = charset
         self._max_files = max_files
         self._file_count = 0
@@ -163,6 +171,7 @@ class _FileParts:
         self._header_value = b""
         self._disposition = b""
         self._name = ""
+        self._filename = ""
         self._chunks: list[bytes] | None = None
         self._field_bytes = 0
 
@@ -188,6 +197,8 @@ class _FileParts:
         self._chunks = None
         self._field_bytes = 0
         if b"filename" in options:
+            # Only ever echoed in an error's detail, never used as a path; cut short like any quoted input.
+            self._filename = excerpt(_decode(options[b"filename"], self._charset), MAX_FILENAME_CHARACTERS)
             self._file_count += 1
             if self._file_count > self._max_files:
                 raise TooManyImagesError(f"more than {self._max_files} images in one request")
@@ -211,7 +222,7 @@ class _FileParts:
 
     def end(self) -> None:
         if self._chunks is not None:
-            self.files.append((self._name, b"".join(self._chunks)))
+            self.files.append((self._name, self._filename, b"".join(self._chunks)))
 
     def _part_begin(self) -> None:
         self._disposition = b""

@@ -8,11 +8,11 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from service.api.options import ModelChoice
+from service.api.options import ModelChoice, TaskOptions
 from service.api.terms import Task
 from service.core.imaging import PreparedImage
 
-Options = TypeVar("Options", bound=ModelChoice)
+Options = TypeVar("Options", bound=TaskOptions)
 Result = TypeVar("Result")
 
 

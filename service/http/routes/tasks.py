@@ -76,7 +76,7 @@ async def classify(request: Request, options: Annotated[ClassifyOptions, Query()
     """Top-k classes with softmax probabilities for each uploaded image, in upload order."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(CLASSIFY, images, options)
+    answer = await engine.run(CLASSIFY, images, options, images.names)
     return Response(orjson.dumps(ClassifyResponse.document(answer)), media_type=JSON)
 
 
@@ -91,7 +91,7 @@ async def detect(request: Request, options: Annotated[DetectOptions, Query()]) -
     """Per image, detections best first: class, score, predicted IoU and a box in original pixels."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(DETECT, images, options)
+    answer = await engine.run(DETECT, images, options, images.names)
     return Response(orjson.dumps(DetectResponse.document(answer)), media_type=JSON)
 
 
@@ -111,7 +111,7 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
         )
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(SEGMENT, _one(images), options)
+    answer = await engine.run(SEGMENT, _one(images), _whole(options), images.names)
     return Response(answer.images[0].png, media_type="image/png", headers=_model_headers(answer.model))
 
 
@@ -129,7 +129,7 @@ async def segment_json(request: Request, options: Annotated[SegmentOptions, Quer
     """Per image, in upload order: the fraction of pixels of each trimap class and the PNG, base64-encoded."""
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(SEGMENT, images, options)
+    answer = await engine.run(SEGMENT, images, options, images.names)
     body = orjson.dumps(SegmentResponse.document(answer, options.style))
     return Response(body, media_type=JSON, headers=_model_headers(answer.model))
 
@@ -138,6 +138,11 @@ def _one(images: list[bytes]) -> list[bytes]:
     if len(images) > 1:
         raise BadRequestError("a PNG answer holds one image: send one, or POST the batch to /segment/json")
     return images
+
+
+def _whole(options: SegmentOptions) -> SegmentOptions:
+    """A PNG answer has no place for an image's error: it fails the call, `partial` or not."""
+    return options.model_copy(update={"partial": False}) if options.partial else options
 
 
 def _model_headers(model: ModelId) -> dict[str, str]:

@@ -17,6 +17,7 @@ from PIL import Image
 from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
 from service.core.engine import Engine, EngineConfig, ModelId
 from service.core.errors import (
+    CorruptImageError,
     ImageTooLargeError,
     InvalidInputError,
     ModelNotFoundError,
@@ -377,3 +378,51 @@ def test_a_call_in_flight_finishes_on_the_version_it_started_on(tmp_path: Path) 
         return str(results[0].outputs["probabilities"].shape), await top_label(engine)
 
     assert with_engine(tmp_path, steps) == ("(3,)", "1:dark")
+
+
+GOOD, TEXT = png(solid(RED)), b"not an image"
+CUT = png(solid((0, 0, 255), (40, 40)))[:60]
+NAMES = ["red.png", "notes.txt", "cut.png"]
+
+
+def test_a_partial_batch_answers_its_good_images_and_puts_each_failure_in_its_place(
+    test_models_dir: Path,
+) -> None:
+    async def both(engine: Engine) -> tuple[object, object]:
+        mixed = await engine.run(CLASSIFY, [GOOD, TEXT, CUT], ClassifyOptions(partial=True), NAMES)
+        alone = await engine.run(CLASSIFY, [GOOD], ClassifyOptions())
+        return mixed, alone
+
+    mixed, alone = with_engine(test_models_dir, both)
+    good, text, cut = mixed.images
+    assert good == alone.images[0]
+    assert (text.code, text.detail) == ("unsupported_image", {"index": 1, "filename": "notes.txt"})
+    assert (cut.code, cut.detail) == ("corrupt_image", {"index": 2, "filename": "cut.png"})
+
+
+def test_a_partial_call_whose_images_all_fail_answers_their_errors(test_models_dir: Path) -> None:
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.run(DETECT, [TEXT, CUT], DetectOptions(partial=True))
+    )
+    assert [(error.code, error.detail) for error in answer.images] == [
+        ("unsupported_image", {"index": 0}),
+        ("corrupt_image", {"index": 1}),
+    ]
+
+
+def test_one_image_of_a_partial_call_fails_in_its_place(test_models_dir: Path) -> None:
+    answer = with_engine(
+        test_models_dir,
+        lambda engine: engine.run(SEGMENT, [TEXT], SegmentOptions(partial=True), ["notes.txt"]),
+    )
+    assert [error.detail for error in answer.images] == [{"index": 0, "filename": "notes.txt"}]
+
+
+@pytest.mark.parametrize("images", [[GOOD, CUT, GOOD], [CUT]], ids=["batch", "one"])
+def test_without_partial_a_failed_image_fails_the_call_and_is_named(
+    test_models_dir: Path, images: list[bytes]
+) -> None:
+    names = NAMES[: len(images)]
+    with pytest.raises(CorruptImageError) as refused:
+        with_engine(test_models_dir, lambda engine: engine.run(CLASSIFY, images, ClassifyOptions(), names))
+    assert refused.value.detail == {"index": images.index(CUT), "filename": names[images.index(CUT)]}

@@ -70,7 +70,7 @@ OUR_ENVELOPE: list[tuple[str, int, Request]] = [
         "unsupported_image",
         415,
         lambda s: s.client.post(
-            "/classify", content=b"hello", headers={"Content-Type": "application/octet-stream"}
+            "/classify", files=[("image", star()["image"]), ("image", ("notes.txt", b"hello", "text/plain"))]
         ),
     ),
     ("model_not_found", 404, lambda s: s.client.post("/classify", params={"model": "nope"}, files=star())),
