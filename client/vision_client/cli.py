@@ -16,13 +16,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
     DetectResult,
+    ErrorBody,
+    FailedImage,
     Health,
     ModelsResponse,
     SegmentResponse,
@@ -34,6 +36,7 @@ from vision_client.client import (
     Upload,
     VisionError,
     chunks,
+    counted_from,
     joined,
     uploads,
 )
@@ -45,11 +48,14 @@ EXIT_CODES = f"""exit status:
   {USAGE}  bad usage, or a file that cannot be read
   {UNREACHABLE}  the service cannot be reached, or did not answer in time
   {REFUSED_KEY}  the API key is missing or wrong (401, 403)
-  {BAD_REQUEST}  the service refused the request (400, 404, 413, 415, 422): the message says why
+  {BAD_REQUEST}  the service refused the request or a file (400, 404, 413, 415, 422): the message says why
   {UNAVAILABLE}  the service is overloaded or not ready (503, after retries), or failed (5xx)
 """
+Answer = TypeVar("Answer", ClassifyResponse, DetectResponse, SegmentResponse)
 # Files per request: few enough that the progress bar moves, enough for the server to batch them.
 BATCH = 8
+# The CLI reports every file: the good ones' answers, and each failed one by name (and exits 5).
+EVERY_FILE = {"partial": True}
 # Box outlines by class id; cycled for models with more classes.
 BOX_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
 
@@ -84,60 +90,62 @@ def exit_status(error: VisionError) -> int:
 
 def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, ClassifyOptions)
-    answer = _in_batches(files, lambda batch: vision.classify(batch, **chosen))
+    answer, status = _in_batches(files, lambda batch: vision.classify(batch, **chosen))
     if options.json:
         print(answer.model_dump_json(indent=2))
-        return OK
+        return status
     rows = [
         [upload.name if rank == 0 else "", p.label, f"{p.probability:.3f}"]
-        for upload, result in zip(files, answer.results, strict=True)
+        for upload, result in _answered(files, answer)
         for rank, p in enumerate(result.predictions)
     ]
     _table(["file", "label", "probability"], rows, f"{answer.model.name}:{answer.model.version}")
-    return OK
+    return status
 
 
 def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, DetectOptions)
     targets = _drawing_targets(options.draw, files) if options.draw else []
-    answer = _in_batches(files, lambda batch: vision.detect(batch, **chosen))
+    answer, status = _in_batches(files, lambda batch: vision.detect(batch, **chosen))
     if options.draw:
         for upload, result, target in zip(files, answer.results, targets, strict=True):
-            draw_boxes(upload.data, result, target)
+            if not isinstance(result, FailedImage):
+                draw_boxes(upload.data, result, target)
     if options.json:
         print(answer.model_dump_json(indent=2))
-        return OK
+        return status
     rows = []
-    for upload, result in zip(files, answer.results, strict=True):
+    for upload, result in _answered(files, answer):
         found = [[d.label, f"{d.score:.2f}", f"{d.iou:.2f}", _box(d.box)] for d in result.detections]
         rows += [
             [upload.name if rank == 0 else "", *row]
             for rank, row in enumerate(found or [["(nothing)", "", "", ""]])
         ]
     _table(["file", "label", "score", "iou", "box (x_min, y_min, x_max, y_max)"], rows, _model_line(answer))
-    return OK
+    return status
 
 
 def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
     chosen = _chosen(options, SegmentOptions)
     style = chosen.get("style") or SegmentOptions.model_fields["style"].default
     targets = _targets(options.output, files, style, "--output")
-    answer = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
-    for result, target in zip(answer.results, targets, strict=True):
-        target.write_bytes(base64.b64decode(result.png_base64))
+    answer, status = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
+    written = {upload.name: target for upload, target in zip(files, targets, strict=True)}
+    for upload, result in _answered(files, answer, quiet=True):
+        written[upload.name].write_bytes(base64.b64decode(result.png_base64))
     if options.json:
         print(answer.model_dump_json(indent=2, exclude={"results": {"__all__": {"png_base64"}}}))
-        return OK
+        return status
     rows = [
         [
             upload.name,
-            str(target),
+            str(written[upload.name]),
             *(f"{result.fractions[label]:.1%}" for label in ("pet", "background", "border")),
         ]
-        for upload, target, result in zip(files, targets, answer.results, strict=True)
+        for upload, result in _answered(files, answer)
     ]
     _table(["file", "written", "pet", "background", "border"], rows, _model_line(answer))
-    return OK
+    return status
 
 
 def models(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
@@ -213,19 +221,67 @@ def caption_corner(
     return max(0.0, x), max(0.0, min(y, image[1] - height))
 
 
-def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Any]) -> Any:
+def _in_batches(files: list[Upload], send: Callable[[list[Upload]], Answer]) -> tuple[Answer, int]:
     """One answer for every file, sent a request at a time, with a progress bar on a terminal where tqdm is
-    installed."""
+    installed, and the exit status it earns. A request the service refuses as a whole (too many pixels, say,
+    or overloaded after retries) makes each of its files a failure, and the next request is sent all the same;
+    one refused for its key, or never answered, stops the command."""
     try:
         from tqdm import tqdm
     except ImportError:
-        return joined([send(batch) for batch in chunks(files, BATCH)])
-    answers = []
-    with tqdm(total=len(files), unit="image", file=sys.stderr, disable=None, leave=False) as progress:
-        for batch in chunks(files, BATCH):
-            answers.append(send(batch))
-            progress.update(len(batch))
-    return joined(answers)
+        tqdm = None
+    answers, refused = [], []
+    progress = (
+        tqdm(total=len(files), unit="image", file=sys.stderr, disable=None, leave=False) if tqdm else None
+    )
+    try:
+        for number, batch in enumerate(chunks(files, BATCH)):
+            try:
+                answers.append(counted_from(number * BATCH, send(batch)))
+            except VisionError as error:
+                if exit_status(error) in (UNREACHABLE, REFUSED_KEY) or len(files) <= BATCH:
+                    raise
+                refused.append((number * BATCH, batch, error))
+            if progress:
+                progress.update(len(batch))
+    finally:
+        if progress:
+            progress.close()
+    if not answers:
+        raise refused[0][2]
+    answer = joined(answers) if not refused else _with_refused(answers, refused)
+    failed = any(isinstance(result, FailedImage) for result in answer.results)
+    worst = max([exit_status(error) for _, _, error in refused], default=BAD_REQUEST if failed else OK)
+    return answer, worst
+
+
+def _with_refused(answers: list[Answer], refused: list[tuple[int, list[Upload], VisionError]]) -> Answer:
+    """The answers, with each file of a refused request a FailedImage in its place."""
+    results: list[Any] = list(joined(answers).results)
+    for first, batch, error in sorted(refused, key=lambda entry: entry[0]):
+        failures = [
+            FailedImage(
+                error=ErrorBody(
+                    code=error.code,
+                    message=error.message,
+                    detail={"index": first + offset, "filename": upload.name},
+                )
+            )
+            for offset, upload in enumerate(batch)
+        ]
+        results[first:first] = failures
+    return answers[0].model_copy(update={"results": results})
+
+
+def _answered(files: list[Upload], answer: Answer, *, quiet: bool = False) -> list[tuple[Upload, Any]]:
+    """The files that have an answer, with it; each one that failed is said on stderr, by name."""
+    answered = []
+    for upload, result in zip(files, answer.results, strict=True):
+        if not isinstance(result, FailedImage):
+            answered.append((upload, result))
+        elif not quiet:
+            print(f"vision: {upload.name}: {result.error.code}: {result.error.message}", file=sys.stderr)
+    return answered
 
 
 def _targets(path: Path, files: list[Upload], suffix: str, flag: str) -> list[Path]:
@@ -340,6 +396,8 @@ def _files_and_options(command: argparse.ArgumentParser, options: type[ModelChoi
     choices, description and default from there. A flag left out is not sent: the service's default holds."""
     command.add_argument("files", nargs="+", metavar="FILE", help="image files")
     for name, field in options.model_fields.items():
+        if name in EVERY_FILE:
+            continue
         kind = _without_none(field.annotation)
         choices = get_args(kind) if get_origin(kind) is Literal else None
         default = "" if field.default is None else f" (default {field.default})"
@@ -360,8 +418,8 @@ def _without_none(annotation: Any) -> Any:
 
 def _chosen(options: argparse.Namespace, task_options: type[ModelChoice]) -> dict[str, Any]:
     """The task options given on the command line."""
-    given = {name: getattr(options, name) for name in task_options.model_fields}
-    return {name: value for name, value in given.items() if value is not None}
+    given = {name: getattr(options, name) for name in task_options.model_fields if name not in EVERY_FILE}
+    return {**{name: value for name, value in given.items() if value is not None}, **EVERY_FILE}
 
 
 def _positive(text: str) -> float:

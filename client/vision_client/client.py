@@ -32,6 +32,7 @@ from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoic
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
+    FailedImage,
     Health,
     ModelInfo,
     ModelsResponse,
@@ -171,6 +172,9 @@ class Call:
     files: list[Upload] = field(default_factory=list)
     # Readiness answers its body with 503 too: that is an answer, not an error.
     ok_statuses: tuple[int, ...] = (200,)
+    # Where its files start in the caller's batch, which may take several requests: an image's error then
+    # gives its index in the batch, not in its request.
+    first: int = 0
 
     def request_arguments(self) -> dict[str, Any]:
         params = {key: value for key, value in self.params.items() if value is not None}
@@ -179,8 +183,35 @@ class Call:
 
     def parse(self, response: httpx.Response) -> Any:
         if response.status_code not in self.ok_statuses:
-            raise VisionError.of(response)
-        return response.content if self.answer is None else self.answer.model_validate_json(response.content)
+            error = VisionError.of(response)
+            error.detail = _counted_from(self.first, error.detail)
+            raise error
+        if self.answer is None:
+            return response.content
+        answer = self.answer.model_validate_json(response.content)
+        return counted_from(self.first, answer) if hasattr(answer, "results") else answer
+
+
+def counted_from(first: int, answer: Batched) -> Batched:
+    """A batch answer whose failed images give their index counted from `first`, where its request's images
+    start in the caller's batch."""
+    if not first:
+        return answer
+    return answer.model_copy(update={"results": [_counted_result(first, r) for r in answer.results]})
+
+
+def _counted_result(first: int, result: Any) -> Any:
+    if not isinstance(result, FailedImage):
+        return result
+    error = result.error.model_copy(update={"detail": _counted_from(first, result.error.detail)})
+    return result.model_copy(update={"error": error})
+
+
+def _counted_from(first: int, detail: Any) -> Any:
+    """An image error's detail with its index counted from `first`."""
+    if isinstance(detail, dict) and isinstance(detail.get("index"), int):
+        return {**detail, "index": detail["index"] + first}
+    return detail
 
 
 def chunks(files: list[Upload], size: int) -> list[list[Upload]]:
@@ -263,7 +294,8 @@ class _Api:
         self, path: str, answer: type[BaseModel], images: Images, params: dict[str, Any]
     ) -> list[Call]:
         return [
-            Call("POST", path, answer, params, chunk) for chunk in chunks(uploads(images), self.batch_size)
+            Call("POST", path, answer, params, chunk, first=number * self.batch_size)
+            for number, chunk in enumerate(chunks(uploads(images), self.batch_size))
         ]
 
     @staticmethod
@@ -287,13 +319,15 @@ class Client(_Api):
         self._http = httpx.Client(**self._client_options)
 
     def classify(self, images: Images, **options: Any) -> ClassifyResponse:
-        """Top-k classes of each image; `options` are `ClassifyOptions`' (top_k, model, version). A list of
-        images is sent `batch_size` at a time, answered in order."""
+        """Top-k classes of each image; `options` are `ClassifyOptions`' (top_k, model, version, partial). A
+        list of images is sent `batch_size` at a time, answered in order. With `partial=True` an image that
+        fails is a FailedImage in its place (its detail's index counts from the list's start), else it raises
+        VisionError naming it."""
         return joined([self._send(call) for call in self.classify_calls(images, options)])
 
     def detect(self, images: Images, **options: Any) -> DetectResponse:
         """Objects in each image: class, score, predicted IoU and box in the image's pixels; `options` are
-        `DetectOptions`' (score_threshold, iou_threshold, max_detections, model, version)."""
+        `DetectOptions`' (score_threshold, iou_threshold, max_detections, model, version, partial)."""
         return joined([self._send(call) for call in self.detect_calls(images, options)])
 
     def segment(self, image: ImageInput, **options: Any) -> bytes:

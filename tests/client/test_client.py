@@ -21,6 +21,7 @@ from probes import without
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
+    FailedImage,
     Health,
     ModelsResponse,
     SegmentResponse,
@@ -105,7 +106,9 @@ def test_inputs_it_cannot_send_are_refused_before_sending(vision: Client) -> Non
 
 
 def test_an_option_the_task_does_not_have_is_refused_by_name_before_sending(vision: Client) -> None:
-    with pytest.raises(TypeError, match=r"DetectOptions: top_k \(it has model, version, score_threshold"):
+    with pytest.raises(
+        TypeError, match=r"DetectOptions: top_k \(it has model, version, partial, score_threshold"
+    ):
         vision.detect(STAR, top_k=3)
     with pytest.raises(TypeError, match="not an option of SegmentOptions: colour"):
         vision.segment(STAR, colour="red")
@@ -264,3 +267,42 @@ def test_service_client_is_the_client_distribution_s_module() -> None:
 
     assert service.client is vision_client.client
     assert service.client.Client is Client
+
+
+def batch_with_two_bad_images() -> list[object]:
+    """40 images, a text file 11th and a truncated JPEG 30th: both in the second request of 16."""
+    star = STAR.read_bytes()
+    images: list[object] = [STAR] * 40
+    images[10] = b"not a picture"
+    images[29] = star[: len(star) // 2]
+    return images
+
+
+def test_a_partial_batch_of_several_requests_counts_each_failure_from_the_batch_s_start(
+    vision: Client,
+) -> None:
+    answer = vision.classify(batch_with_two_bad_images(), partial=True, top_k=1)
+    failed = {i: r.error for i, r in enumerate(answer.results) if isinstance(r, FailedImage)}
+    assert {i: (error.code, error.detail["index"]) for i, error in failed.items()} == {
+        10: ("unsupported_image", 10),
+        29: ("corrupt_image", 29),
+    }
+    assert (
+        top_labels(
+            ClassifyResponse(
+                model=answer.model, results=[r for r in answer.results if not isinstance(r, FailedImage)]
+            )
+        )
+        == ["star"] * 38
+    )
+
+
+def test_without_partial_the_error_names_the_image_by_its_index_in_the_batch(vision: Client) -> None:
+    images = batch_with_two_bad_images()
+    images[10] = STAR
+    with pytest.raises(VisionError) as refused:
+        vision.classify(images)
+    assert (refused.value.code, refused.value.detail) == (
+        "corrupt_image",
+        {"index": 29, "filename": "image-29"},
+    )

@@ -18,6 +18,7 @@ from PIL import Image, ImageColor
 from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
 from vision_client.api.schemas import ClassifyResponse, DetectResponse
 from vision_client.cli import (
+    BAD_REQUEST,
     BOX_COLOURS,
     REFUSED_KEY,
     UNAVAILABLE,
@@ -221,8 +222,82 @@ def test_each_task_option_is_a_flag_described_as_the_api_describes_it(
         action for action in parser()._actions if isinstance(action, argparse._SubParsersAction)
     )
     flags = {action.dest: action for action in subcommands.choices[command]._actions}
+    assert "partial" not in flags  # always asked: every file is reported
     for name, field in options.model_fields.items():
+        if name == "partial":
+            continue
         assert field.description in flags[name].help
         assert flags[name].default is None  # not sent unless given: the service's default holds
         if field.default is not None:
             assert f"(default {field.default})" in flags[name].help
+
+
+def forty_files(folder: Path) -> list[Path]:
+    """38 photos, a text file 11th and a truncated JPEG 30th."""
+    star = (EXAMPLES / "star.jpg").read_bytes()
+    files = []
+    for index in range(40):
+        name, data = f"star-{index:02}.jpg", star
+        if index == 10:
+            name, data = "notes.txt", b"not a picture"
+        elif index == 29:
+            name, data = "cut.jpg", star[: len(star) // 2]
+        (folder / name).write_bytes(data)
+        files.append(folder / name)
+    return files
+
+
+def test_forty_files_two_bad_print_38_answers_name_the_2_and_exit_5(
+    bundled_server: LiveServer, tmp_path: Path
+) -> None:
+    done = vision("classify", *forty_files(tmp_path), "--top-k", "1", url=bundled_server.url)
+    assert done.returncode == BAD_REQUEST
+    rows = done.stdout.splitlines()[2:]
+    assert [row.split() for row in rows] == [
+        [f"star-{i:02}.jpg", "star", "1.000"] for i in range(40) if i not in (10, 29)
+    ]
+    assert done.stderr.splitlines() == [
+        "vision: notes.txt: unsupported_image: not an image, or not one of JPEG, PNG, WebP, BMP, GIF or TIFF",
+        f"vision: cut.jpg: corrupt_image: {done.stderr.splitlines()[1].split(': ', 3)[3]}",
+    ]
+    assert "truncated" in done.stderr.splitlines()[1]
+
+
+def test_forty_files_as_json_hold_each_error_at_its_index(bundled_server: LiveServer, tmp_path: Path) -> None:
+    done = vision("detect", *forty_files(tmp_path), "--json", url=bundled_server.url)
+    assert done.returncode == BAD_REQUEST
+    results = json.loads(done.stdout)["results"]
+    failed = {index: result["error"] for index, result in enumerate(results) if "error" in result}
+    assert {index: error["detail"] for index, error in failed.items()} == {
+        10: {"index": 10, "filename": "notes.txt"},
+        29: {"index": 29, "filename": "cut.jpg"},
+    }
+    assert all("detections" in result for index, result in enumerate(results) if index not in failed)
+
+
+def test_segment_writes_the_good_files_masks_only(bundled_server: LiveServer, tmp_path: Path) -> None:
+    files = forty_files(tmp_path)[8:12]
+    done = vision("segment", *files, "-o", tmp_path / "masks", url=bundled_server.url)
+    assert done.returncode == BAD_REQUEST
+    assert sorted(path.name for path in (tmp_path / "masks").iterdir()) == [
+        "star-08-mask.png",
+        "star-09-mask.png",
+        "star-11-mask.png",
+    ]
+    assert done.stderr.startswith("vision: notes.txt: unsupported_image")
+
+
+def test_a_request_refused_whole_fails_its_files_and_the_next_is_still_sent(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Three photos' pixels per request: the first request, of 8 files, is refused; the second, of 1, answered.
+    pixels = 3 * 141 * 135
+    server = start_server(REPO_ROOT / "models", max_pixels=pixels, max_request_pixels=pixels)
+    files = [path for path in forty_files(tmp_path) if path.name.startswith("star")][:9]
+    done = vision("classify", *files, "--top-k", "1", url=server.url)
+    assert done.returncode == BAD_REQUEST
+    assert [row.split()[0] for row in done.stdout.splitlines()[2:]] == ["star-08.jpg"]
+    refused = done.stderr.splitlines()
+    assert [line.split(": ")[1:3] for line in refused] == [
+        [f"star-{i:02}.jpg", "image_too_large"] for i in range(8)
+    ]
