@@ -16,9 +16,11 @@ $(VENV)/.stamp-serve: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# The client is a distribution of its own (client/), installed beside the server for the tests.
+# The client is a distribution of its own (client/), installed beside the server for the tests; second, so
+# that its `vision` command stands where an older server install may have owned one.
 $(VENV)/.stamp-dev: pyproject.toml client/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,training]' -e ./client
+	$(BIN)/pip install -q -e '.[dev,training]'
+	$(BIN)/pip install -q -e ./client
 	touch $@
 
 serve: $(VENV)/.stamp-serve

@@ -94,7 +94,7 @@ class TensorMetadata(Schema):
 
 class ServerMetadata(Schema):
     name: str = Field(examples=["vision-service"])
-    version: str = Field(examples=["0.1.0"])
+    version: str = Field(examples=["0.2.0"])
     extensions: list[str] = Field(default_factory=lambda: list(EXTENSIONS), examples=[list(EXTENSIONS)])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def test_the_installed_vision_command_classifies_against_a_live_server(
     )
     assert answered.returncode == 0, answered.stderr
     assert json.loads(answered.stdout)["results"][0]["predictions"][0]["label"] == "star"
-    assert fresh_venv.run("vision", "--version").stdout.strip() == "vision 0.1.0"
+    version = tomllib.loads((REPO_ROOT / "client" / "pyproject.toml").read_text())["project"]["version"]
+    assert fresh_venv.run("vision", "--version").stdout.strip() == f"vision {version}"
 
 
 def test_the_installed_python_client_parses_typed_answers(
