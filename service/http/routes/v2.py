@@ -50,7 +50,20 @@ _INFER_BODY: dict[str, Any] = {
             "application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
-    }
+    },
+    # Read by service.http.oip from the raw headers, so FastAPI would not declare it on its own.
+    "parameters": [
+        {
+            "name": oip.HEADER_LENGTH,
+            "in": "header",
+            "required": False,
+            "description": (
+                "With binary tensor data (an `application/octet-stream` body): the length in bytes of the "
+                "JSON that starts the body; the tensors' bytes follow it."
+            ),
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    ],
 }
 
 
