@@ -27,6 +27,12 @@ class ModelNotFoundError(ServiceError):
     code = "model_not_found"
 
 
+class ModelLoadError(ServiceError):
+    """A model control request to load a model whose file is refused."""
+
+    code = "load_failed"
+
+
 class WrongTaskError(ServiceError):
     code = "wrong_task"
 

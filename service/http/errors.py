@@ -93,6 +93,7 @@ STATUS: dict[str, Status] = {
     "forbidden": Status(403, 403),
     "not_found": Status(404, 404),
     "model_not_found": Status(404, 404),
+    "load_failed": Status(400, 400),
     "method_not_allowed": Status(405, 405),
     "request_timeout": Status(408, 408),
     "payload_too_large": Status(413, 413),

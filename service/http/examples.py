@@ -116,7 +116,7 @@ REPOSITORY_EXAMPLES: Examples = {
         "A body that is not a control request",
         "malformed request body: ready: Input should be a valid boolean, unable to interpret input",
     ),
-    "bad_request": ErrorExample(
+    "load_failed": ErrorExample(
         "A version that fails to load",
         "failed to load 'digits': version 2: model.onnx: cannot be loaded: [ONNXRuntimeError] : 7 : "
         "INVALID_PROTOBUF : Failed to load model because protobuf parsing failed.; still serving version 1",

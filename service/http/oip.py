@@ -15,31 +15,12 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.core.dataplane import DATATYPES, EXTENSIONS, INPUT_DATATYPE
 from service.core.engine import TensorAnswer
 from service.core.errors import InvalidInputError, excerpt
 from service.http.examples import V2_INFER_REQUEST, V2_INFER_RESPONSE
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-EXTENSIONS = ("binary_tensor_data",)
-# Listed only where model control is on (an admin key is set).
-MODEL_REPOSITORY_EXTENSION = "model_repository"
-# Little-endian, as the binary extension requires, whatever this machine's byte order.
-DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype("?"),
-    "UINT8": np.dtype("u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-}
-# The contract's models take float32 pixels: the one input datatype served.
-INPUT_DATATYPE = "FP32"
 # A model input is [N, H, W, C]; the bounds let a shape be checked before any arithmetic on it (a product of
 # 150,000 dimensions of 10**18 took 7 s of the event loop).
 MAX_DIMENSIONS = 8

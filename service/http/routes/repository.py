@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
 from service.api.terms import MODEL_NAME_PATTERN
-from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyError
+from service.core import dataplane
+from service.core.errors import InvalidInputError, ModelLoadError, ModelNotFoundError, NotReadyError
 from service.core.repository import ModelState
 from service.http import oip
 from service.http.auth import require_admin_key
-from service.http.errors import BadRequestError, ForbiddenError, InvalidParameterError, UnauthorizedError
+from service.http.errors import ForbiddenError, InvalidParameterError, UnauthorizedError
 from service.http.examples import REPOSITORY_EXAMPLES
 from service.http.routes.dependencies import BODY_ERRORS, EngineDep, error_responses
 
@@ -39,9 +40,9 @@ _LOAD_ERRORS = error_responses(
     UnauthorizedError,
     ForbiddenError,
     *BODY_ERRORS,
-    BadRequestError,
     InvalidInputError,
     InvalidParameterError,
+    ModelLoadError,
     ModelNotFoundError,
     NotReadyError,
     v2=True,
@@ -65,7 +66,7 @@ def _optional_json(schema: type[BaseModel]) -> dict[str, Any]:
 async def repository_index(engine: EngineDep, request: Request) -> list[oip.RepositoryIndexEntry]:
     """Every model version found in the repository, served or refused with the reason."""
     ready_only = oip.parse_control(await request.body(), oip.RepositoryIndexRequest).ready
-    return _entries(state for state in engine.index() if not ready_only or state.state == "READY")
+    return _entries(dataplane.repository_index(engine, ready_only))
 
 
 @router.post(
@@ -78,16 +79,7 @@ async def repository_index(engine: EngineDep, request: Request) -> list[oip.Repo
 async def load_model(engine: EngineDep, name: ModelPath, request: Request) -> list[oip.RepositoryIndexEntry]:
     """Load every new or changed version of `name` beside what serves, then swap; answers its versions."""
     oip.parse_control(await request.body(), oip.ModelControlRequest)
-    states = [state for state in await engine.reload([name]) if state.name == name]
-    if not states:
-        raise ModelNotFoundError(f"no model named {name!r}")
-    refused = [state for state in states if state.state == "UNAVAILABLE"]
-    if refused:
-        reasons = "; ".join(f"version {state.version}: {state.reason}" for state in refused)
-        serving = [state.version for state in states if state.state == "READY"]
-        still = f"; still serving version {', '.join(serving)}" if serving else ""
-        raise BadRequestError(f"failed to load {name!r}: {reasons}{still}")
-    return _entries(states)
+    return _entries(await dataplane.load_model(engine, name))
 
 
 @router.post(
@@ -102,8 +94,7 @@ async def unload_model(
 ) -> list[oip.RepositoryIndexEntry]:
     """Stop serving every version of `name` (calls in flight finish) until it is loaded again."""
     oip.parse_control(await request.body(), oip.ModelControlRequest)
-    engine.find(name)
-    await engine.unload(name)
+    await dataplane.unload_model(engine, name)
     return []
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from service import __version__
 from service.api.terms import MODEL_NAME_PATTERN
+from service.core import dataplane
 from service.core.engine import Engine
 from service.core.errors import InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError
 from service.core.repository import LoadedModel
@@ -69,9 +70,7 @@ _INFER_BODY: dict[str, Any] = {
 
 @router.get("", response_model=oip.ServerMetadata, summary="Server metadata")
 async def server_metadata(request: Request) -> oip.ServerMetadata:
-    extensions = list(oip.EXTENSIONS)
-    if request.app.state.settings.admin_key is not None:
-        extensions.append(oip.MODEL_REPOSITORY_EXTENSION)
+    extensions = dataplane.extensions(model_control=request.app.state.settings.admin_key is not None)
     return oip.ServerMetadata(name="vision-service", version=__version__, extensions=extensions)
 
 
@@ -166,22 +165,16 @@ async def _infer(request: Request, name: str, version: int | None) -> Response:
 
 
 def _metadata(engine: Engine, model: LoadedModel) -> oip.ModelMetadataV2:
-    spec = model.metadata.input
-    versions = [m.metadata.version for m in engine.models() if m.metadata.name == model.metadata.name]
+    tensors = dataplane.model_tensors(engine, model)
     return oip.ModelMetadataV2(
-        name=model.metadata.name,
-        versions=[str(version) for version in versions],
-        inputs=[
-            oip.TensorMetadata(
-                name=spec.name,
-                datatype=oip.INPUT_DATATYPE,
-                shape=[-1, spec.height, spec.width, spec.channels],
-            )
-        ],
+        name=tensors.name,
+        versions=tensors.versions,
+        inputs=[oip.TensorMetadata(name=t.name, datatype=t.datatype, shape=t.shape) for t in tensors.inputs],
         outputs=[
-            oip.TensorMetadata(
-                name=out.name, datatype="FP32", shape=[d if isinstance(d, int) else -1 for d in out.shape]
-            )
-            for out in model.model.session.get_outputs()
+            oip.TensorMetadata(name=t.name, datatype=t.datatype, shape=t.shape) for t in tensors.outputs
         ],
     )
+
+
+def _tensor(spec: dataplane.TensorSpec) -> oip.TensorMetadata:
+    return oip.TensorMetadata(name=spec.name, datatype=spec.datatype, shape=spec.shape)

@@ -151,7 +151,7 @@ def test_the_model_repository_examples_are_real_answers(controlled: tuple[LiveSe
     (root / "digits" / "2" / "model.onnx").write_bytes(b"garbage")
     cases = [
         (
-            "bad_request",
+            "load_failed",
             "/v2/repository/models/{name}/load",
             400,
             "/v2/repository/models/digits/load",
