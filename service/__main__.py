@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from service.core.runtime import CUDA, ExecutionPlan, ProviderUnavailableError, plan_execution
 from service.http.app import create_app
-from service.http.auth import ApiKeys, AuthConfigError
 from service.http.lifecycle import Lifecycle
 from service.http.server import DrainingServer, HeadLimits, SendLimits, connection_limit, protocol_for
 from service.http.workers import LISTEN_FD_OPTION, Supervisor, bind, listening_socket, shared_budgets
+from service.keys import ApiKeys, AuthConfigError
 from service.observability.logs import configure_logging
 from service.settings import Settings
 

@@ -13,11 +13,11 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from service.core.budget import Budget
-from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
 from service.http.gate import GatedApp
 from service.http.lifecycle import Lifecycle
 from service.http.limits import RequestBounds
+from service.keys import ApiKeys
 from service.settings import Settings
 
 

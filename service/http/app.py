@@ -15,12 +15,12 @@ from service import __version__
 from service.core.budget import Budget
 from service.core.engine import Engine
 from service.http import oip
-from service.http.auth import ApiKeys
 from service.http.errors import install_error_handlers
 from service.http.gate import GatedApp
 from service.http.lifecycle import Lifecycle
 from service.http.limits import RequestBounds
 from service.http.routes import docs, health, models, repository, tasks, v2
+from service.keys import ApiKeys
 from service.observability.logs import configure_logging
 from service.settings import Settings
 

@@ -11,8 +11,7 @@ import httpx
 import pytest
 from conftest import LiveServer, ServerFactory, encode, solid
 
-from service.http import auth
-from service.http.auth import ApiKeys
+from service.keys import ApiKeys
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +147,7 @@ def test_the_key_file_is_read_once_a_second_at_most(tmp_path: Path, monkeypatch:
     ]
     keys_file.write_text("three\n")
     assert keys.accepts("one")  # not looked at again within the second
-    monkeypatch.setattr(auth, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr("service.keys.RECHECK_SECONDS", 0.0)
     assert keys.accepts("three")
     assert not keys.accepts("one")
     assert not ApiKeys([], None).required
