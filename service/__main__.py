@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.core.runtime import CUDA, ExecutionPlan, ProviderUnavailableError, plan_execution
+from service.grpc.server import GrpcServer
 from service.http.app import create_app
 from service.http.lifecycle import Lifecycle
 from service.http.server import DrainingServer, HeadLimits, SendLimits, connection_limit, protocol_for
@@ -114,7 +115,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_config=None,
     )
     sockets = None if args.listen_fd is None else [listening_socket(args.listen_fd)]
-    DrainingServer(config, lifecycle, settings.drain_seconds, reload=app.state.engine.reload).run(sockets)
+    # gRPC beside REST, on the same engine and keys: every worker process serves both ports.
+    companions = (
+        [GrpcServer(app.state.engine, settings, app.state.api_keys, args.host)] if settings.grpc_port else []
+    )
+    DrainingServer(
+        config,
+        lifecycle,
+        settings.drain_seconds,
+        reload=app.state.engine.reload,
+        companions=companions,
+        shutdown_seconds=settings.shutdown_seconds,
+    ).run(sockets)
 
 
 def supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int:

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         description="Longest time an answer may wait without its client reading a byte; then the connection "
         "is cut off and the answer's memory freed.",
     )
+    grpc_port: int = Field(
+        default=8001,
+        ge=0,
+        le=65535,
+        description="The Open Inference Protocol over gRPC, beside REST on the same engine; 0 turns it off.",
+    )
     drain_seconds: float = Field(
         default=5, ge=0, description="After SIGTERM: readiness 503 but still serving, so balancers move away."
     )

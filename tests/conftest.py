@@ -48,6 +48,9 @@ class LiveServer:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # host:port of its gRPC server, where the test asked for one (grpc_port=...).
+        grpc_port = env.get("VISION_GRPC_PORT", "0")
+        self.grpc = None if grpc_port == "0" else f"127.0.0.1:{grpc_port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
@@ -141,6 +144,8 @@ def start_server(
             "VISION_DRAIN_SECONDS": "0",
             # One process, whose budgets, queues and logs the tests count; test_workers.py runs the default.
             "VISION_WORKERS": "1",
+            # No gRPC port unless a test asks for one (grpc_port=...): parallel servers would share 8001.
+            "VISION_GRPC_PORT": "0",
         }
         env.update({f"VISION_{key.upper()}": str(value) for key, value in settings.items()})
         server = LiveServer(env, tmp_path_factory.mktemp("server") / "server.log")

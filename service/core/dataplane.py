@@ -3,13 +3,14 @@ server's extensions, a model's tensors, and model control. The adapters only par
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from service.core.engine import Engine
-from service.core.errors import ModelLoadError, ModelNotFoundError
+from service.core.errors import InvalidInputError, ModelLoadError, ModelNotFoundError
 from service.core.repository import LoadedModel, ModelState
 
 EXTENSIONS = ("binary_tensor_data",)
@@ -32,6 +33,10 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 }
 # The contract's models take float32 pixels: the one input datatype served.
 INPUT_DATATYPE = "FP32"
+# A model input is [N, H, W, C]; the bounds let a shape be checked before any arithmetic on it (a product of
+# 150,000 dimensions of 10**18 took 7 s of the event loop).
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,27 @@ class ModelTensors:
     versions: list[str]
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+
+
+def input_values(name: str, datatype: str, shape: list[int], max_values: int) -> int:
+    """How many values an input of `shape` holds; InvalidInputError unless FP32 and 1 to `max_values`."""
+    if datatype != INPUT_DATATYPE:
+        raise InvalidInputError(f"input {name!r} has datatype {datatype!r}; the model takes {INPUT_DATATYPE}")
+    if len(shape) > MAX_DIMENSIONS or any(not 0 <= d <= MAX_DIMENSION for d in shape):
+        raise InvalidInputError(f"input {name!r}: shape {shape[: MAX_DIMENSIONS + 1]} is not a model input's")
+    count = math.prod(shape)
+    if not 1 <= count <= max_values:
+        raise InvalidInputError(
+            f"input {name!r} of shape {shape} holds {count} values; the model takes 1 to {max_values}"
+        )
+    return count
+
+
+def datatype_of(array: np.ndarray) -> str:
+    for name, dtype in DATATYPES.items():
+        if array.dtype.kind == dtype.kind and array.dtype.itemsize == dtype.itemsize:
+            return name
+    raise ValueError(f"no Open Inference Protocol datatype for {array.dtype}")
 
 
 def extensions(model_control: bool) -> list[str]:

@@ -8,23 +8,26 @@ Binary tensors are little-endian and row-major. An output goes back as binary wh
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.core.dataplane import DATATYPES, EXTENSIONS, INPUT_DATATYPE
+from service.core.dataplane import (
+    DATATYPES,
+    EXTENSIONS,
+    INPUT_DATATYPE,
+    MAX_DIMENSION,
+    MAX_DIMENSIONS,
+    datatype_of,
+    input_values,
+)
 from service.core.engine import TensorAnswer
 from service.core.errors import InvalidInputError, excerpt
 from service.http.examples import V2_INFER_REQUEST, V2_INFER_RESPONSE
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-# A model input is [N, H, W, C]; the bounds let a shape be checked before any arithmetic on it (a product of
-# 150,000 dimensions of 10**18 took 7 s of the event loop).
-MAX_DIMENSIONS = 8
-MAX_DIMENSION = 2**31 - 1
 NAME_MAX_LENGTH = 256
 # JSON punctuation beyond one per value that a request's keys, names and parameters may use.
 JSON_STRUCTURE_SLACK = 4096
@@ -217,7 +220,7 @@ def encode_response(answer: TensorAnswer, request: TensorRequest) -> tuple[bytes
     outputs: list[ResponseOutput] = []
     chunks: list[bytes] = []
     for name, array in answer.outputs.items():
-        datatype = _datatype_of(array)
+        datatype = datatype_of(array)
         shape = list(array.shape)
         if request.binary(name):
             raw = np.ascontiguousarray(array, dtype=DATATYPES[datatype]).tobytes()
@@ -268,18 +271,8 @@ def _check_json_structure(header: bytes, max_values: int) -> None:
 
 def _input_array(tensor: RequestInput, binary: bytes, offset: int, max_values: int) -> tuple[np.ndarray, int]:
     """The input's array, and where the next input's binary data starts."""
-    if tensor.datatype != INPUT_DATATYPE:
-        raise InvalidInputError(
-            f"input {tensor.name!r} has datatype {tensor.datatype!r}; the model takes {INPUT_DATATYPE}"
-        )
+    count = input_values(tensor.name, tensor.datatype, tensor.shape, max_values)
     dtype = DATATYPES[INPUT_DATATYPE]
-    # The shape's dimensions are bounded (InferRequest), so this product is cheap.
-    count = math.prod(tensor.shape)
-    if not 1 <= count <= max_values:
-        raise InvalidInputError(
-            f"input {tensor.name!r} of shape {tensor.shape} holds {count} values; "
-            f"the model takes 1 to {max_values}"
-        )
     size = (tensor.parameters or {}).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize:
@@ -304,13 +297,6 @@ def _input_array(tensor: RequestInput, binary: bytes, offset: int, max_values: i
             f"input {tensor.name!r}: {array.size} values do not fill shape {tensor.shape}"
         )
     return array.reshape(tensor.shape), offset
-
-
-def _datatype_of(array: np.ndarray) -> str:
-    for name, dtype in DATATYPES.items():
-        if array.dtype.kind == dtype.kind and array.dtype.itemsize == dtype.itemsize:
-            return name
-    raise ValueError(f"no Open Inference Protocol datatype for {array.dtype}")
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -32,11 +32,11 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -320,8 +320,19 @@ class _OneWriteTransport:
             self._transport.write(self._take_head())
 
 
+class Companion(Protocol):
+    """Another server in this process on the same engine (the gRPC one): it lives and dies with this one."""
+
+    async def start(self) -> None: ...
+
+    def drain(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+
 class DrainingServer(uvicorn.Server):
-    """uvicorn's server with a drain before the shutdown and SIGHUP as a reload."""
+    """uvicorn's server with a drain before the shutdown and SIGHUP as a reload; `companions` start once the
+    app has, drain with it, and stop (their calls in flight finished) before the engine closes."""
 
     def __init__(
         self,
@@ -329,10 +340,14 @@ class DrainingServer(uvicorn.Server):
         lifecycle: Lifecycle,
         drain_seconds: float,
         reload: Callable[[], Coroutine[Any, Any, object]],
+        companions: Sequence[Companion] = (),
+        shutdown_seconds: float = 0,
     ) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
         self.drain_seconds = drain_seconds
+        self.companions = companions
+        self.shutdown_seconds = shutdown_seconds
         self._reload = reload
         self._drain_ends: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -341,8 +356,13 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if not self.should_exit:
+            for companion in self.companions:
+                await companion.start()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        for companion in self.companions:
+            companion.drain()
         if sig == signal.SIGTERM and self.drain_seconds > 0 and not self.lifecycle.draining:
             self.lifecycle.drain(self.drain_seconds)
             self._drain_ends = time.monotonic() + self.drain_seconds
@@ -357,6 +377,7 @@ class DrainingServer(uvicorn.Server):
 
     async def shutdown(self, sockets: Any = None) -> None:
         self.lifecycle.stop()
+        await asyncio.gather(*(companion.stop(self.shutdown_seconds) for companion in self.companions))
         await super().shutdown(sockets)
 
     @contextlib.contextmanager
