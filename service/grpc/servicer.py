@@ -17,7 +17,7 @@ from service.core import dataplane
 from service.core.engine import Engine
 from service.core.errors import InvalidInputError, ServiceError
 from service.core.repository import LoadedModel
-from service.grpc import tensors
+from service.grpc import images, tensors
 from service.grpc.errors import abort
 from service.grpc.protocol import inference_pb2 as pb
 
@@ -90,21 +90,27 @@ class InferenceServicer:
 
     @answered
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802
-        version = _version(request.model_version)
-        spec = self._find(request.model_name, request.model_version).metadata.input
-        max_values = self.engine.limits.max_images * spec.height * spec.width * spec.channels
         try:
             async with asyncio.timeout(self.request_timeout):
-                # Off the loop: a message's worth of numbers takes milliseconds to copy.
-                decoded = await asyncio.to_thread(tensors.decode, request, max_values)
-                answer = await self.engine.infer_tensors(
-                    request.model_name, version, decoded.inputs, decoded.outputs
-                )
+                return await self._infer(request)
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"the request took longer than its deadline of {self.request_timeout:g} s",
             )
+        raise AssertionError("abort returns by raising")
+
+    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        """Tensors through the model, or encoded images through its task (service.grpc.images)."""
+        version = _version(request.model_version)
+        model = self._find(request.model_name, request.model_version)
+        if images.carries_images(request):
+            return await images.infer_images(self.engine, model, request, version)
+        spec = model.metadata.input
+        max_values = self.engine.limits.max_images * spec.height * spec.width * spec.channels
+        # Off the loop: a message's worth of numbers takes milliseconds to copy.
+        decoded = await asyncio.to_thread(tensors.decode, request, max_values)
+        answer = await self.engine.infer_tensors(request.model_name, version, decoded.inputs, decoded.outputs)
         return tensors.encode(answer, request, decoded.raw)
 
     @answered

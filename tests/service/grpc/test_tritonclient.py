@@ -224,3 +224,54 @@ def test_health_serves_the_process_and_the_protocol(server: LiveServer) -> None:
         for service in ("", "inference.GRPCInferenceService"):
             answer = check(health_pb2.HealthCheckRequest(service=service))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def encoded_images(module, *files: bytes):
+    tensor = module.InferInput("image", [len(files)], "BYTES")
+    tensor.set_data_from_numpy(np.array(files, dtype=np.object_))
+    return tensor
+
+
+def test_an_encoded_jpeg_is_answered_as_classify_answers_it(client, server: LiveServer) -> None:
+    star = (REPO_ROOT / "docs" / "examples" / "star.jpg").read_bytes()
+    result = client.infer(
+        "shapes-classifier", [encoded_images(triton_grpc, star)], parameters={"top_k": 5}, headers=API
+    )
+    (document,) = result.as_numpy("answer")
+    over_grpc = json.loads(document)
+    over_rest = server.client.post(
+        "/classify", params={"top_k": 5}, files={"image": star}, headers={"X-API-Key": BUNDLED_KEYS["api"]}
+    ).json()
+    assert [p["label"] for p in over_grpc["results"][0]["predictions"]] == [
+        p["label"] for p in over_rest["results"][0]["predictions"]
+    ]
+    assert len(over_grpc["results"][0]["predictions"]) == 5
+    np.testing.assert_allclose(
+        [p["probability"] for p in over_grpc["results"][0]["predictions"]],
+        [p["probability"] for p in over_rest["results"][0]["predictions"]],
+        rtol=1e-6,
+    )
+
+
+def test_encoded_images_keep_their_good_answers_with_partial(client) -> None:
+    shapes = (REPO_ROOT / "docs" / "examples" / "shapes.jpg").read_bytes()
+    result = client.infer(
+        "shapes-detector",
+        [encoded_images(triton_grpc, shapes, b"not an image")],
+        parameters={"partial": True},
+        headers=API,
+    )
+    found, failed = json.loads(result.as_numpy("answer")[0])["results"]
+    assert {d["label"] for d in found["detections"]} >= {"star"}
+    assert failed["error"]["code"] == "unsupported_image"
+    assert failed["error"]["detail"] == {"index": 1}
+
+
+def test_an_option_out_of_range_is_refused_with_its_name(client) -> None:
+    star = (REPO_ROOT / "docs" / "examples" / "star.jpg").read_bytes()
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer(
+            "shapes-classifier", [encoded_images(triton_grpc, star)], parameters={"top_k": 0}, headers=API
+        )
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert refused.value.message() == "parameters.top_k: Input should be greater than or equal to 1"
