@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service.core.engine import Engine
 from service.grpc.auth import PROTOCOL_SERVICE, KeyCheck
+from service.grpc.metrics import Metered
 from service.grpc.protocol import inference_pb2 as pb
 from service.grpc.servicer import InferenceServicer
 from service.keys import ApiKeys
@@ -44,7 +45,8 @@ class GrpcServer:
         """Bind and serve; built here, since a gRPC aio server belongs to the loop it is made on."""
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[KeyCheck(self.keys, self.settings.admin_key)],
+            # Metered first, so a call refused for its key is counted too.
+            interceptors=[Metered(), KeyCheck(self.keys, self.settings.admin_key)],
             options=[
                 # A message over the REST body limit is refused by gRPC itself, before it is parsed.
                 ("grpc.max_receive_message_length", self.settings.max_upload_bytes),

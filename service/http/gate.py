@@ -214,6 +214,7 @@ class _Exchange:
         snapshot = self._snapshot or timings.snapshot()
         timings.route = self.app.route_template(self.scope)
         metrics.record_request(
+            "http",
             timings.route,
             self.scope["method"],
             self.status,

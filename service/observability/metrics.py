@@ -23,11 +23,14 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Module-level collectors in the default registry: an app may be built many times per process (tests), the
 # collectors are created once. Under `vision-service --workers N` (service.http.workers) their values live in
 # files of the directory PROMETHEUS_MULTIPROC_DIR names, and a scrape adds up every worker's.
-REQUESTS = Counter("vision_requests", "HTTP requests answered.", ["route", "method", "status"])
+# `protocol` is http or grpc; a gRPC call's route is its method's path and its status the gRPC code's name.
+REQUESTS = Counter(
+    "vision_requests", "Requests answered, over HTTP and gRPC.", ["protocol", "route", "method", "status"]
+)
 REQUEST_DURATION = Histogram(
     "vision_request_duration_seconds",
     "Time from request start to response start.",
-    ["route"],
+    ["protocol", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 STAGE_DURATION = Histogram(
@@ -72,11 +75,17 @@ def _child(metric: MetricWrapperBase, *values: str) -> Any:
 
 
 def record_request(
-    route: str, method: str, status: int, seconds: float, stages: Mapping[str, float], model: str | None
+    protocol: str,
+    route: str,
+    method: str,
+    status: int | str,
+    seconds: float,
+    stages: Mapping[str, float],
+    model: str | None,
 ) -> None:
     """One answered request: its count, its duration and the seconds of each stage it went through."""
-    _child(REQUESTS, route, method, str(status)).inc()
-    _child(REQUEST_DURATION, route).observe(seconds)
+    _child(REQUESTS, protocol, route, method, str(status)).inc()
+    _child(REQUEST_DURATION, protocol, route).observe(seconds)
     for stage, stage_seconds in stages.items():
         _child(STAGE_DURATION, stage, model or NO_MODEL).observe(stage_seconds)
 

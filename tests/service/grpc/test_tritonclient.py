@@ -15,6 +15,7 @@ import tritonclient.http as triton_http
 from bundled import DIGITS_SIZE, digit_png, held_out_digits, served_pixels
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from scrape import sample_value
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
@@ -275,3 +276,29 @@ def test_an_option_out_of_range_is_refused_with_its_name(client) -> None:
         )
     assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert refused.value.message() == "parameters.top_k: Input should be greater than or equal to 1"
+
+
+def test_calls_are_counted_in_rest_s_metrics_with_their_protocol_and_status(
+    client, server: LiveServer
+) -> None:
+    def count(status: str) -> float:
+        labels = {
+            "protocol": "grpc",
+            "route": "/inference.GRPCInferenceService/ModelMetadata",
+            "status": status,
+        }
+        return sample_value(server.client.get("/metrics").text, "vision_requests_total", labels)
+
+    before = {status: count(status) for status in ("OK", "NOT_FOUND", "UNAUTHENTICATED")}
+    client.get_model_metadata("digits", headers=API)
+    for call in (
+        lambda: client.get_model_metadata("nope", headers=API),
+        lambda: client.get_model_metadata("digits"),
+    ):
+        with pytest.raises(InferenceServerException):
+            call()
+    assert {status: count(status) - before[status] for status in before} == {
+        "OK": 1,
+        "NOT_FOUND": 1,
+        "UNAUTHENTICATED": 1,
+    }
