@@ -45,7 +45,8 @@ ENV PATH="/opt/venv/bin:$PATH" \
     VISION_LOG_FORMAT=json
 WORKDIR /app
 USER 10001:10001
-EXPOSE 8000
+# REST, and the Open Inference Protocol over gRPC (VISION_GRPC_PORT).
+EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz/ready', timeout=4)"]
 # X-Forwarded-For is believed from loopback only: name your proxies in VISION_FORWARDED_ALLOW_IPS.
