@@ -167,10 +167,12 @@ def server(start_server: ServerFactory, test_models_dir: Path) -> LiveServer:
 
 @pytest.fixture(scope="session")
 def bundled_server(start_server: ServerFactory) -> LiveServer:
-    """A live server over the bundled models, with the service's own default models."""
+    """A live server over the bundled models, with the service's own default models, and its gRPC port."""
     from service.settings import DEFAULT_MODELS
 
-    return start_server(REPO_ROOT / "models", shared=True, default_models=json.dumps(DEFAULT_MODELS))
+    return start_server(
+        REPO_ROOT / "models", shared=True, default_models=json.dumps(DEFAULT_MODELS), grpc_port=free_port()
+    )
 
 
 @pytest.fixture

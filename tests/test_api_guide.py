@@ -20,6 +20,7 @@ from spec_examples import assert_like
 
 GUIDE = REPO_ROOT / "docs" / "api.md"
 DOCUMENTED_URL = "http://127.0.0.1:8000"
+DOCUMENTED_GRPC = "127.0.0.1:8001"
 RUNNERS = {"bash": ["bash", "{file}"], "python": [sys.executable, "{file}"], "js": ["node", "{file}"]}
 SUFFIXES = {"bash": ".sh", "python": ".py", "js": ".mjs"}
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
@@ -61,8 +62,10 @@ def test_the_guide_has_examples_in_every_language() -> None:
 
 
 def run(example: Example, server: LiveServer, workdir: Path) -> subprocess.CompletedProcess[str]:
-    code = example.code.replace(DOCUMENTED_URL, server.url).replace(
-        "127.0.0.1:8000", f"127.0.0.1:{server.port}"
+    code = (
+        example.code.replace(DOCUMENTED_URL, server.url)
+        .replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+        .replace(DOCUMENTED_GRPC, server.grpc or DOCUMENTED_GRPC)
     )
     script = workdir / f"example{SUFFIXES[example.language]}"
     script.write_text(code, encoding="utf-8")
