@@ -66,8 +66,9 @@ class GrpcServer:
         self.server.add_insecure_port(self.address)
         await self.server.start()
         await self.health.set("", SERVING)
-        await self.health.set(PROTOCOL_SERVICE, NOT_SERVING)
-        self._readiness = asyncio.create_task(self._follow_readiness())
+        ready = self.engine.readiness().status == "ok"
+        await self.health.set(PROTOCOL_SERVICE, SERVING if ready else NOT_SERVING)
+        self._readiness = asyncio.create_task(self._follow_readiness(ready))
         logger.info("gRPC (Open Inference Protocol) on %s", self.address)
 
     def drain(self) -> None:
@@ -85,8 +86,7 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 
-    async def _follow_readiness(self) -> None:
-        serving: bool | None = None
+    async def _follow_readiness(self, serving: bool) -> None:
         while True:
             if self.draining:
                 await self.health.enter_graceful_shutdown()
