@@ -1,0 +1,65 @@
+"""A full queue over gRPC: UNAVAILABLE with REST's message and a hint of when to retry, in both the trailer
+REST's Retry-After becomes and the pushback gRPC's own retry policy reads."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import grpc
+import numpy as np
+import onnx_models
+import pytest
+from conftest import LiveServer, ServerFactory, free_port
+from tritonclient.grpc import service_pb2
+
+QUEUE = 4
+
+
+@pytest.fixture(scope="module")
+def slow_server(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+    root = tmp_path_factory.mktemp("slow-models")
+    # About a second a run, one image a run, one run at a time: a full batch stays queued for seconds.
+    onnx_models.slow_classifier(root, iterations=30_000)
+    return start_server(
+        root,
+        default_models='{"classify": "slow"}',
+        queue_size=QUEUE,
+        max_images=QUEUE,
+        max_batch=1,
+        inference_workers=1,
+        grpc_port=free_port(),
+    )
+
+
+def request_of(images: int) -> service_pb2.ModelInferRequest:
+    tensor = service_pb2.ModelInferRequest.InferInputTensor(
+        name="image", datatype="FP32", shape=[images, 8, 8, 3]
+    )
+    return service_pb2.ModelInferRequest(
+        model_name="slow", inputs=[tensor], raw_input_contents=[np.zeros((images, 8, 8, 3), "<f4").tobytes()]
+    )
+
+
+def test_a_call_that_does_not_fit_the_queue_is_unavailable_with_a_retry_hint(slow_server: LiveServer) -> None:
+    async def fill_then_overflow() -> grpc.aio.AioRpcError:
+        async with grpc.aio.insecure_channel(slow_server.grpc) as channel:
+            infer = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer",
+                request_serializer=service_pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=service_pb2.ModelInferResponse.FromString,
+            )
+            filling = asyncio.ensure_future(infer(request_of(QUEUE), timeout=60))
+            await asyncio.sleep(0.3)
+            with pytest.raises(grpc.aio.AioRpcError) as shed:
+                await infer(request_of(2), timeout=60)
+            filling.cancel()
+            return shed.value
+
+    shed = asyncio.run(fill_then_overflow())
+    assert shed.code() == grpc.StatusCode.UNAVAILABLE
+    # REST's message; 3 waiting once the first run has taken its image, 4 before.
+    assert re.fullmatch(r"slow:1 is overloaded: [34] images already waiting \(limit 4\)", shed.details())
+    trailers = dict(shed.trailing_metadata())
+    assert trailers["retry-after"] == "1"
+    assert trailers["grpc-retry-pushback-ms"] == "1000"
