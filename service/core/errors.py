@@ -23,6 +23,12 @@ class ServiceError(Exception):
         self.retry_after = retry_after
 
 
+class InternalError(ServiceError):
+    """A failure of the service itself, logged where it happened; the caller learns no more than that."""
+
+    code = "internal_error"
+
+
 class ModelNotFoundError(ServiceError):
     code = "model_not_found"
 

@@ -3,7 +3,7 @@ with the refusals REST gives (service.keys). Liveness, readiness, server metadat
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -49,10 +49,12 @@ def _presented_key(metadata: Any) -> str | None:
 
 
 def _refused(refusal: KeyRefusal) -> grpc.RpcMethodHandler:
-    """A handler that ends the call with the refusal; with no deserializer, the message is never parsed."""
+    """A handler that ends the call with the refusal before asking for its message: a unary handler would
+    receive the whole message first (50 unauthenticated 16 MiB calls took the process from 137 to 974 MiB),
+    while one that takes a stream of requests runs at once, and the message is never read or parsed."""
     status = grpc.StatusCode.UNAUTHENTICATED if refusal.missing else grpc.StatusCode.PERMISSION_DENIED
 
-    async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> None:
+    async def refuse(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         await context.abort(status, refusal.message)
 
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    return grpc.stream_unary_rpc_method_handler(refuse)

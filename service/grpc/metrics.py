@@ -12,7 +12,7 @@ from service.observability import metrics
 
 
 class Metered(grpc.aio.ServerInterceptor):
-    """Wraps each unary method so its answer, or the status it ended with, is recorded as it finishes."""
+    """Wraps each method so its answer, or the status it ended with, is recorded as it finishes."""
 
     async def intercept_service(
         self,
@@ -20,26 +20,42 @@ class Metered(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behaviour = handler.unary_unary
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _metered(handler.unary_unary, details.method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:  # a call refused for its key, its message never read
+            return grpc.stream_unary_rpc_method_handler(
+                _metered(handler.stream_unary, details.method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
-        async def metered(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            status = "UNKNOWN"
-            try:
-                answer = await behaviour(request, context)
-                status = "OK"
-                return answer
-            except grpc.aio.AbortError:
-                status = (context.code() or grpc.StatusCode.UNKNOWN).name
-                raise
-            finally:
-                seconds = time.perf_counter() - started
-                metrics.record_request("grpc", details.method, "POST", status, seconds, {}, None)
 
-        return grpc.unary_unary_rpc_method_handler(
-            metered,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _metered(
+    behaviour: Callable[[Any, Any], Awaitable[Any]], route: str
+) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def metered(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        status = "UNKNOWN"
+        answering = behaviour(request, context)
+        # This frame outlives the call inside an abort's traceback, which grpc keeps in a reference cycle:
+        # holding the message, it held 16 MiB a refused call until a full collection (137 to 1,058 MiB
+        # after 50 such calls; 243 MiB without the reference).
+        del request
+        try:
+            answer = await answering
+            status = "OK"
+            return answer
+        except grpc.aio.AbortError:
+            status = (context.code() or grpc.StatusCode.UNKNOWN).name
+            raise
+        finally:
+            metrics.record_request("grpc", route, "POST", status, time.perf_counter() - started, {}, None)
+
+    return metered
