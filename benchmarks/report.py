@@ -224,6 +224,50 @@ def null_section(results: Result) -> list[str]:
     ]
 
 
+def grpc_section(results: Result) -> list[str]:
+    measured = results.get("grpc", {})
+    if "error" in measured or not measured:
+        return [f"Not measured: {measured.get('error', 'absent from the results')}"]
+    shape = "x".join(str(d) for d in measured["tensor_shape"][1:])
+    pairs = {
+        "tensor": f"a {shape} FP32 tensor: ModelInfer, raw contents / `/v2` infer, binary extension",
+        "photo": "a photo: ModelInfer, the JPEG as a BYTES input / `/classify`, multipart",
+    }
+    rows = []
+    for key, label in pairs.items():
+        grpc, rest = measured[key]["grpc"], measured[key]["rest"]
+        rows.append(
+            [
+                label,
+                f"{grpc['throughput']:.0f}",
+                f"{rest['throughput']:.0f}",
+                _fmt(grpc["throughput"] / rest["throughput"] if rest["throughput"] else None, suffix=" x"),
+                _fmt(grpc.get("server_cpu_ms_per_request"), 2),
+                _fmt(rest.get("server_cpu_ms_per_request"), 2),
+                f"{grpc.get('grpc_failed', 0)} / {sum(rest.get('errors', {}).values())}",
+            ]
+        )
+    return [
+        f"`{measured['model']['name']}` on one server, 16 clients, one call at a time each, over loopback:",
+        "gRPC driven by h2load (Debian's nghttp2-client), REST by wrk, both C load generators sending the",
+        "same bytes every time (benchmarks/grpc_load.py). gRPC failures are counted by the service's own",
+        "metrics, since h2load sees only HTTP statuses.",
+        "",
+        *_table(
+            [
+                "request",
+                "gRPC req/s",
+                "REST req/s",
+                "gRPC / REST",
+                "server CPU ms/req, gRPC",
+                "server CPU ms/req, REST",
+                "failed, gRPC / REST",
+            ],
+            rows,
+        ),
+    ]
+
+
 def handoff_section(results: Result) -> list[str]:
     measured = results.get("handoff", {})
     if "error" in measured or not measured:
@@ -885,6 +929,10 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         "## Handing an image to another process",
         "",
         *handoff_section(results),
+        "",
+        "## gRPC against REST",
+        "",
+        *grpc_section(results),
         "",
         "## A production-sized model",
         "",

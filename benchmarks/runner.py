@@ -28,6 +28,7 @@ import onnx
 
 from benchmarks import (
     against,
+    grpc_load,
     handoff,
     images,
     inprocess,
@@ -222,9 +223,15 @@ def server_facts(server: servers.Server) -> dict[str, Any]:
     }
 
 
-def start_service(opts: Options, models_dir: Path, *extra: str) -> servers.Server:
-    """`python -m service` (the image's launcher) with default settings over `models_dir`."""
-    env = {"VISION_MODELS_DIR": str(models_dir), "VISION_LOG_LEVEL": "warning", "VISION_DRAIN_SECONDS": "0"}
+def start_service(opts: Options, models_dir: Path, *extra: str, grpc_port: int = 0) -> servers.Server:
+    """`python -m service` (the image's launcher) with default settings over `models_dir`; gRPC only where a
+    measurement asks for it, on `grpc_port`."""
+    env = {
+        "VISION_MODELS_DIR": str(models_dir),
+        "VISION_LOG_LEVEL": "warning",
+        "VISION_DRAIN_SECONDS": "0",
+        "VISION_GRPC_PORT": str(grpc_port),
+    }
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port), *extra]
     return servers.start(
         "service", command, port=opts.port, ready_path="/healthz/ready", env=env, log_dir=opts.results.parent
@@ -369,6 +376,39 @@ def bench_null(
     finally:
         server.stop()
     return facts
+
+
+def bench_grpc(classifier: BundledModel, jpegs: Sequence[bytes], opts: Options) -> dict[str, Any]:
+    """gRPC against REST on one server, 16 clients each (benchmarks/grpc_load.py): the classifier's input
+    tensor over ModelInfer and `/v2`'s binary extension, and a photo over ModelInfer and `/classify`."""
+    spec = inprocess.read_metadata(classifier.path).input
+    shape = [1, spec.height, spec.width, spec.channels]
+    grpc_port = opts.port + 7
+    server = start_service(opts, opts.models_dir, grpc_port=grpc_port)
+    seconds = opts.level_seconds
+    try:
+        v2 = wrk.Target(
+            "127.0.0.1", server.port, f"/v2/models/{classifier.name}/infer", grpc_load.rest_tensor(shape)
+        )
+        photo = wrk.Target("127.0.0.1", server.port, route("classify", classifier))
+        return {
+            "model": model_facts(classifier),
+            "tensor_shape": shape,
+            "tensor": {
+                "grpc": grpc_load.measure_grpc(
+                    server, grpc_port, grpc_load.tensor_request(classifier.name, shape), BAR_LEVEL, seconds
+                ),
+                "rest": grpc_load.measure_rest(server, v2, b"", BAR_LEVEL, seconds),
+            },
+            "photo": {
+                "grpc": grpc_load.measure_grpc(
+                    server, grpc_port, grpc_load.image_request(classifier.name, jpegs[0]), BAR_LEVEL, seconds
+                ),
+                "rest": grpc_load.measure_rest(server, photo, jpegs[0], BAR_LEVEL, seconds),
+            },
+        }
+    finally:
+        server.stop()
 
 
 def big_upload(
@@ -658,6 +698,8 @@ def run(opts: Options) -> dict[str, Any]:
     if "classify" in models:
         results["null"] = guarded("null", lambda: bench_null(models["classify"], uploads, opts))
     results["handoff"] = guarded("handoff", handoff.measure_all)
+    if "classify" in models:
+        results["grpc"] = guarded("grpc", lambda: bench_grpc(models["classify"], jpegs, opts))
     results["workers"] = guarded("workers", lambda: bench_workers(models, jpegs, opts))
     results["production"] = guarded("production", lambda: bench_production(jpegs, opts))
     results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))
@@ -691,7 +733,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
     parser.add_argument("--inprocess-seconds", type=float, default=2.5, help="seconds per in-process config")
     parser.add_argument(
-        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+6 (loopback)"
+        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+6, gRPC +7 (loopback)"
     )
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     parser.add_argument("--ray-python", type=Path, default=ROOT / ".venv-ray" / "bin" / "python")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -54,6 +55,9 @@ def _metered(
             return answer
         except grpc.aio.AbortError:
             status = (context.code() or grpc.StatusCode.UNKNOWN).name
+            raise
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED.name  # the client went away, or its deadline passed
             raise
         finally:
             metrics.record_request("grpc", route, "POST", status, time.perf_counter() - started, {}, None)
