@@ -1,12 +1,16 @@
-"""gRPC against REST at 16 clients, each driven by a C load generator over the same requests: h2load (Debian's
-nghttp2-client) for gRPC, wrk for REST. Two pairs: a model's input tensor (ModelInfer with raw contents
-against `/v2` with the binary extension), and a photo (ModelInfer with the JPEG as a BYTES input against
-`/classify`). Every gRPC answer is checked to have said OK, through the service's own metrics."""
+"""gRPC against REST at 16 clients on the same model, two ways. As a Python client team calls it:
+tritonclient.grpc.aio with raw tensors against tritonclient.http.aio with binary tensors, in one Python
+process. And each driven by a C load generator over the same bytes: h2load (Debian's nghttp2-client) for
+gRPC, wrk for REST, for the model's input tensor (ModelInfer with raw contents against `/v2` with the binary
+extension) and for a photo (ModelInfer with the JPEG as a BYTES input against `/classify`). h2load sees only
+HTTP statuses, so every gRPC answer is checked through the service's own metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import resource
 import shutil
 import struct
 import subprocess
@@ -16,7 +20,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+import tritonclient.grpc.aio as triton_grpc
+import tritonclient.http.aio as triton_http
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.utils import InferenceServerException
 
 from benchmarks import wrk
 from benchmarks.servers import Server
@@ -135,3 +142,53 @@ def measure_rest(
         "p50_ms": level.latency_ms.get(50),
         "server_cpu_ms_per_request": 1000 * level.server_cpu_seconds / level.ok if level.ok else None,
     }
+
+
+def measure_tritonclient(
+    server: Server, address: str, protocol: str, model: str, shape: list[int], clients: int, seconds: float
+) -> dict[str, Any]:
+    """`clients` tritonclient aio calls in flight at once for `seconds`, after a second of warm-up: `grpc`
+    with raw tensors, or `http` with binary tensors (tritonclient's own defaults)."""
+    module = triton_grpc if protocol == "grpc" else triton_http
+    pixels = np.full(shape, 127.0, np.float32)
+
+    async def load() -> tuple[int, int, float]:
+        client = module.InferenceServerClient(address)
+        loop = asyncio.get_running_loop()
+        counts = {"answered": 0, "failed": 0}
+
+        async def one_client(until: float, counted: bool) -> None:
+            while loop.time() < until:
+                tensor = module.InferInput("image", shape, "FP32")
+                tensor.set_data_from_numpy(pixels)
+                try:
+                    await client.infer(model, [tensor])
+                    outcome = "answered"
+                except InferenceServerException:
+                    outcome = "failed"
+                if counted:
+                    counts[outcome] += 1
+
+        try:
+            await asyncio.gather(*(one_client(loop.time() + 1, False) for _ in range(clients)))
+            started = loop.time()
+            await asyncio.gather(*(one_client(started + seconds, True) for _ in range(clients)))
+            return counts["answered"], counts["failed"], loop.time() - started
+        finally:
+            await client.close()
+
+    client_before, server_before = _own_cpu(), server.cpu()
+    answered, failed, wall = asyncio.run(load())
+    client_cpu, server_cpu = _own_cpu() - client_before, server.cpu() - server_before
+    return {
+        "throughput": answered / wall,
+        "answered": answered,
+        "failed": failed,
+        "client_cpu_ms_per_request": 1000 * client_cpu / answered if answered else None,
+        "server_cpu_ms_per_request": 1000 * server_cpu / answered if answered else None,
+    }
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -247,7 +247,28 @@ def grpc_section(results: Result) -> list[str]:
                 f"{grpc.get('grpc_failed', 0)} / {sum(rest.get('errors', {}).values())}",
             ]
         )
+    triton = measured.get("tritonclient", {})
+    triton_rows = [
+        [
+            label,
+            f"{triton[protocol]['throughput']:.0f}",
+            _fmt(triton[protocol].get("client_cpu_ms_per_request"), 2),
+            _fmt(triton[protocol].get("server_cpu_ms_per_request"), 2),
+            str(triton[protocol]["failed"]),
+        ]
+        for protocol, label in (
+            ("grpc", "tritonclient.grpc.aio, raw tensors"),
+            ("http", "tritonclient.http.aio, binary tensors"),
+        )
+        if protocol in triton
+    ]
     return [
+        f"`{measured['model']['name']}`'s input tensor ({shape}) from tritonclient's aio clients, 16 calls",
+        "in flight at once from one Python process, as a Python client team would call it; the client's own",
+        "CPU is part of what this measures.",
+        "",
+        *_table(["client", "req/s", "client CPU ms/req", "server CPU ms/req", "failed"], triton_rows),
+        "",
         f"`{measured['model']['name']}` on one server, 16 clients, one call at a time each, over loopback:",
         "gRPC driven by h2load (Debian's nghttp2-client), REST by wrk, both C load generators sending the",
         "same bytes every time (benchmarks/grpc_load.py). gRPC failures are counted by the service's own",

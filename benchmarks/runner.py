@@ -379,8 +379,9 @@ def bench_null(
 
 
 def bench_grpc(classifier: BundledModel, jpegs: Sequence[bytes], opts: Options) -> dict[str, Any]:
-    """gRPC against REST on one server, 16 clients each (benchmarks/grpc_load.py): the classifier's input
-    tensor over ModelInfer and `/v2`'s binary extension, and a photo over ModelInfer and `/classify`."""
+    """gRPC against REST on one server, 16 clients each (benchmarks/grpc_load.py): tritonclient's raw and
+    binary tensors; then, driven by h2load and wrk, the classifier's input tensor over ModelInfer and `/v2`'s
+    binary extension, and a photo over ModelInfer and `/classify`."""
     spec = inprocess.read_metadata(classifier.path).input
     shape = [1, spec.height, spec.width, spec.channels]
     grpc_port = opts.port + 7
@@ -394,6 +395,15 @@ def bench_grpc(classifier: BundledModel, jpegs: Sequence[bytes], opts: Options) 
         return {
             "model": model_facts(classifier),
             "tensor_shape": shape,
+            "tritonclient": {
+                protocol: grpc_load.measure_tritonclient(
+                    server, address, protocol, classifier.name, shape, BAR_LEVEL, seconds
+                )
+                for protocol, address in (
+                    ("grpc", f"127.0.0.1:{grpc_port}"),
+                    ("http", f"127.0.0.1:{server.port}"),
+                )
+            },
             "tensor": {
                 "grpc": grpc_load.measure_grpc(
                     server, grpc_port, grpc_load.tensor_request(classifier.name, shape), BAR_LEVEL, seconds
