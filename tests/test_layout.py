@@ -110,3 +110,19 @@ def test_training_has_no_decoder_or_nms_of_its_own() -> None:
     from training.evaluate import evaluate
 
     assert evaluate.detect is detect.detect
+
+
+@pytest.mark.parametrize(
+    ("adapter", "other"), [("service/grpc", "service.http"), ("service/http", "service.grpc")]
+)
+def test_the_adapters_do_not_import_each_other(adapter: str, other: str) -> None:
+    offending = {
+        f"{path.relative_to(REPO_ROOT)}: {name}"
+        for path, module in modules(adapter)
+        for name in imported_modules(module)
+        if name == other
+        or name.startswith(f"{other}.")
+        or name.split(".")[0] in {"fastapi", "starlette"}
+        and adapter == "service/grpc"
+    }
+    assert offending == set()
