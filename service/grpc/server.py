@@ -42,7 +42,8 @@ class GrpcServer:
         self._readiness: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Bind and serve; built here, since a gRPC aio server belongs to the loop it is made on."""
+        """Bind and serve; built here, since a gRPC aio server belongs to the loop it is made on. OSError when
+        the port cannot be bound."""
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             # Metered first, so a call refused for its key is counted too.
@@ -63,7 +64,12 @@ class GrpcServer:
         )
         self.server.add_generic_rpc_handlers((protocol_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.server.add_insecure_port(self.address)
+        try:
+            self.server.add_insecure_port(self.address)
+        except RuntimeError:
+            raise OSError(
+                f"gRPC cannot listen on {self.address} (VISION_GRPC_PORT; 0 turns it off)"
+            ) from None
         await self.server.start()
         await self.health.set("", SERVING)
         ready = self.engine.readiness().status == "ok"

@@ -30,6 +30,7 @@ import json
 import logging
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
@@ -356,9 +357,16 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
-        if not self.should_exit:
+        if self.should_exit:
+            return
+        try:
             for companion in self.companions:
                 await companion.start()
+        except OSError as exc:
+            # As uvicorn ends when it cannot bind its own port: one line, the app shut down, exit status 1.
+            logger.error("%s", exc)
+            await self.lifespan.shutdown()
+            sys.exit(1)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         for companion in self.companions:
