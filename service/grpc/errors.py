@@ -18,6 +18,12 @@ STATUS: dict[str, grpc.StatusCode] = {
 }
 
 
+class DeadlineExceededError(ServiceError):
+    """A call past VISION_REQUEST_TIMEOUT_SECONDS: the gRPC adapter's deadline, as the HTTP gate has one."""
+
+    code = "deadline_exceeded"
+
+
 def status_of(error: ServiceError) -> grpc.StatusCode:
     """Anything a caller sent that cannot be used (HTTP's 400, 413, 415 and 422) is INVALID_ARGUMENT."""
     return STATUS.get(error.code, grpc.StatusCode.INVALID_ARGUMENT)

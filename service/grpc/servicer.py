@@ -18,7 +18,7 @@ from service.core.engine import Engine
 from service.core.errors import InternalError, InvalidInputError, ServiceError
 from service.core.repository import LoadedModel
 from service.grpc import images, tensors
-from service.grpc.errors import abort
+from service.grpc.errors import DeadlineExceededError, abort
 from service.grpc.protocol import inference_pb2 as pb
 
 logger = logging.getLogger("vision.grpc")
@@ -99,11 +99,10 @@ class InferenceServicer:
             async with asyncio.timeout(self.request_timeout):
                 return await self._infer(request)
         except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
+            raise DeadlineExceededError(
                 f"the request took longer than its deadline of {self.request_timeout:g} s",
-            )
-        raise AssertionError("abort returns by raising")
+                detail={"deadline_seconds": self.request_timeout},
+            ) from None
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         """Tensors through the model, or encoded images through its task (service.grpc.images)."""

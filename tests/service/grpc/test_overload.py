@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -63,3 +64,22 @@ def test_a_call_that_does_not_fit_the_queue_is_unavailable_with_a_retry_hint(slo
     trailers = dict(shed.trailing_metadata())
     assert trailers["retry-after"] == "1"
     assert trailers["grpc-retry-pushback-ms"] == "1000"
+
+
+def test_a_call_past_the_request_timeout_is_deadline_exceeded_with_rest_s_message(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    onnx_models.slow_classifier(tmp_path, iterations=30_000)
+    server = start_server(
+        tmp_path, default_models='{"classify": "slow"}', request_timeout_seconds=0.5, grpc_port=free_port()
+    )
+    with grpc.insecure_channel(server.grpc) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=service_pb2.ModelInferResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as late:
+            infer(request_of(1), timeout=60)
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert late.value.details() == "the request took longer than its deadline of 0.5 s"
