@@ -14,7 +14,6 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.core.runtime import CUDA, ExecutionPlan, ProviderUnavailableError, plan_execution
-from service.grpc.server import GrpcServer
 from service.http.app import create_app
 from service.http.lifecycle import Lifecycle
 from service.http.server import DrainingServer, HeadLimits, SendLimits, connection_limit, protocol_for
@@ -115,10 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_config=None,
     )
     sockets = None if args.listen_fd is None else [listening_socket(args.listen_fd)]
-    # gRPC beside REST, on the same engine and keys: every worker process serves both ports.
-    companions = (
-        [GrpcServer(app.state.engine, settings, app.state.api_keys, args.host)] if settings.grpc_port else []
-    )
+    companions = []
+    if settings.grpc_port:
+        # gRPC beside REST, on the same engine and keys: every worker process serves both ports. Imported
+        # here: grpcio and protobuf are 10 MiB a process with gRPC off does not need.
+        from service.grpc.server import GrpcServer
+
+        companions.append(GrpcServer(app.state.engine, settings, app.state.api_keys, args.host))
     DrainingServer(
         config,
         lifecycle,
