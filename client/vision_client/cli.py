@@ -96,7 +96,7 @@ def classify(vision: Client, options: argparse.Namespace, files: list[Upload]) -
         return status
     rows = [
         [upload.name if rank == 0 else "", p.label, f"{p.probability:.3f}"]
-        for upload, result in _answered(files, answer)
+        for _, upload, result in _answered(files, answer)
         for rank, p in enumerate(result.predictions)
     ]
     _table(["file", "label", "probability"], rows, f"{answer.model.name}:{answer.model.version}")
@@ -115,7 +115,7 @@ def detect(vision: Client, options: argparse.Namespace, files: list[Upload]) -> 
         print(answer.model_dump_json(indent=2))
         return status
     rows = []
-    for upload, result in _answered(files, answer):
+    for _, upload, result in _answered(files, answer):
         found = [[d.label, f"{d.score:.2f}", f"{d.iou:.2f}", _box(d.box)] for d in result.detections]
         rows += [
             [upload.name if rank == 0 else "", *row]
@@ -130,19 +130,18 @@ def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) ->
     style = chosen.get("style") or SegmentOptions.model_fields["style"].default
     targets = _targets(options.output, files, style, "--output")
     answer, status = _in_batches(files, lambda batch: vision.segment_json(batch, **chosen))
-    written = {upload.name: target for upload, target in zip(files, targets, strict=True)}
-    for upload, result in _answered(files, answer, quiet=True):
-        written[upload.name].write_bytes(base64.b64decode(result.png_base64))
+    for index, _, result in _answered(files, answer, quiet=True):
+        targets[index].write_bytes(base64.b64decode(result.png_base64))
     if options.json:
         print(answer.model_dump_json(indent=2, exclude={"results": {"__all__": {"png_base64"}}}))
         return status
     rows = [
         [
             upload.name,
-            str(written[upload.name]),
+            str(targets[index]),
             *(f"{result.fractions[label]:.1%}" for label in ("pet", "background", "border")),
         ]
-        for upload, result in _answered(files, answer)
+        for index, upload, result in _answered(files, answer)
     ]
     _table(["file", "written", "pet", "background", "border"], rows, _model_line(answer))
     return status
@@ -273,12 +272,13 @@ def _with_refused(answers: list[Answer], refused: list[tuple[int, list[Upload], 
     return answers[0].model_copy(update={"results": results})
 
 
-def _answered(files: list[Upload], answer: Answer, *, quiet: bool = False) -> list[tuple[Upload, Any]]:
-    """The files that have an answer, with it; each one that failed is said on stderr, by name."""
+def _answered(files: list[Upload], answer: Answer, *, quiet: bool = False) -> list[tuple[int, Upload, Any]]:
+    """The files that have an answer, with their position and answer; each one that failed is said on
+    stderr, by name, unless `quiet`."""
     answered = []
-    for upload, result in zip(files, answer.results, strict=True):
+    for index, (upload, result) in enumerate(zip(files, answer.results, strict=True)):
         if not isinstance(result, FailedImage):
-            answered.append((upload, result))
+            answered.append((index, upload, result))
         elif not quiet:
             print(f"vision: {upload.name}: {result.error.code}: {result.error.message}", file=sys.stderr)
     return answered
