@@ -129,24 +129,41 @@ def test_typed_contents_are_answered_typed_and_equal_raw(server: LiveServer, dig
     np.testing.assert_allclose(np.asarray(typed.outputs[0].contents.fp32_contents), from_raw, rtol=1e-6)
 
 
-def test_the_aio_client_infers_concurrently(server: LiveServer, digits) -> None:
+def test_the_aio_client_does_all_the_sync_client_does(server: LiveServer, digits) -> None:
     pixels, targets = digits
 
-    async def main() -> list[int]:
+    async def main() -> tuple[list[int], np.ndarray]:
         client = triton_aio.InferenceServerClient(server.grpc)
         try:
+            assert await client.is_server_live()
             assert await client.is_server_ready()
-            assert (await client.get_model_metadata("digits", headers=API)).name == "digits"
-            answers = await asyncio.gather(
+            for name in BUNDLED:
+                assert await client.is_model_ready(name, headers=API)
+                assert (await client.get_model_metadata(name, headers=API)).name == name
+            alone = await asyncio.gather(
                 *(client.infer("digits", [image_input(triton_aio, p[None])], headers=API) for p in pixels)
             )
+            batch = await client.infer(
+                "digits", [image_input(triton_aio, pixels)], request_id="aio-10", headers=API
+            )
+            assert batch.get_response().id == "aio-10"
             index = await client.get_model_repository_index(headers=ADMIN)
-            assert "digits" in [model.name for model in index.models]
-            return [int(answer.as_numpy("probabilities").argmax()) for answer in answers]
+            assert ("digits", "READY") in [(model.name, model.state) for model in index.models]
+            await client.unload_model("digits", headers=ADMIN)
+            with pytest.raises(InferenceServerException):
+                await client.get_model_metadata("digits", headers=API)
+            await client.load_model("digits", headers=ADMIN)
+            assert await client.is_model_ready("digits", headers=API)
+            return [int(answer.as_numpy("probabilities").argmax()) for answer in alone], batch.as_numpy(
+                "probabilities"
+            )
         finally:
             await client.close()
 
-    assert np.sum(np.asarray(asyncio.run(main())) == targets) >= 9
+    one_by_one, batched = asyncio.run(main())
+    assert np.sum(np.asarray(one_by_one) == targets) >= 9
+    assert batched.shape == (10, 10)
+    assert list(batched.argmax(axis=1)) == one_by_one
 
 
 def test_repository_index_unload_and_load_with_the_admin_key(client) -> None:
