@@ -177,9 +177,10 @@ def measure_tritonclient(
         finally:
             await client.close()
 
-    client_before, server_before = _own_cpu(), server.cpu()
+    client_before, server_before = wrk.cpu_of(resource.getrusage(resource.RUSAGE_SELF)), server.cpu()
     answered, failed, wall = asyncio.run(load())
-    client_cpu, server_cpu = _own_cpu() - client_before, server.cpu() - server_before
+    client_cpu = wrk.cpu_of(resource.getrusage(resource.RUSAGE_SELF)) - client_before
+    server_cpu = server.cpu() - server_before
     return {
         "throughput": answered / wall,
         "answered": answered,
@@ -187,8 +188,3 @@ def measure_tritonclient(
         "client_cpu_ms_per_request": 1000 * client_cpu / answered if answered else None,
         "server_cpu_ms_per_request": 1000 * server_cpu / answered if answered else None,
     }
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime

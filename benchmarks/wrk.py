@@ -144,7 +144,7 @@ def run(
         wall_seconds=report["duration_us"] / 1e6 or wall,
         statuses=statuses_of(report),
         latency_ms={q: report[f"p{q}_us"] / 1000 for q in (50, 95, 99)},
-        client_cpu_seconds=_cpu(client_after) - _cpu(client_before),
+        client_cpu_seconds=cpu_of(client_after) - cpu_of(client_before),
         server_cpu_seconds=server_cpu() - server_before,
         shed_without_retry_after=report["shed_without_retry_after"],
     )
@@ -197,5 +197,6 @@ def statuses_of(report: dict[str, object]) -> Counter[str]:
     return counted
 
 
-def _cpu(usage: resource.struct_rusage) -> float:
+def cpu_of(usage: resource.struct_rusage) -> float:
+    """User and system CPU seconds of a `getrusage` answer."""
     return usage.ru_utime + usage.ru_stime

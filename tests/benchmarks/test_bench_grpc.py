@@ -50,3 +50,13 @@ def test_the_rest_twin_of_the_tensor_is_the_same_request(service) -> None:
         f"http://127.0.0.1:{server.port}/v2/models/digits/infer", headers=headers, content=body
     )
     assert answered.json()["outputs"][0]["shape"] == [1, 10]
+
+
+def test_tritonclient_load_over_both_protocols_is_answered(service) -> None:
+    server, grpc_port = service
+    for protocol, address in (("grpc", f"127.0.0.1:{grpc_port}"), ("http", f"127.0.0.1:{server.port}")):
+        measured = grpc_load.measure_tritonclient(
+            server, address, protocol, "digits", [1, 32, 32, 1], clients=2, seconds=1
+        )
+        assert measured["answered"] > 0, protocol
+        assert measured["failed"] == 0, protocol

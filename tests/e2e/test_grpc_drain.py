@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 from conftest import ServerFactory, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from oip_grpc import model_infer, raw_request
 from tritonclient.grpc import service_pb2
 
 CLIENTS = 16
-INFER = "/inference.GRPCInferenceService/ModelInfer"
 METADATA = "/inference.GRPCInferenceService/ModelMetadata"
 
 
@@ -30,19 +29,8 @@ def test_sigterm_under_grpc_load_fails_no_call(start_server: ServerFactory, test
             )(service_pb2.ModelMetadataRequest(name="colours"))
             (spec,) = metadata.inputs
             shape = [1, *spec.shape[1:]]
-            tensor = service_pb2.ModelInferRequest.InferInputTensor(
-                name=spec.name, datatype="FP32", shape=shape
-            )
-            request = service_pb2.ModelInferRequest(
-                model_name="colours",
-                inputs=[tensor],
-                raw_input_contents=[np.full(shape, 200, "<f4").tobytes()],
-            )
-            infer = channel.unary_unary(
-                INFER,
-                request_serializer=service_pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=service_pb2.ModelInferResponse.FromString,
-            )
+            request = raw_request("colours", shape, value=200.0, name=spec.name)
+            infer = model_infer(channel)
             check = health_pb2_grpc.HealthStub(channel).Check
             outcomes: dict[str, int] = {}
             moved_away = asyncio.Event()

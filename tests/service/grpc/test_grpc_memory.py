@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory, free_port
+from oip_grpc import model_infer, raw_request
 from tritonclient.grpc import service_pb2
 
 CALLS = 50
@@ -29,12 +29,7 @@ def rss_mib(pid: int) -> float:
 
 
 def sixteen_mib_of_digits() -> service_pb2.ModelInferRequest:
-    images = 16 * 1024 * 1024 // (32 * 32 * 4)
-    tensor = service_pb2.ModelInferRequest.InferInputTensor(
-        name="image", datatype="FP32", shape=[images, 32, 32, 1]
-    )
-    pixels = np.zeros((images, 32, 32, 1), "<f4").tobytes()
-    return service_pb2.ModelInferRequest(model_name="digits", inputs=[tensor], raw_input_contents=[pixels])
+    return raw_request("digits", [16 * 1024 * 1024 // (32 * 32 * 4), 32, 32, 1])
 
 
 @pytest.mark.parametrize(
@@ -48,11 +43,7 @@ def test_fifty_refused_16_mib_calls_leave_memory_near_where_it_was(
     request = sixteen_mib_of_digits()
     options = [("grpc.max_send_message_length", -1)]
     with grpc.insecure_channel(server.grpc, options=options) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=service_pb2.ModelInferResponse.FromString,
-        )
+        infer = model_infer(channel)
         before = rss_mib(server.process.pid)
         for _ in range(CALLS):
             with pytest.raises(grpc.RpcError) as refused:

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import grpc
-import numpy as np
 import onnx_models
 import pytest
 from conftest import LiveServer, ServerFactory, free_port
+from oip_grpc import model_infer, raw_request
 from tritonclient.grpc import service_pb2
 
 QUEUE = 4
@@ -34,22 +34,13 @@ def slow_server(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFa
 
 
 def request_of(images: int) -> service_pb2.ModelInferRequest:
-    tensor = service_pb2.ModelInferRequest.InferInputTensor(
-        name="image", datatype="FP32", shape=[images, 8, 8, 3]
-    )
-    return service_pb2.ModelInferRequest(
-        model_name="slow", inputs=[tensor], raw_input_contents=[np.zeros((images, 8, 8, 3), "<f4").tobytes()]
-    )
+    return raw_request("slow", [images, 8, 8, 3])
 
 
 def test_a_call_that_does_not_fit_the_queue_is_unavailable_with_a_retry_hint(slow_server: LiveServer) -> None:
     async def fill_then_overflow() -> grpc.aio.AioRpcError:
         async with grpc.aio.insecure_channel(slow_server.grpc) as channel:
-            infer = channel.unary_unary(
-                "/inference.GRPCInferenceService/ModelInfer",
-                request_serializer=service_pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=service_pb2.ModelInferResponse.FromString,
-            )
+            infer = model_infer(channel)
             filling = asyncio.ensure_future(infer(request_of(QUEUE), timeout=60))
             await asyncio.sleep(0.3)
             with pytest.raises(grpc.aio.AioRpcError) as shed:
@@ -74,11 +65,7 @@ def test_a_call_past_the_request_timeout_is_deadline_exceeded_with_rest_s_messag
         tmp_path, default_models='{"classify": "slow"}', request_timeout_seconds=0.5, grpc_port=free_port()
     )
     with grpc.insecure_channel(server.grpc) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=service_pb2.ModelInferResponse.FromString,
-        )
+        infer = model_infer(channel)
         with pytest.raises(grpc.RpcError) as late:
             infer(request_of(1), timeout=60)
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

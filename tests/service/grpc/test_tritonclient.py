@@ -15,6 +15,7 @@ import tritonclient.http as triton_http
 from bundled import DIGITS_SIZE, digit_png, held_out_digits, served_pixels
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from oip_grpc import MODEL_INFER, model_infer
 from scrape import sample_value
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
@@ -113,11 +114,7 @@ def test_typed_contents_are_answered_typed_and_equal_raw(server: LiveServer, dig
     tensor.contents.fp32_contents.extend(pixels[:2].ravel().tolist())
     request = service_pb2.ModelInferRequest(model_name="digits", id="typed", inputs=[tensor])
     with grpc.insecure_channel(server.grpc) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=service_pb2.ModelInferResponse.FromString,
-        )
+        infer = model_infer(channel)
         typed = infer(request, metadata=tuple(API.items()))
         request.inputs[0].ClearField("contents")
         request.raw_input_contents.append(pixels[:2].astype("<f4").tobytes())
@@ -227,7 +224,7 @@ def test_a_message_over_the_upload_limit_is_refused_by_size(client) -> None:
 def test_the_key_is_checked_before_the_message_is_parsed(server: LiveServer) -> None:
     """Bytes that are no protobuf at all: without a key the answer can only come from the metadata."""
     with grpc.insecure_channel(server.grpc) as channel:
-        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        infer = channel.unary_unary(MODEL_INFER)
         with pytest.raises(grpc.RpcError) as refused:
             infer(b"\xff" * 64)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
