@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from training.architectures import ARCHITECTURES, UnknownArchitectureError
+from training.augmentation import FLIPS, OPTIONS, Augmentation
 from training.errors import DatasetError, ExportMismatchError, UselessModelError, UserError
 
 if TYPE_CHECKING:  # a type only: `sign` runs in a service-only install, with none of training's packages
@@ -101,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-objects",
         type=_at_least_one,
         default=1,
-        help="shapes per image, 1 to this many (1 for localize)",
+        help="shapes per image, 1 to this many (1 for the localisers)",
     )
     synth.add_argument(
         "--test-fraction", type=float, default=0.2, help="share of the images held out for test"
@@ -169,9 +170,57 @@ def _parser() -> argparse.ArgumentParser:
         nargs=2,
         default=None,
         metavar=("CLASS", "BOX"),
-        help="localize: weights of the class and box losses (default 0.8 0.2)",
+        help="localize and encoder_localize: weights of the class and box losses (default 0.8 0.2)",
     )
-    train.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    augment = train.add_argument_group(
+        "augmentation",
+        "random transforms of each training image, drawn afresh every epoch (for digits: no flips, zoom 0.1)",
+    )
+    augment.add_argument("--no-augment", action="store_true", help="train on the images as they are")
+    augment.add_argument(
+        "--flip", choices=FLIPS, default=None, help="mirror images at random (default: horizontal)"
+    )
+    augment.add_argument(
+        "--quarter-turns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn square images by 0, 90, 180 or 270 degrees: for data with no upright (default: off)",
+    )
+    augment.add_argument(
+        "--rotation",
+        type=float,
+        default=None,
+        metavar="DEGREES",
+        help="turn up to this far either way (default: 0)",
+    )
+    augment.add_argument(
+        "--shift",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="move up to this share of each side (default: 0)",
+    )
+    augment.add_argument(
+        "--zoom",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="crop up to this share of each side off and scale back (default: 0.15)",
+    )
+    augment.add_argument(
+        "--brightness",
+        type=float,
+        default=None,
+        metavar="LEVELS",
+        help="add up to this either way (default: 30)",
+    )
+    augment.add_argument(
+        "--contrast",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="scale contrast by up to this either way (default: 0.2)",
+    )
     train.add_argument(
         "--allow-useless",
         action="store_true",
@@ -244,6 +293,18 @@ def _run_dir(path: Path) -> Path:
     return path
 
 
+def _augmentation(args: argparse.Namespace) -> Augmentation:
+    from training.data.layouts import DIGITS
+
+    chosen = {name: getattr(args, name) for name in OPTIONS}
+    if args.no_augment:
+        named = [f"--{name.replace('_', '-')}" for name, value in chosen.items() if value is not None]
+        if named:
+            raise UserError(f"--no-augment turns every transform off: drop it or {', '.join(named)}")
+        return Augmentation.none()
+    return Augmentation.defaults(args.data == DIGITS, **chosen)
+
+
 def _train_config(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
     from training.config import TrainConfig
     from training.data.layouts import detect_layout
@@ -262,7 +323,7 @@ def _train_config(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         early_stop_after=args.early_stop_after,
         seed=args.seed,
         weights=args.weights,
-        augment=not args.no_augment,
+        augmentation=_augmentation(args),
         init_from=args.init_from,
         freeze=args.freeze,
         fine_tune_epochs=args.fine_tune_epochs,

@@ -7,6 +7,7 @@ from typing import Any
 
 from training.architectures import DEFAULT_ARCH, DIGITS_ARCH, architecture
 from training.architectures.weights import weights_file
+from training.augmentation import Augmentation
 from training.data.layouts import DIGITS
 
 LOCALIZE_LOSS_WEIGHTS = (0.8, 0.2)  # class, box: the course's classification + localisation recipe
@@ -29,7 +30,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     weights: str | None = None
-    augment: bool = True
+    augmentation: Augmentation | None = None  # None: the defaults for the data
     init_from: str | None = None
     freeze: int = 0
     fine_tune_epochs: int = 0
@@ -43,6 +44,9 @@ class TrainConfig:
         digits = self.data == DIGITS and self.task == "classify"
         self.arch = self.arch or (DIGITS_ARCH if digits else DEFAULT_ARCH[self.task])
         self.loss_weights = (float(self.loss_weights[0]), float(self.loss_weights[1]))
+        if isinstance(self.augmentation, dict):  # as run.json holds it
+            self.augmentation = Augmentation(**self.augmentation)
+        self.augmentation = self.augmentation or Augmentation.defaults(self.data == DIGITS)
         if self.early_stop_after is None:
             # While the learning rate is high, BatchNorm's moving statistics trail the weights, so validation
             # loss can climb for epochs before it falls; judged then, it kept a segmenter's first epoch.
@@ -74,4 +78,4 @@ class TrainConfig:
             return "--unfreeze needs --fine-tune-epochs: it says how much of the base the second phase trains"
         if self.freeze and not self.init_from:
             return "--freeze needs --init-from: it keeps layers fixed that came from another run"
-        return None
+        return self.augmentation.problem()

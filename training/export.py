@@ -223,7 +223,7 @@ def attach_and_validate(proto: onnx.ModelProto, metadata: ModelMetadata) -> None
     )
 
 
-PICTURES = ("curves.png", "samples.png", "confusion.png")
+PICTURES = ("curves.png", "samples.png", "confusion.png", "augment.png")
 
 
 def export_run(
@@ -332,7 +332,9 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         f"for validation), seed {config['seed']}, batch {config['batch']}, Adam with cosine decay from "
         f"{config['learning_rate']}, {run['train_seconds']} s on CPU."
     )
-    if "augmentation" in run:
+    if run.get("augmentation") == "none":
+        training += " Training images not augmented."
+    elif "augmentation" in run:
         training += f" Training images augmented with {run['augmentation']}."
     if config.get("init_from"):
         freeze = config.get("freeze")
@@ -356,6 +358,11 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
     confusion = (
         "\n## Confusion matrix (held-out images)\n\n![confusion matrix](confusion.png)\n"
         if metadata.task == "classify"
+        else ""
+    )
+    augmented = (
+        "\n## Augmentation (one training image under 8 draws)\n\n![augmentation](augment.png)\n"
+        if run.get("augmentation", "none") != "none"  # a run draws augment.png when it augments
         else ""
     )
     return f"""# {metadata.name} (version {metadata.version})
@@ -385,7 +392,7 @@ The dotted line marks the epoch whose weights the model keeps.
 ## Sample predictions (held-out images)
 
 ![sample predictions](samples.png)
-{confusion}
+{confusion}{augmented}
 {rebuild}
 """
 

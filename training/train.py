@@ -22,15 +22,22 @@ from training.architectures.applications import base_of
 from training.architectures.custom_objects import load_run_model
 from training.architectures.localize import LocalizationLoss
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
+from training.augmentation import Augmentation
 from training.config import TrainConfig
 from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
-from training.data.layouts import DIGITS, open_dataset
-from training.data.pipelines import Augment
+from training.data.layouts import open_dataset
 from training.errors import DatasetError
 from training.evaluate import usefulness
 from training.evaluate.evaluate import HEADLINE, evaluate_outputs, predict_all
-from training.plots import SAMPLES, plot_confusion, plot_curves, plot_samples, sample_indices
+from training.plots import (
+    SAMPLES,
+    plot_augmentation,
+    plot_confusion,
+    plot_curves,
+    plot_samples,
+    sample_indices,
+)
 
 # Without a terminal (a log file, a notebook's `!python`) there is no bar: a line at least this often says
 # where an epoch is, so a run never looks stuck.
@@ -125,29 +132,10 @@ def keras_predictor(model: keras.Model) -> Any:
     return predict
 
 
-def augmentation(config: TrainConfig) -> Augment | None:
-    """The random transforms a run's training images get, or None with --no-augment."""
-    if not config.augment:
-        return None
-    # Digits are neither mirror- nor rotation-symmetric; the synthetic shapes are both.
-    symmetric = config.data != DIGITS
-    return Augment(flip=symmetric, rotate=symmetric, min_scale=0.85 if symmetric else 0.9)
-
-
-def describe(augment: Augment | None) -> str:
-    """The transforms in words, as the console, run.json and the model card say them."""
-    if augment is None:
-        return "none (--no-augment)"
-    said = [
-        "horizontal flips" if augment.flip else "",
-        "quarter turns" if augment.rotate else "",
-        f"crops of {augment.min_scale * 100:.0f} to 100 % of each side, scaled back"
-        if augment.min_scale < 1
-        else "",
-        f"brightness ±{augment.brightness:g} levels" if augment.brightness else "",
-        f"contrast ±{augment.contrast * 100:.0f} %" if augment.contrast else "",
-    ]
-    return ", ".join(part for part in said if part) or "none"
+def augmentation(config: TrainConfig) -> Augmentation | None:
+    """The random transforms a run's training images get, or None when every one is off."""
+    assert config.augmentation is not None
+    return config.augmentation if config.augmentation.active else None
 
 
 def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -175,7 +163,8 @@ def _datasets(config: TrainConfig, data: TaskData, grid: int) -> tuple[tf.data.D
 def _loss(config: TrainConfig) -> keras.losses.Loss | str:
     if config.task != "detect":
         return "sparse_categorical_crossentropy"
-    return LocalizationLoss(*config.loss_weights) if config.arch == "localize" else GridDetectionLoss()
+    one_object = architecture(config.task, config.arch).one_object
+    return LocalizationLoss(*config.loss_weights) if one_object else GridDetectionLoss()
 
 
 def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int) -> None:
@@ -335,8 +324,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     say(f"reading and decoding {config.data} at {config.size} px")
     data = load_task_data(config)
     say(f"read {len(data.train)} training, {len(data.val)} validation and {len(data.test)} test images")
-    if config.arch == "localize":
-        refuse_several_objects(data)
+    if architecture(config.task, config.arch).one_object:
+        refuse_several_objects(config.arch, data)
     # Only once the data has been read: a run that fails on its data leaves no empty directory behind.
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, len(data.labels))
@@ -344,7 +333,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     grid = int(model.outputs[0].shape[1] ** 0.5) if config.task == "detect" else 0
     steps = math.ceil(len(data.train) / config.batch)
     say(f"training {config.arch}: up to {sum(p.epochs for p in phases(config))} epochs of {steps} batches")
-    say(f"augmentation: {describe(augmentation(config))}")
+    say(f"augmentation: {config.augmentation.describe()}")
     fitted = fit(model, config, _datasets(config, data, grid), steps, run_dir)
     say("setting the BatchNorm statistics from the training images")
     batchnorm.recalibrate(model, data.train.images, config.batch)
@@ -361,8 +350,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     return metrics
 
 
-def refuse_several_objects(data: TaskData) -> None:
-    """`localize` learns one object per image: a set with images of none or several is refused before any
+def refuse_several_objects(arch: str, data: TaskData) -> None:
+    """A localiser learns one object per image: a set with images of none or several is refused before any
     training, rather than failing at its scoring."""
     counts = [
         np.sum(split.box_classes >= 0, axis=1)
@@ -373,7 +362,7 @@ def refuse_several_objects(data: TaskData) -> None:
     others = int(np.sum(every != 1))
     if others:
         raise DatasetError(
-            f"localize learns one object per image, but {others} of {len(every)} images hold none or several "
+            f"{arch} learns one object per image, but {others} of {len(every)} images hold none or several "
             f"(up to {int(every.max())}); write single-object scenes with `python -m training synth "
             "--max-objects 1`, or train a grid detector (--arch grid)"
         )
@@ -451,7 +440,7 @@ def write_run(
         "labels": list(data.labels),
         "dataset": data.dataset_name,
         "epochs_run": len(fitted.history["loss"]),
-        "augmentation": describe(augmentation(config)),
+        "augmentation": config.augmentation.describe(),
         "weights_epoch": fitted.kept_epoch,
         "phase_starts": fitted.phase_starts,
         "train_images": len(data.train),
@@ -467,8 +456,8 @@ def write_run(
 def draw_run(
     run_dir: Path, config: TrainConfig, data: TaskData, fitted: Fitted, outputs: dict[str, np.ndarray]
 ) -> None:
-    """Curves, sample predictions beside the truth, and for classifiers the confusion matrix, from the
-    held-out `outputs` that scored the run."""
+    """Curves, samples of the held-out `outputs` that scored the run beside the truth, a classifier's
+    confusion matrix, and augment.png."""
     plot_curves(fitted.history, run_dir / "curves.png", fitted.kept_epoch, fitted.phase_starts)
     shown = np.arange(min(SAMPLES, len(data.test)))
     if config.task == "classify":
@@ -477,6 +466,23 @@ def draw_run(
         plot_confusion(data.test.labels, predicted, data.labels, run_dir / "confusion.png")
     sample_outputs = {role: value[shown] for role, value in outputs.items()}
     plot_samples(config.task, data.test.subset(shown), sample_outputs, data.labels, run_dir / "samples.png")
+    draw_augmentation(run_dir, config, data)
+
+
+def draw_augmentation(run_dir: Path, config: TrainConfig, data: TaskData) -> None:
+    """augment.png: a training image (for detectors, the one whose boxes cover most) under 8 draws of the
+    run's augmentation; none without augmentation."""
+    augment = augmentation(config)
+    if augment is None:
+        return
+    train = data.train
+    shown = 0
+    if train.boxes is not None and train.box_classes is not None:
+        sides = train.boxes[..., 2:] - train.boxes[..., :2]
+        shown = int(np.argmax(np.where(train.box_classes >= 0, sides.prod(-1), 0).sum(-1)))
+    example = train.subset(np.array([shown]))
+    drawn = pipelines.draws(example, augment, SAMPLES)
+    plot_augmentation(config.task, example, drawn, data.labels, augment.describe(), run_dir / "augment.png")
 
 
 def kept_epoch(stopping: keras.callbacks.EarlyStopping, last_epoch: int) -> int:

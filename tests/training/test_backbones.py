@@ -1,19 +1,18 @@
-"""Every keras.applications backbone `--arch` offers trains, exports and serves; the two-phase recipe
-freezes, then fine-tunes the top of the base; `--weights imagenet` reads Keras's cache, never the net."""
+"""Every keras.applications backbone `--arch` offers trains, exports, evaluates, predicts and serves; the
+two-phase recipe freezes, then fine-tunes the top of the base; `--weights imagenet` reads Keras's cache, never
+the net."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, ServerFactory
+from conftest import ServerFactory
 from photos import write_photo_folders
+from training_processes import run_in_a_child
 
 pytest.importorskip("tensorflow")
 
@@ -52,31 +51,20 @@ def train(photos: Path, run: Path, arch: str, *options: str) -> None:
     assert cli([*args, "--size", str(SIZES[arch]), *SMOKE, *options]) == 0
 
 
-def in_a_process_of_its_own(*commands: list[str]) -> int:
-    """Run `python -m training` commands in one child process, which gives its memory back when it ends (six
-    backbones trained in the test process held 10 GB); returns the child's peak resident bytes."""
-    script = (
-        "import json, sys\nfrom training.cli import main\n"
-        "sys.exit(any(main(c) for c in json.loads(sys.argv[1])))"
-    )
-    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(commands)], cwd=REPO_ROOT)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, f"{commands} exited with {child.returncode}"
-    return usage.ru_maxrss * 1024
-
-
 @pytest.fixture(scope="module")
 def exported(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
-    """One epoch of each backbone from scratch, each exported into one model repository; with each one's
-    peak resident bytes."""
+    """One epoch of each backbone from scratch, exported into one model repository, evaluated and asked
+    for a prediction; with each one's peak resident bytes. A process per backbone: six trained in the test
+    process held 10 GB."""
     root = tmp_path_factory.mktemp("backbones")
     peaks = {}
     for arch in BACKBONE_NAMES:
         training = ["train", "classify", "--data", str(photos), "--run", str(root / arch), "--arch", arch]
         training += ["--size", str(SIZES[arch]), *SMOKE]
         export = ["export", "--run", str(root / arch), "--name", arch, "--models-dir", str(root / "models")]
-        peaks[arch] = in_a_process_of_its_own(training, export)
+        evaluate = ["evaluate", "--run", str(root / arch)]
+        predict = ["predict", str(sorted(photos.rglob("*.jpg"))[0]), "--model", str(root / arch)]
+        peaks[arch] = run_in_a_child(training, export, evaluate, predict)
     return root, peaks
 
 

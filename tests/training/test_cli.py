@@ -89,6 +89,9 @@ def one_line(finished: subprocess.CompletedProcess[str], command: str) -> str:
         (["--weights", "imagenet"], "--weights is for the keras.applications backbones"),
         (["--arch", "resnet50", "--weights", "/nowhere.h5"], "weights file /nowhere.h5 does not exist"),
         (["--init-from", "/nowhere"], "/nowhere is not a run directory"),
+        (["--rotation", "200"], "--rotation takes 0 to 180 degrees, not 200"),
+        (["--no-augment", "--zoom", "0.2", "--quarter-turns"], "drop it or --quarter-turns, --zoom"),
+        (["--flip", "diagonal"], "argument --flip: invalid choice: 'diagonal'"),
     ],
 )
 def test_impossible_runs_are_one_line_before_tensorflow(
@@ -101,7 +104,7 @@ def test_impossible_runs_are_one_line_before_tensorflow(
         "train", "classify", "--data", str(tmp_path / "classes"), "--run", str(tmp_path / "run"), *args
     )
     assert fragment in one_line(
-        finished, "python -m training train" if "--arch: invalid" in fragment else "train: "
+        finished, "python -m training train" if "invalid choice" in fragment else "train: "
     )
     assert not (tmp_path / "run").exists()
 
@@ -111,7 +114,10 @@ def test_an_architecture_of_another_task_is_one_line() -> None:
     line = one_line(
         run_cli("train", "detect", "--data", oxford, "--run", "x", "--arch", "small_cnn"), "train: "
     )
-    assert "detect has no architecture 'small_cnn'; choose from grid, encoder_grid, localize" in line
+    assert (
+        "detect has no architecture 'small_cnn'; choose from grid, encoder_grid, localize, encoder_localize"
+        in line
+    )
 
 
 def test_missing_imagenet_weights_name_the_file_and_where_it_goes(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def _open(path: Path) -> tuple[onnx.ModelProto, object, ort.InferenceSession]:
 @pytest.mark.parametrize(("task", "data", "size"), TASKS)
 def test_train_export_and_serve_contract(task: str, data: str, size: int, runs: Path) -> None:
     run = runs / f"run-{task}"
-    for artefact in ("model.keras", "metrics.json", "curves.png", "samples.png"):
+    for artefact in ("model.keras", "metrics.json", "curves.png", "samples.png", "augment.png"):
         assert (run / artefact).is_file()
     assert (
         cli(["export", "--run", str(run), "--name", f"tiny-{task}", "--models-dir", str(runs / "models")])
@@ -118,21 +118,16 @@ def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Pa
     assert same == [True, True, True, True, False, False]
 
 
-@pytest.mark.parametrize(
-    ("task", "arch", "data"),
-    [
-        ("classify", "resnet34", "single"),
-        ("classify", "lenet5", "single"),
-        ("classify", "course_cifar", "single"),
-        ("classify", "unet_encoder", "single"),
-        ("detect", "encoder_grid", "scenes"),
-        ("segment", "fcn", "single"),
-    ],
-)
-def test_every_other_architecture_trains_and_exports(task: str, arch: str, data: str, runs: Path) -> None:
-    run = runs / f"run-{arch}"
-    args = ["train", task, "--data", str(runs / data), "--run", str(run), "--arch", arch, "--size", "32"]
-    assert cli([*args, *SMOKE]) == 0
-    assert cli(["export", "--run", str(run), "--name", arch, "--models-dir", str(runs / "models")]) == 0
-    _, metadata, _ = _open(runs / "models" / arch / "1" / "model.onnx")
-    assert (metadata.task, metadata.trained["architecture"]) == (task, arch)
+def test_a_localiser_starts_from_the_segmenters_whole_encoder(runs: Path) -> None:
+    source_run, run = runs / "run-segment", runs / "run-localize"
+    args = ["train", "detect", "--data", str(runs / "single"), "--run", str(run), "--size", "32"]
+    transfer = ["--arch", "encoder_localize", "--init-from", str(source_run), "--freeze", "16"]
+    assert cli([*args, *transfer, *SMOKE]) == 0
+
+    source = keras.models.load_model(source_run / "model.keras", compile=False)
+    trained = keras.models.load_model(run / "model.keras", compile=False)
+    encoder = list(zip(weighted_layers(source), weighted_layers(trained), strict=False))[:16]
+    assert all(
+        all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
+        for src, dst in encoder
+    ), "eight conv + BatchNorm pairs of the U-Net encoder, copied and kept"

@@ -138,3 +138,7 @@ def test_every_metric_on_the_card_is_defined_in_one_line(found: dict[str, object
     assert "1 epoch (" in card
     augmented = model_card(metadata, {**run, "augmentation": "horizontal flips"}, int8=False)
     assert "Training images augmented with horizontal flips." in augmented
+    assert "![augmentation](augment.png)" in augmented
+    plain = model_card(metadata, {**run, "augmentation": "none"}, int8=False)
+    assert "Training images not augmented." in plain
+    assert "augment.png" not in plain

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from training.data.arrays import ArraySet
 from training.evaluate import metrics
+from training.evaluate.evaluate import evaluate_outputs
 from training.evaluate.metrics import Detections
 
 
@@ -119,3 +121,40 @@ def test_mean_iou_skips_classes_absent_everywhere() -> None:
     conf = metrics.confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 1]), 3)
     assert math.isnan(metrics.per_class_iou(conf)[2])
     assert metrics.mean_iou(conf) == 1.0
+
+
+def _one_cell_outputs(boxes: list[list[float]]) -> dict[str, np.ndarray]:
+    """A detector with one candidate box per image (K = 1), sure of class 0 each time."""
+    count = len(boxes)
+    return {
+        "boxes": np.array(boxes, np.float32)[:, None],
+        "iou": np.full((count, 1), 0.9, np.float32),
+        "class_probabilities": np.tile(np.array([[[0.9, 0.1]]], np.float32), (count, 1, 1)),
+    }
+
+
+def _scenes(boxes: list[list[list[float]]]) -> ArraySet:
+    most = max(len(b) for b in boxes)
+    padded = np.zeros((len(boxes), most, 4), np.float32)
+    classes = np.full((len(boxes), most), -1, np.int64)
+    for i, scene in enumerate(boxes):
+        padded[i, : len(scene)] = scene
+        classes[i, : len(scene)] = 0
+    images = np.zeros((len(boxes), 16, 16, 3), np.float32)
+    return ArraySet(images=images, labels=np.zeros(len(boxes), np.int64), boxes=padded, box_classes=classes)
+
+
+def test_one_box_on_one_object_each_is_scored_as_a_localiser() -> None:
+    box = [0.1, 0.1, 0.6, 0.6]
+    found = evaluate_outputs("detect", _one_cell_outputs([box, box]), _scenes([[box], [box]]), ("a", "b"))
+    assert found["accuracy"] == 1.0
+    assert found["box_iou"] == pytest.approx(1.0)
+
+
+def test_a_one_cell_detector_on_crowded_scenes_is_scored_as_a_detector() -> None:
+    box, other = [0.1, 0.1, 0.6, 0.6], [0.6, 0.6, 0.9, 0.9]
+    found = evaluate_outputs(
+        "detect", _one_cell_outputs([box, box]), _scenes([[box, other], [box]]), ("a", "b")
+    )
+    assert "box_iou" not in found
+    assert found["map50"] == pytest.approx(2 / 3)

@@ -7,7 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from training.data.pipelines import Augment, augment_example, encode_grid  # noqa: E402
+from training.augmentation import Augmentation  # noqa: E402
+from training.data.pipelines import augment_example, encode_grid, move  # noqa: E402
 
 
 def _square_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -24,11 +25,16 @@ def _extent(mask: np.ndarray) -> np.ndarray:
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) / mask.shape[0]
 
 
-@pytest.mark.parametrize("seed", range(6))
+EVERY_MOVE = Augmentation(
+    flip="both", quarter_turns=True, rotation=25.0, shift=0.1, zoom=0.15, brightness=0.0, contrast=0.0
+)
+
+
+@pytest.mark.parametrize("seed", range(8))
 def test_image_mask_and_box_move_together(seed: int) -> None:
     tf.random.set_seed(seed)
     image, mask, box = _square_scene()
-    augment = Augment(flip=True, rotate=True, min_scale=0.85, brightness=0.0, contrast=0.0)
+    augment = EVERY_MOVE
     out_image, out_mask, out_box, out_cls = augment_example(
         tf.constant(image), tf.constant(mask), tf.constant(box), tf.constant([0]), augment
     )
@@ -36,13 +42,69 @@ def test_image_mask_and_box_move_together(seed: int) -> None:
     bright = out_image[..., :1] > 127
     assert np.mean(bright == (out_mask > 0.5)) > 0.97
     if out_cls.numpy()[0] >= 0:
-        np.testing.assert_allclose(out_box[0], _extent(out_mask), atol=2.5 / 48)
+        np.testing.assert_allclose(out_box[0], _extent(out_mask), atol=1.5 / 48)
+
+
+def _moved(degrees: float, scale: float, shift: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    image, mask, box = _square_scene()
+    moved = move(
+        tf.constant(image),
+        tf.constant(mask),
+        tf.constant(box),
+        tf.constant([0]),
+        tf.constant(np.radians(degrees), tf.float32),
+        tf.constant(scale),
+        (tf.constant(shift[0]), tf.constant(shift[1])),
+    )
+    return tuple(value.numpy() for value in moved)
+
+
+@pytest.mark.parametrize("degrees", [-40.0, 0.0, 30.0, 90.0])
+@pytest.mark.parametrize("scale", [0.9, 1.2])
+def test_a_moved_box_holds_the_moved_outline(degrees: float, scale: float) -> None:
+    out_image, out_mask, out_box, out_cls = _moved(degrees, scale, (3.0, 5.0))
+    assert out_cls[0] == 0
+    np.testing.assert_allclose(out_box[0], _extent(out_mask), atol=1.5 / 48)
+    assert np.mean((out_image[..., :1] > 127) == (out_mask > 0.5)) > 0.97
+
+
+def test_a_quarter_turn_clockwise_moves_the_top_edge_to_the_right() -> None:
+    # The bar across the top right (rows 8-20, columns 24-44); clockwise on screen, (x, y) -> (H - y, x).
+    _, out_mask, out_box, _ = _moved(90.0, 1.0, (0.0, 0.0))
+    np.testing.assert_allclose(out_box[0], np.array([28, 24, 40, 44]) / 48, atol=1e-5)
+    np.testing.assert_allclose(_extent(out_mask), np.array([28, 24, 40, 44]) / 48, atol=1e-5)
+
+
+def test_a_zoomed_box_is_cut_where_the_picture_ends() -> None:
+    # x 24..44 -> 24..49 and y 8..20 -> 4..19 about the centre (24, 24); the picture ends at 48.
+    _, out_mask, out_box, out_cls = _moved(0.0, 1.25, (0.0, 0.0))
+    assert out_cls[0] == 0
+    # Where an edge leaves the picture the box follows it to within one step of EDGE_POINTS (0.4 px here).
+    np.testing.assert_allclose(out_box[0], np.array([24, 4, 48, 19]) / 48, atol=0.5 / 48)
+    np.testing.assert_allclose(_extent(out_mask), np.array([24, 4, 48, 19]) / 48, atol=1.01 / 48)
+
+
+def test_a_box_moved_mostly_out_of_the_picture_is_dropped() -> None:
+    assert _moved(0.0, 1.0, (0.0, -14.0))[3].tolist() == [-1]
+
+
+def test_with_every_transform_off_the_image_is_unchanged() -> None:
+    image, mask, box = _square_scene()
+    out_image, _, out_box, _ = augment_example(
+        tf.constant(image), tf.constant(mask), tf.constant(box), tf.constant([0]), Augmentation.none()
+    )
+    np.testing.assert_array_equal(out_image.numpy(), image)
+    np.testing.assert_array_equal(out_box.numpy(), box)
 
 
 def test_brightness_keeps_pixels_in_range() -> None:
     image, mask, box = _square_scene()
     out, _, _, _ = augment_example(
-        tf.constant(image), tf.constant(mask), tf.constant(box), tf.constant([0]), Augment(brightness=80.0)
+        tf.constant(image),
+        tf.constant(mask),
+        tf.constant(box),
+        tf.constant([0]),
+        Augmentation(brightness=80.0),
     )
     assert float(tf.reduce_min(out)) >= 0.0
     assert float(tf.reduce_max(out)) <= 255.0

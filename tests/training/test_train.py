@@ -10,8 +10,9 @@ pytest.importorskip("tensorflow")
 
 import keras
 
+from training.augmentation import Augmentation
 from training.config import TrainConfig
-from training.train import Phase, TqdmProgress, augmentation, describe, early_stopping, kept_epoch, phases
+from training.train import Phase, TqdmProgress, augmentation, early_stopping, kept_epoch, phases
 
 # The validation loss of a real `make models` segmenter run: BatchNorm's moving statistics trailed the weights
 # while the learning rate was high, so the loss climbed for four epochs before it fell.
@@ -104,11 +105,14 @@ def test_without_a_terminal_an_epoch_says_where_it_is_every_heartbeat(
 
 def test_the_augmentation_is_said_in_words() -> None:
     shapes = TrainConfig(task="classify", data="data/shapes", run_dir="run")
-    assert describe(augmentation(shapes)) == (
-        "horizontal flips, quarter turns, crops of 85 to 100 % of each side, scaled back, "
+    assert shapes.augmentation.describe() == (
+        "horizontal flips, crops of 85 to 100 % of each side, scaled back, "
         "brightness ±30 levels, contrast ±20 %"
     )
     digits = TrainConfig(task="classify", data="digits", run_dir="run")
-    assert describe(augmentation(digits)).startswith("crops of 90 to 100 %")
-    unaugmented = TrainConfig(task="classify", data="data/shapes", run_dir="run", augment=False)
-    assert describe(augmentation(unaugmented)) == "none (--no-augment)"
+    assert digits.augmentation.describe().startswith("crops of 90 to 100 %")
+    unaugmented = TrainConfig(
+        task="classify", data="data/shapes", run_dir="run", augmentation=Augmentation.none()
+    )
+    assert unaugmented.augmentation.describe() == "none"
+    assert augmentation(unaugmented) is None

@@ -22,6 +22,7 @@ class Architecture:
     min_size: int
     multiple_of: int = 1
     backbone: bool = False  # a keras.applications base: takes --weights and --fine-tune-epochs
+    one_object: bool = False  # classification + localisation: one box per image, trained on one object each
 
     def size_problem(self, size: int) -> str | None:
         """Why `size` cannot be this architecture's input side, or None when it can."""
@@ -67,7 +68,20 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("grid", "detect", "yolo:grid_detector", "a YOLO-style grid detector", 16, multiple_of=16),
     Architecture("encoder_grid", "detect", "yolo:encoder_grid_detector", "the U-Net encoder, grid head", 8),
     Architecture(
-        "localize", "detect", "localize:localizer", "one object: a softmax head and a box head (K = 1)", 32
+        "localize",
+        "detect",
+        "localize:localizer",
+        "one object: a softmax head and a box head (K = 1)",
+        32,
+        one_object=True,
+    ),
+    Architecture(
+        "encoder_localize",
+        "detect",
+        "localize:encoder_localizer",
+        "the U-Net encoder, localize's heads",
+        8,
+        one_object=True,
     ),
     Architecture("fcn", "segment", "segmentation:fcn", "the course's FCN", 8, multiple_of=8),
     Architecture("unet", "segment", "segmentation:unet", "a small U-Net", 8, multiple_of=8),

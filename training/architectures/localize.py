@@ -29,10 +29,7 @@ class OneBox(layers.Layer):
 
 
 def localizer(input_shape: tuple[int, int, int] = (64, 64, 3), classes: int = 6) -> keras.Model:
-    """Conv stages to stride 16; the class head pools globally, the box head reads the whole 4x4-ish map.
-
-    Global pooling throws away where things are, so the box head flattens a narrow map instead.
-    """
+    """Conv stages to stride 16, then the class and box heads."""
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255)(inputs)
     x = conv_bn(x, 16)
@@ -40,13 +37,30 @@ def localizer(input_shape: tuple[int, int, int] = (64, 64, 3), classes: int = 6)
         x = layers.MaxPooling2D(2, padding="same")(x)
         x = conv_bn(x, filters)
         x = conv_bn(x, filters)
-    pooled = layers.Dropout(0.2)(layers.GlobalMaxPooling2D()(x))
+    return keras.Model(inputs, one_box_heads(x, classes), name="localizer")
+
+
+def encoder_localizer(
+    input_shape: tuple[int, int, int] = (64, 64, 3), classes: int = 6, base: int = 16
+) -> keras.Model:
+    """The U-Net encoder (stride 8) with the class and box heads: it can start from a segmenter's weights."""
+    from training.architectures.segmentation import unet_encoder
+
+    inputs = keras.Input(input_shape, name="image")
+    x, _ = unet_encoder(layers.Rescaling(1 / 255)(inputs), base)
+    return keras.Model(inputs, one_box_heads(x, classes), name="encoder_localizer")
+
+
+def one_box_heads(features: keras.KerasTensor, classes: int) -> keras.KerasTensor:
+    """The class head pools globally; the box head reads the whole narrowed map, since global pooling throws
+    away where things are."""
+    pooled = layers.Dropout(0.2)(layers.GlobalMaxPooling2D()(features))
     probabilities = layers.Dense(classes, activation="softmax", name="class_head")(pooled)
-    where = layers.Flatten()(conv_bn(x, 16, kernel=1))
+    where = layers.Flatten()(conv_bn(features, 16, kernel=1))
     where = layers.Dense(128, activation="relu")(layers.Concatenate()([where, pooled]))
     box = layers.Dense(4, activation="sigmoid", name="box_head")(where)
     iou = layers.Dense(1, activation="sigmoid", name="iou_head")(where)
-    return keras.Model(inputs, OneBox(name="detections")(box, iou, probabilities), name="localizer")
+    return OneBox(name="detections")(box, iou, probabilities)
 
 
 @keras.saving.register_keras_serializable(package="training")

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
+from training.augmentation import Augmentation
 from training.data.arrays import ArraySet
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Random transforms: horizontal flip, quarter turns (square inputs), crop-and-scale, brightness."""
-
-    flip: bool = True
-    rotate: bool = True
-    min_scale: float = 0.8
-    brightness: float = 30.0
-    contrast: float = 0.2
-
-    @classmethod
-    def none(cls) -> Augment:
-        return cls(flip=False, rotate=False, min_scale=1.0, brightness=0.0, contrast=0.0)
 
 
 def _flip(image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     flipped = tf.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], axis=-1)
     return tf.image.flip_left_right(image), tf.image.flip_left_right(mask), flipped
+
+
+def _flip_up_down(
+    image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    flipped = tf.stack([boxes[:, 0], 1 - boxes[:, 3], boxes[:, 2], 1 - boxes[:, 1]], axis=-1)
+    return tf.image.flip_up_down(image), tf.image.flip_up_down(mask), flipped
 
 
 def _rot90(image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -35,33 +30,130 @@ def _rot90(image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tens
     return tf.image.rot90(image), tf.image.rot90(mask), turned
 
 
-def _crop_scale(
-    image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, min_scale: float
+def _maybe(
+    transform: Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    boxes: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`transform` on a coin toss."""
+    return tf.cond(
+        tf.random.uniform([]) < 0.5, lambda: transform(image, mask, boxes), lambda: (image, mask, boxes)
+    )
+
+
+# Points along each edge of a box: a 40-pixel edge is followed to 0.7 pixels where it leaves the picture.
+EDGE_POINTS = 64
+
+
+def move(
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    boxes: tf.Tensor,
+    classes: tf.Tensor,
+    angle: tf.Tensor,
+    scale: tf.Tensor,
+    shift: tuple[tf.Tensor, tf.Tensor],
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Crop a random window (min_scale..1 of each side), resize it back; drop boxes mostly cut off."""
-    size = tf.shape(image)[:2]
-    scale = tf.random.uniform([], min_scale, 1.0)
-    x0, y0 = tf.random.uniform([], 0.0, 1.0 - scale), tf.random.uniform([], 0.0, 1.0 - scale)
-    window = tf.stack([[y0, x0, y0 + scale, x0 + scale]])
-    image = tf.image.crop_and_resize(image[None], window, [0], size)[0]
-    mask = tf.image.crop_and_resize(mask[None], window, [0], size, method="nearest")[0]
-    moved = (boxes - tf.stack([x0, y0, x0, y0])) / scale
-    clipped = tf.clip_by_value(moved, 0.0, 1.0)
-    area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-    kept_area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-    keep = kept_area >= 0.6 * area
-    return image, mask, clipped, tf.where(keep, classes, -1)
+    """Turn by `angle` radians (clockwise on screen) and enlarge by `scale`, both about the centre, then move
+    by `shift` pixels (x, y): one resampling of image and mask, one new box each.
+
+    Pixels from beyond the edge repeat the nearest edge pixel in image and mask alike. A box becomes the
+    upright box around the part of its moved outline left in the picture; one with under 60 % of that
+    outline's upright box left is dropped (class -1).
+    """
+    height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    tx, ty = shift
+    # The projective transform maps each output pixel back to the input pixel it samples; pixel centres sit at
+    # whole indices, so the centre is at (size - 1) / 2.
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    back = tf.stack(
+        [
+            cos / scale,
+            sin / scale,
+            cx - (cos * (cx + tx) + sin * (cy + ty)) / scale,
+            -sin / scale,
+            cos / scale,
+            cy + (sin * (cx + tx) - cos * (cy + ty)) / scale,
+        ]
+    )
+    transform = tf.concat([back, tf.zeros([2])], axis=0)[None]
+
+    def warp(values: tf.Tensor, interpolation: str) -> tf.Tensor:
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=values[None],
+            transforms=transform,
+            output_shape=tf.shape(values)[:2],
+            fill_value=0.0,
+            interpolation=interpolation,
+            fill_mode="NEAREST",
+        )[0]
+
+    # Boxes are in edge coordinates (0..1 of the side), whose centre is size / 2. A moved box's extent is that
+    # of its moved outline within the picture, and of the picture's corners it now covers.
+    along = tf.linspace(0.0, 1.0, EDGE_POINTS)[None]
+    x1, y1, x2, y2 = (boxes[:, i : i + 1] for i in range(4))
+    there = tf.ones_like(along)
+    xs = tf.concat([x1 + (x2 - x1) * along, x2 * there, x2 - (x2 - x1) * along, x1 * there], -1)
+    ys = tf.concat([y1 * there, y1 + (y2 - y1) * along, y2 * there, y2 - (y2 - y1) * along], -1)
+    xs, ys = xs * width - width / 2, ys * height - height / 2
+    moved_x = (scale * (cos * xs - sin * ys) + width / 2 + tx) / width
+    moved_y = (scale * (sin * xs + cos * ys) + height / 2 + ty) / height
+    on_picture = (moved_x >= 0) & (moved_x <= 1) & (moved_y >= 0) & (moved_y <= 1)
+    corner_x, corner_y = tf.constant([0.0, 1.0, 0.0, 1.0]), tf.constant([0.0, 0.0, 1.0, 1.0])
+    back_x, back_y = (corner_x - 0.5) * width - tx, (corner_y - 0.5) * height - ty
+    source_x = ((cos * back_x + sin * back_y) / scale + width / 2) / width
+    source_y = ((-sin * back_x + cos * back_y) / scale + height / 2) / height
+    covered = (source_x >= x1) & (source_x <= x2) & (source_y >= y1) & (source_y <= y2)
+    seen = tf.concat([on_picture, covered], -1)
+    points_x = tf.concat([moved_x, tf.broadcast_to(corner_x, tf.shape(covered))], -1)
+    points_y = tf.concat([moved_y, tf.broadcast_to(corner_y, tf.shape(covered))], -1)
+    visible = tf.stack(
+        [
+            tf.reduce_min(tf.where(seen, points_x, 1.0), -1),
+            tf.reduce_min(tf.where(seen, points_y, 1.0), -1),
+            tf.reduce_max(tf.where(seen, points_x, 0.0), -1),
+            tf.reduce_max(tf.where(seen, points_y, 0.0), -1),
+        ],
+        axis=-1,
+    )
+    hull_area = (tf.reduce_max(moved_x, -1) - tf.reduce_min(moved_x, -1)) * (
+        tf.reduce_max(moved_y, -1) - tf.reduce_min(moved_y, -1)
+    )
+    visible_area = tf.maximum(visible[:, 2] - visible[:, 0], 0) * tf.maximum(visible[:, 3] - visible[:, 1], 0)
+    classes = tf.where(visible_area >= 0.6 * hull_area, classes, -1)
+    return warp(image, "BILINEAR"), warp(mask, "NEAREST"), visible, classes
+
+
+def _random_move(
+    image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, augment: Augmentation
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Rotation, shift and zoom drawn at once: zoom keeps a window of (1 - zoom)..1 of each side, anywhere."""
+    angle = tf.random.uniform([], -augment.rotation, augment.rotation) * (math.pi / 180)
+    scale = 1 / tf.random.uniform([], 1 - augment.zoom, 1.0)
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    # Where the zoomed window sits: anywhere that keeps it inside the picture.
+    window = (scale - 1) / 2
+    tx = (
+        tf.random.uniform([], -augment.shift, augment.shift) + tf.random.uniform([], -window, window)
+    ) * size[1]
+    ty = (
+        tf.random.uniform([], -augment.shift, augment.shift) + tf.random.uniform([], -window, window)
+    ) * size[0]
+    return move(image, mask, boxes, classes, angle, scale, (tx, ty))
 
 
 def augment_example(
-    image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, augment: Augment
+    image: tf.Tensor, mask: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, augment: Augmentation
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """One random draw of every enabled transform, applied alike to image, mask [H, W, 1] and boxes [M, 4]."""
-    if augment.flip:
-        image, mask, boxes = tf.cond(
-            tf.random.uniform([]) < 0.5, lambda: _flip(image, mask, boxes), lambda: (image, mask, boxes)
-        )
-    if augment.rotate and image.shape[0] == image.shape[1]:
+    image = tf.cast(image, tf.float32)
+    if augment.flip in ("horizontal", "both"):
+        image, mask, boxes = _maybe(_flip, image, mask, boxes)
+    if augment.flip in ("vertical", "both"):
+        image, mask, boxes = _maybe(_flip_up_down, image, mask, boxes)
+    if augment.quarter_turns and image.shape[0] == image.shape[1]:
         turns = tf.random.uniform([], 0, 4, dtype=tf.int32)
         for turn in range(1, 4):
             image, mask, boxes = tf.cond(
@@ -69,8 +161,8 @@ def augment_example(
                 lambda i=image, m=mask, b=boxes: _rot90(i, m, b),
                 lambda i=image, m=mask, b=boxes: (i, m, b),
             )
-    if augment.min_scale < 1.0:
-        image, mask, boxes, classes = _crop_scale(image, mask, boxes, classes, augment.min_scale)
+    if augment.rotation or augment.shift or augment.zoom:
+        image, mask, boxes, classes = _random_move(image, mask, boxes, classes, augment)
     if augment.contrast:
         factor = tf.random.uniform([], 1 - augment.contrast, 1 + augment.contrast)
         mean = tf.reduce_mean(image)
@@ -78,6 +170,32 @@ def augment_example(
     if augment.brightness:
         image = image + tf.random.uniform([], -augment.brightness, augment.brightness)
     return tf.clip_by_value(image, 0.0, 255.0), mask, boxes, classes
+
+
+def draws(example: ArraySet, augment: Augmentation, count: int) -> ArraySet:
+    """`count` random draws of `augment` on the one image of `example`, each with its mask and boxes."""
+    image = tf.constant(example.images[0], tf.float32)
+    mask = (
+        tf.zeros_like(image[..., :1])
+        if example.masks is None
+        else tf.constant(example.masks[0, ..., None], tf.float32)
+    )
+    boxes = tf.zeros([0, 4]) if example.boxes is None else tf.constant(example.boxes[0], tf.float32)
+    classes = (
+        tf.zeros([0], tf.int32)
+        if example.box_classes is None
+        else tf.constant(example.box_classes[0], tf.int32)
+    )
+    drawn = [augment_example(image, mask, boxes, classes, augment) for _ in range(count)]
+    return ArraySet(
+        images=np.stack([d[0].numpy() for d in drawn]),
+        labels=np.repeat(example.labels[:1], count),
+        boxes=None if example.boxes is None else np.stack([d[2].numpy() for d in drawn]),
+        box_classes=None if example.box_classes is None else np.stack([d[3].numpy() for d in drawn]),
+        masks=None
+        if example.masks is None
+        else np.stack([d[1].numpy()[..., 0] for d in drawn]).astype(example.masks.dtype),
+    )
 
 
 def encode_grid(boxes: tf.Tensor, classes: tf.Tensor, grid: int, num_classes: int) -> tf.Tensor:
@@ -100,7 +218,7 @@ def _shuffled(ds: tf.data.Dataset, shuffle: bool, seed: int, size: int) -> tf.da
 
 
 def classify_dataset(
-    data: ArraySet, batch: int, augment: Augment | None = None, shuffle: bool = False, seed: int = 0
+    data: ArraySet, batch: int, augment: Augmentation | None = None, shuffle: bool = False, seed: int = 0
 ) -> tf.data.Dataset:
     """(image, class id) batches."""
     ds = _shuffled(tf.data.Dataset.from_tensor_slices((data.images, data.labels)), shuffle, seed, len(data))
@@ -120,7 +238,7 @@ def detect_dataset(
     batch: int,
     grid: int,
     num_classes: int,
-    augment: Augment | None = None,
+    augment: Augmentation | None = None,
     shuffle: bool = False,
     seed: int = 0,
 ) -> tf.data.Dataset:
@@ -138,7 +256,7 @@ def detect_dataset(
 
 
 def segment_dataset(
-    data: ArraySet, batch: int, augment: Augment | None = None, shuffle: bool = False, seed: int = 0
+    data: ArraySet, batch: int, augment: Augmentation | None = None, shuffle: bool = False, seed: int = 0
 ) -> tf.data.Dataset:
     """(image, mask [H, W] of class ids 0 pet, 1 background, 2 border) batches."""
     ds = _shuffled(tf.data.Dataset.from_tensor_slices((data.images, data.masks)), shuffle, seed, len(data))

@@ -1,0 +1,104 @@
+"""Every `--arch` leaves its run: each trains at its smallest size, then a fresh process that never built it
+exports, evaluates and asks it for a prediction, and the exported model answers its task route on a live
+server. test_backbones.py walks the keras.applications backbones the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ServerFactory
+from photos import write_photo_folders
+from training_processes import run_in_a_child
+
+from training.architectures import ARCHITECTURES, Architecture
+
+pytestmark = pytest.mark.slow
+
+WALKED = [arch for arch in ARCHITECTURES if not arch.backbone]
+CLASSES = ("astronaut", "coffee", "rocket")
+# One epoch on a few dozen images proves the plumbing, not a model: --allow-useless keeps the exit 0.
+SMOKE = ["--epochs", "1", "--batch", "8", "--allow-useless"]
+ROUTES = {"classify": "/classify", "detect": "/detect", "segment": "/segment/json"}
+
+
+def data_for(arch: Architecture, root: Path) -> Path:
+    """Photos in a folder per class for classifiers, one shape per scene for localisers and segmenters,
+    scenes of up to three for grid detectors."""
+    if arch.task == "classify":
+        return root / "photos"
+    return root / ("scenes" if arch.task == "detect" and not arch.one_object else "single")
+
+
+def training(arch: Architecture, root: Path) -> list[str]:
+    """One epoch of `arch` at its smallest size, into the run directory named after it."""
+    size = max(arch.min_size, arch.multiple_of)
+    data, run = data_for(arch, root), root / arch.name
+    return [
+        "train",
+        arch.task,
+        "--data",
+        str(data),
+        "--run",
+        str(run),
+        "--arch",
+        arch.name,
+        "--size",
+        str(size),
+        *SMOKE,
+    ]
+
+
+@pytest.fixture(scope="module")
+def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("catalogue")
+    write_photo_folders(root / "photos", per_class=6, classes=CLASSES)
+    synth = ["synth", "--count", "24", "--seed", "3"]
+    run_in_a_child(
+        [*synth, "--out", str(root / "single")],
+        [*synth, "--out", str(root / "scenes"), "--max-objects", "3"],
+        *(training(arch, root) for arch in WALKED),
+    )
+    photo = str(sorted((root / "photos").rglob("*.jpg"))[0])
+    leaving = [
+        command
+        for arch in WALKED
+        for command in (
+            [
+                "export",
+                "--run",
+                str(root / arch.name),
+                "--name",
+                arch.name,
+                "--models-dir",
+                str(root / "models"),
+            ],
+            ["evaluate", "--run", str(root / arch.name)],
+            ["predict", photo, "--model", str(root / arch.name)],
+        )
+    ]
+    run_in_a_child(*leaving)
+    return root
+
+
+def test_the_walk_and_the_backbones_cover_the_catalogue() -> None:
+    walked = {arch.name for arch in WALKED}
+    backbones = {arch.name for arch in ARCHITECTURES if arch.backbone}
+    assert walked | backbones == {arch.name for arch in ARCHITECTURES}
+    assert {"resnet34", "course_cifar", "localize", "encoder_localize", "fcn"} <= walked
+
+
+@pytest.mark.parametrize("arch", WALKED, ids=[arch.name for arch in WALKED])
+def test_each_architecture_answers_its_task_route(
+    arch: Architecture, walked: Path, start_server: ServerFactory
+) -> None:
+    assert (walked / "models" / arch.name / "1" / "model.onnx").is_file()
+    server = start_server(walked / "models", default_models="{}")
+    photo = sorted((walked / "photos").rglob("*.jpg"))[0]
+    response = server.client.post(
+        f"{ROUTES[arch.task]}?model={arch.name}", files={"image": photo.read_bytes()}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model"]["name"] == arch.name
+    assert len(answer["results"]) == 1

@@ -1,0 +1,26 @@
+"""`python -m training` commands run in a child process of their own, which gives its memory back when it
+ends and has loaded nothing the commands did not load themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+SCRIPT = """
+import json, sys
+from training.cli import main
+sys.exit(any(main(command) for command in json.loads(sys.argv[1])))
+"""
+
+
+def run_in_a_child(*commands: list[str]) -> int:
+    """Run the commands one after another in one child process; returns its peak resident bytes."""
+    child = subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(commands)], cwd=REPO_ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, f"{commands} exited with {child.returncode}"
+    return usage.ru_maxrss * 1024
