@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 
 # The trimap the bundled segmenter answers for docs/examples/star.jpg, as its examples show it.
 STAR_TRIMAP_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAI0AAACHCAAAAAAOroUfAAAB0klEQVR4Ac3BC3LiQBAFweqKuf+Rpxdkh8LmKyzBvsySIJJEkkgS"
-    "SSJJJIkkkSSSRJJIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJINPKE6apyTJ4P2KRdE8IUkkyeDdiu0kyeC9ildIEkkiSQafMEGgaB6S"
-    "JIN3Ks4mJxN5SpJIEkkiSSTJYJdi1VwoFpMfiuYBSTL4u+KnYj9JIkkG7zVZTeQJSTI4xAS5NrlS0NwjSQYHmJxMtiqa2yRJyR7F"
-    "l8kWck+zkCQl+xRnk63krkaSlOxVLCavkUuNJCnZr1hM/kQWDUiSkiMUi8nL5FsDkqTkIMXZ5CXypVlIksH/IqvmmySRJCWHKRaT"
-    "J+SXZiVJBh8mq+aSJBkcpdhAVs01STI41mSL5jZJIkkkyeAQxWKyjyQZHKB4SXOPJBkcZ7KS1eRS0dwmSQaHk19kspUkkSSD3YqV"
-    "3CKTbxN5QJIMjiM/NIviTJhsIEkGOxXXmlVTLAQmT0iSweGaXxooFvKEJBnsUqya+5qTooHiAUky2KXZrnlKkgw+rKG4R5IMPq+5"
-    "R5JIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJJJEkkgSSSJJJIkkkSSSRJJIEkkiSSSJJJEk/wAUcDtLv6jyTAAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAI0AAACHCAAAAAAOroUfAAAB0klEQVR4Ac3BAXLiQBAEwZqK/f+Tdw44BSGDjIURuDNLgkgSSSJJJIkk"
+    "kSSSRJJIEkkiSSSJJJEkkkSSSBJJIkkkiSSRJJJEkkgSSTJ4v2LR/ECSSJLBuxX7SRJJIkkG71WcTZAdJIl8yJxQxWOSZPBOxdlkL0ki"
+    "SSTJ4G2Ki8l+kmTwJsWWonlAkgxeVDw0eYYkkSSD3yueMpEfSJLBISbIvcmdguY7kmRwgMnJZCGTh4pmmyQpeUXx32QP2dYsJEnJa4rF"
+    "ZBf5ViNJSl5VLCbPkFuNJBm8rCl+YbIoioUkGRygKU5k8gvFlSQpOUhxNnmKrDSSZPBXZKW5kCSSZHCUpthLVporSTL4MFlrvpAkg6MU"
+    "O8hVc0+SDP5Gs0WSDA5RXEz2abZJEkkiSQbHmbxKkgwOUNySq8nKRB6QJIPDyRcy2UuSSJLBURqQLTLZR5IMDtGcyFWzKM6EyQ6SZHCA"
+    "Zq1ZaYoLmfxIkpS8qmgeKhYTkItmiyQp+Yzii0lxT5IMPqQpVoqmuCVJBh/TQHFV3JMkg49qTopmmyQZfF7zHUkiSSSJJJEkkkSSSBJJ"
+    "IkkkiSSRJJJEkkgSSSJJJIkkkSSSRJJIEkkiSSSJJJEk/wBO0TxL3SnqeAAAAABJRU5ErkJggg=="
 )
 
 
@@ -179,8 +179,8 @@ class ClassifyResponse(Schema):
                         {
                             "image": {"width": 141, "height": 135},
                             "predictions": [
-                                {"label": "star", "class_id": 4, "probability": 0.999995},
-                                {"label": "triangle", "class_id": 5, "probability": 0.00000256},
+                                {"label": "star", "class_id": 4, "probability": 0.9999999},
+                                {"label": "cross", "class_id": 1, "probability": 0.000000117},
                             ],
                         }
                     ],
@@ -243,23 +243,23 @@ class DetectResponse(Schema):
                                 {
                                     "label": "star",
                                     "class_id": 4,
-                                    "score": 0.897,
-                                    "iou": 0.9073,
-                                    "box": {"x_min": 0.0, "y_min": 77.52, "x_max": 29.25, "y_max": 107.46},
+                                    "score": 0.7597,
+                                    "iou": 0.7647,
+                                    "box": {"x_min": 0.0, "y_min": 76.09, "x_max": 30.76, "y_max": 107.41},
                                 },
                                 {
                                     "label": "cross",
                                     "class_id": 1,
-                                    "score": 0.6524,
-                                    "iou": 0.7365,
-                                    "box": {"x_min": 40.42, "y_min": 63.13, "x_max": 67.46, "y_max": 86.36},
+                                    "score": 0.7296,
+                                    "iou": 0.8524,
+                                    "box": {"x_min": 42.74, "y_min": 63.88, "x_max": 65.02, "y_max": 86.55},
                                 },
                                 {
                                     "label": "hexagon",
                                     "class_id": 2,
-                                    "score": 0.5858,
-                                    "iou": 0.8303,
-                                    "box": {"x_min": 88.16, "y_min": 32.06, "x_max": 121.3, "y_max": 64.27},
+                                    "score": 0.534,
+                                    "iou": 0.5963,
+                                    "box": {"x_min": 87.45, "y_min": 30.4, "x_max": 122.55, "y_max": 66.52},
                                 },
                             ],
                         }
@@ -295,7 +295,7 @@ class SegmentResponse(Schema):
                     "results": [
                         {
                             "image": {"width": 141, "height": 135},
-                            "fractions": {"pet": 0.0795, "background": 0.8365, "border": 0.084},
+                            "fractions": {"pet": 0.0832, "background": 0.8391, "border": 0.0778},
                             "png_base64": STAR_TRIMAP_PNG,
                         }
                     ],

@@ -24,6 +24,7 @@ MIN_SIDE, MAX_SIDE = 120, 144
 # Rotation is a tilt of up to 30 degrees from upright: with any angle a 2-core CPU cannot learn the classes in
 # minutes. Training adds quarter turns and mirroring on top (training.data.pipelines).
 MAX_TILT = math.radians(30)
+LONE, CROWD = (0.2, 0.36), (0.09, 0.19)  # circumradius, as a fraction of the image's shorter side
 MIN_CONTRAST = 110.0  # RGB distance between a shape's colour and what lies behind it
 
 
@@ -171,7 +172,7 @@ def _place(
     return None
 
 
-def _trimap(pet: Image.Image) -> Image.Image:
+def trimap_of(pet: Image.Image) -> Image.Image:
     """Oxford-style trimap from a binary pet mask: 1 pet, 2 background, 3 a band along the outline."""
     size = 2 * BORDER_HALF_WIDTH + 1
     grown = np.asarray(pet.filter(ImageFilter.MaxFilter(size))) > 0
@@ -182,6 +183,17 @@ def _trimap(pet: Image.Image) -> Image.Image:
     return Image.fromarray(trimap, "L")
 
 
+def _radius_range(count: int, max_objects: int) -> tuple[float, float]:
+    """Circumradius bounds as fractions of the shorter side: large for one-shape sets, smaller in a crowd.
+
+    A lone shape in a set of crowds spans both, so that what trains on such sets meets one large shape
+    (docs/examples/star.jpg) as well as several small ones (docs/examples/shapes.jpg).
+    """
+    if max_objects == 1:
+        return LONE
+    return CROWD if count > 1 else (CROWD[0], LONE[1])
+
+
 def render_scene(rng: np.random.Generator, max_objects: int = 1) -> Scene:
     """Draw one scene with 1..max_objects shapes on clutter, with occluders, and its annotations."""
     width, height = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
@@ -189,7 +201,7 @@ def render_scene(rng: np.random.Generator, max_objects: int = 1) -> Scene:
     pet = Image.new("L", (width, height), 0)
     count = int(rng.integers(1, max_objects + 1))
     side = min(width, height)
-    radius_range = (0.2 * side, 0.36 * side) if max_objects == 1 else (0.09 * side, 0.19 * side)
+    radius_range = tuple(fraction * side for fraction in _radius_range(count, max_objects))
     placed: list[tuple[float, float, float]] = []
     drawn: list[tuple[str, list[tuple[float, float]]]] = []
     for _ in range(count):
@@ -209,7 +221,7 @@ def render_scene(rng: np.random.Generator, max_objects: int = 1) -> Scene:
         drawn.append((shape, polygon))
     occluders = _occlude(rng, image, pet, placed)
     objects = tuple(_scene_object(shape, polygon, width, height, occluders) for shape, polygon in drawn)
-    return Scene(image=image, trimap=_trimap(pet), objects=objects)
+    return Scene(image=image, trimap=trimap_of(pet), objects=objects)
 
 
 def _occlude(
