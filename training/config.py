@@ -52,6 +52,16 @@ class TrainConfig:
             # loss can climb for epochs before it falls; judged then, it kept a segmenter's first epoch.
             self.early_stop_after = self.epochs // 2
 
+    @classmethod
+    def saved(cls, config: dict[str, Any]) -> TrainConfig:
+        """The config of a run.json, including one whose `augment` (on or off) predates the options."""
+        config = dict(config)
+        if "augment" in config:
+            digits = config.get("data") == DIGITS
+            on = Augmentation.defaults(digits, quarter_turns=not digits)
+            config["augmentation"] = on if config.pop("augment") else Augmentation.none()
+        return cls(**config)
+
     @property
     def channels(self) -> int:
         return 1 if self.data == DIGITS else 3

@@ -240,7 +240,7 @@ def export_run(
     steps = tqdm(total=4 + int8, desc="export", unit="step", leave=False, disable=None)
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    config = TrainConfig(**run["config"])
+    config = TrainConfig.saved(run["config"])
     model = contract_model(load_run_model(run_dir), config.task)
     data = load_task_data(config)
     _step(steps, "converting to ONNX")
@@ -347,7 +347,7 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         training += (
             f" Two phases: the head alone with the base frozen, then {config['fine_tune_epochs']} epochs "
             f"fine-tuning {f'the top {top} layers' if top else 'all'} of the base, from a learning rate of "
-            f"{TrainConfig(**config).tune_lr:g}."
+            f"{TrainConfig.saved(config).tune_lr:g}."
         )
     command = config.get("command")
     rebuild = (

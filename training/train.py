@@ -497,7 +497,7 @@ def _write_json(path: Path, value: Any) -> None:
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Reload a run's saved model and score it again on the held-out test split."""
     run = json.loads((run_dir / "run.json").read_text())
-    config = TrainConfig(**run["config"])
+    config = TrainConfig.saved(run["config"])
     model = contract_model(load_run_model(run_dir), config.task)
     data = load_task_data(config)
     return score(model, predict_all(keras_predictor(model), data.test.images), config, data)

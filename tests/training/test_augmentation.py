@@ -51,4 +51,21 @@ def test_settings_out_of_range_are_refused_in_one_line(options: dict[str, object
 def test_run_json_gives_back_the_same_settings() -> None:
     chosen = Augmentation(flip="vertical", rotation=15.0)
     config = TrainConfig(task="detect", data="data", run_dir="run", augmentation=chosen)
-    assert TrainConfig(**asdict(config)).augmentation == chosen
+    assert TrainConfig.saved(asdict(config)).augmentation == chosen
+
+
+@pytest.mark.parametrize(
+    ("data", "augment", "expected"),
+    [
+        ("data/shapes", True, Augmentation(quarter_turns=True)),
+        ("digits", True, Augmentation(flip="none", zoom=0.1)),
+        ("data/shapes", False, Augmentation.none()),
+    ],
+)
+def test_a_run_json_with_only_augment_on_or_off_still_loads(
+    data: str, augment: bool, expected: Augmentation
+) -> None:
+    saved = asdict(TrainConfig(task="classify", data=data, run_dir="run"))
+    del saved["augmentation"]
+    saved["augment"] = augment
+    assert TrainConfig.saved(saved).augmentation == expected

@@ -102,20 +102,23 @@ def test_export_int8_classifier_records_accuracy_change(runs: Path) -> None:
     assert [conv.input[1] in dequantised for conv in convs] == [False] + [True] * (len(convs) - 1)
 
 
+def kept_as_the_source(source_run: Path, run: Path, count: int) -> list[bool]:
+    """For each of the first `count` layers with weights: whether `run` ends with `source_run`'s weights."""
+    source = keras.models.load_model(source_run / "model.keras", compile=False)
+    trained = keras.models.load_model(run / "model.keras", compile=False)
+    pairs = list(zip(weighted_layers(source), weighted_layers(trained), strict=False))[:count]
+    return [
+        all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
+        for src, dst in pairs
+    ]
+
+
 def test_init_from_copies_the_encoder_and_freeze_keeps_its_first_layers(runs: Path) -> None:
     source_run, run = runs / "run-segment", runs / "run-transfer"
     args = ["train", "classify", "--data", str(runs / "single"), "--run", str(run), "--size", "32"]
     transfer = ["--arch", "unet_encoder", "--init-from", str(source_run), "--freeze", "4"]
     assert cli([*args, *transfer, *SMOKE]) == 0
-
-    source = keras.models.load_model(source_run / "model.keras", compile=False)
-    trained = keras.models.load_model(run / "model.keras", compile=False)
-    pairs = list(zip(weighted_layers(source), weighted_layers(trained), strict=False))[:6]
-    same = [
-        all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
-        for src, dst in pairs
-    ]
-    assert same == [True, True, True, True, False, False]
+    assert kept_as_the_source(source_run, run, 6) == [True, True, True, True, False, False]
 
 
 def test_a_localiser_starts_from_the_segmenters_whole_encoder(runs: Path) -> None:
@@ -123,11 +126,5 @@ def test_a_localiser_starts_from_the_segmenters_whole_encoder(runs: Path) -> Non
     args = ["train", "detect", "--data", str(runs / "single"), "--run", str(run), "--size", "32"]
     transfer = ["--arch", "encoder_localize", "--init-from", str(source_run), "--freeze", "16"]
     assert cli([*args, *transfer, *SMOKE]) == 0
-
-    source = keras.models.load_model(source_run / "model.keras", compile=False)
-    trained = keras.models.load_model(run / "model.keras", compile=False)
-    encoder = list(zip(weighted_layers(source), weighted_layers(trained), strict=False))[:16]
-    assert all(
-        all(np.array_equal(a, b) for a, b in zip(src.get_weights(), dst.get_weights(), strict=True))
-        for src, dst in encoder
-    ), "eight conv + BatchNorm pairs of the U-Net encoder, copied and kept"
+    # Eight conv + BatchNorm pairs: the U-Net encoder, copied and kept.
+    assert kept_as_the_source(source_run, run, 16) == [True] * 16
