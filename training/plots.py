@@ -135,6 +135,22 @@ def _boxes(
         )
 
 
+def _overlay(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """The image half-covered by the trimap's colours (values 1..3), as `/segment?style=color` paints them."""
+    return 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[trimap]
+
+
+def _show_truth(ax: plt.Axes, sample: ArraySet, i: int, labels: Sequence[str]) -> None:
+    """Image `i` of `sample` with what it holds: its true trimap painted over, or its true boxes in white."""
+    image = sample.images[i]
+    height, width = image.shape[:2]
+    _show(ax, image if sample.masks is None else _overlay(image, sample.masks[i] + 1))
+    if sample.boxes is not None and sample.box_classes is not None:
+        real = sample.box_classes[i] >= 0
+        names = [labels[c] for c in sample.box_classes[i][real]]
+        _boxes(ax, sample.boxes[i][real], names, (width, height), "white")
+
+
 def _detect_legend() -> list[Patch]:
     best = f"best candidate, under the served {SERVED_OPTIONS.score_threshold}"
     return [
@@ -161,8 +177,8 @@ def plot_samples(
         image = sample.images[i]
         height, width = image.shape[:2]
         top, bottom = axes[0][i], axes[-1][i]
+        _show_truth(top, sample, i, labels)
         if task == "classify":
-            _show(top, image)
             probs = outputs["probabilities"][i]
             wrong = sample.labels[i] != probs.argmax()
             top.set_title(
@@ -171,12 +187,6 @@ def plot_samples(
                 color="red" if wrong else "black",
             )
         elif task == "detect":
-            assert sample.boxes is not None
-            assert sample.box_classes is not None
-            _show(top, image)
-            real = sample.box_classes[i] >= 0
-            names = [labels[c] for c in sample.box_classes[i][real]]
-            _boxes(top, sample.boxes[i][real], names, (width, height), "white")
             _show(bottom, image)
             candidates = (outputs["boxes"][i], outputs["iou"][i], outputs["class_probabilities"][i])
             found = decode_detections(*candidates, labels, (width, height))
@@ -187,10 +197,7 @@ def plot_samples(
             names = [f"{labels[c]} {s:.2f}" for c, s in zip(found.classes, found.scores, strict=True)]
             _boxes(bottom, found.boxes, names, (width, height), colour, style)
         else:
-            assert sample.masks is not None
-            _show(top, 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[sample.masks[i] + 1])
-            values = outputs["probabilities"][i].argmax(-1) + 1
-            _show(bottom, 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[values])
+            _show(bottom, _overlay(image, outputs["probabilities"][i].argmax(-1) + 1))
     if rows == 2:
         axes[0][0].set_title("truth", fontsize=7, loc="left")
         axes[1][0].set_title("predicted", fontsize=7, loc="left")
@@ -215,15 +222,7 @@ def plot_augmentation(
     for ax in axes.flat[len(pictures) :]:
         ax.axis("off")
     for i, (ax, picture) in enumerate(zip(axes.flat, pictures, strict=False)):
-        image = picture.images[0]
-        height, width = image.shape[:2]
-        if picture.masks is not None:
-            image = 0.5 * image[..., :3] + 0.5 * _TRIMAP_PAINT[picture.masks[0] + 1]
-        _show(ax, image)
-        if picture.boxes is not None and picture.box_classes is not None:
-            real = picture.box_classes[0] >= 0
-            names = [labels[c] for c in picture.box_classes[0][real]]
-            _boxes(ax, picture.boxes[0][real], names, (width, height), "white")
+        _show_truth(ax, picture, 0, labels)
         ax.set_title("as it is" if i == 0 else f"draw {i}", fontsize=7)
     fig.suptitle(textwrap.fill(f"augmentation: {said}", 90), fontsize=7)
     if task == "segment":

@@ -22,7 +22,7 @@ TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = (
 BORDER_HALF_WIDTH = 2
 MIN_SIDE, MAX_SIDE = 120, 144
 # Rotation is a tilt of up to 30 degrees from upright: with any angle a 2-core CPU cannot learn the classes in
-# minutes. Training adds quarter turns and mirroring on top (training.data.pipelines).
+# minutes. `make models` adds quarter turns and mirroring in training (--quarter-turns, --flip).
 MAX_TILT = math.radians(30)
 LONE, CROWD = (0.2, 0.36), (0.09, 0.19)  # circumradius, as a fraction of the image's shorter side
 MIN_CONTRAST = 110.0  # RGB distance between a shape's colour and what lies behind it
