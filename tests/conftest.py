@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,9 +15,14 @@ import httpx
 import onnx_models
 import pytest
 from PIL import Image
+from ports import free_port, reserve_check_ports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_DEFAULTS = {"classify": "colours", "detect": "boxes", "segment": "threshold"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    reserve_check_ports()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,6 +32,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.timeout(0))
+    _training_files_first(items)
+
+
+def _training_files_first(items: list[pytest.Item]) -> None:
+    """`make test` hands whole files to its workers in this order (pytest-xdist's loadfile): the files
+    that train go out first, so the longest of them (the backbones, about 8 minutes) never starts last."""
+    training = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in training)
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +55,6 @@ def test_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     onnx_models.misnamed_model(root)
     onnx_models.misshapen_model(root)
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

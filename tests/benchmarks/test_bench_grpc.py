@@ -7,7 +7,8 @@ import json
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT
+from ports import free_port
 
 from benchmarks import grpc_load, runner
 

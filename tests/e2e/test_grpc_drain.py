@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import grpc
-from conftest import ServerFactory, free_port
+from conftest import ServerFactory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from oip_grpc import model_infer, raw_request
+from ports import free_port
 from tritonclient.grpc import service_pb2
 
 CLIENTS = 16

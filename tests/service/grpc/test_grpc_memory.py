@@ -8,8 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory, free_port
+from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from oip_grpc import model_infer, raw_request
+from ports import free_port
 from tritonclient.grpc import service_pb2
 
 CALLS = 50

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import grpc
-from conftest import REPO_ROOT, ServerFactory, free_port
+from conftest import REPO_ROOT, ServerFactory
 from oip_grpc import model_infer, raw_request
+from ports import free_port
 from scrape import sample_value
 
 from service.settings import DEFAULT_MODELS

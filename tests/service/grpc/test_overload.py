@@ -10,8 +10,9 @@ from pathlib import Path
 import grpc
 import onnx_models
 import pytest
-from conftest import LiveServer, ServerFactory, free_port
+from conftest import LiveServer, ServerFactory
 from oip_grpc import model_infer, raw_request
+from ports import free_port
 from tritonclient.grpc import service_pb2
 
 QUEUE = 4

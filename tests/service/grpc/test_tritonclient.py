@@ -13,9 +13,10 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.grpc.aio as triton_aio
 import tritonclient.http as triton_http
 from bundled import DIGITS_SIZE, digit_png, held_out_digits, served_pixels
-from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory, free_port
+from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from oip_grpc import MODEL_INFER, model_infer
+from ports import free_port
 from scrape import sample_value
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
