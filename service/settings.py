@@ -12,6 +12,7 @@ from service import cpus
 from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
 from service.core.engine import EngineConfig
 from service.core.intake import RequestLimits
+from service.core.monitor import MonitorConfig
 from service.core.repository import DEFAULT_MAX_MODEL_BYTES
 
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -159,6 +160,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     warmup: bool = Field(default=True, description="Run each model once before reporting ready.")
+    monitor: bool = Field(
+        default=True,
+        description="Watch each model version's answers for drift against the reference in its file.",
+    )
+    monitor_window: int = Field(
+        default=1000, ge=10, le=1_000_000, description="How many of its last images drift is measured on."
+    )
+    monitor_minimum: int = Field(
+        default=200, ge=1, description="Images a window needs before it reports drift."
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
@@ -198,6 +209,8 @@ class Settings(BaseSettings):
             raise ValueError("VISION_MAX_UPLOAD_BYTES must not exceed VISION_BODY_BUDGET_BYTES")
         if self.max_images > self.queue_size:
             raise ValueError("VISION_MAX_IMAGES must not exceed VISION_QUEUE_SIZE")
+        if self.monitor_minimum > self.monitor_window:
+            raise ValueError("VISION_MONITOR_MINIMUM must not exceed VISION_MONITOR_WINDOW")
         return self
 
     @property
@@ -229,4 +242,5 @@ class Settings(BaseSettings):
             max_model_bytes=self.max_model_bytes,
             follow_symlinks=self.follow_symlinks,
             decode_limits=DecodeLimits(self.decode_memory_bytes, self.decode_timeout_seconds),
+            monitoring=MonitorConfig(self.monitor, self.monitor_window, self.monitor_minimum),
         )

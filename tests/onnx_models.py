@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from service.api.terms import InputSpec
 from service.core.contract import ModelMetadata, to_metadata_props
+from service.core.reference import Histogram, Mix, Reference
 from training.signing import signed_bytes
 
 OPSET = 17
@@ -86,6 +87,20 @@ def _metadata(
         metrics={"accuracy": 1.0, "dataset": "hand-built"},
         trained={"architecture": "onnx helper graph"},
     )
+
+
+# What the colour classifier saw of its "held-out" images: pure colours, answered with near certainty. A grey
+# image (a third each) is under its unfamiliar line.
+COLOUR_REFERENCE = Reference(
+    images=90,
+    source="pure red, green and blue squares",
+    low_confidence=0.9,
+    signals={
+        "confidence": Histogram(cuts=(0.9, 0.99), counts=(0, 10, 80)),
+        "aspect_ratio": Histogram(cuts=(1.0, 1.0001), counts=(0, 90, 0)),
+        "class": Mix(counts=(30, 30, 30)),
+    },
+)
 
 
 def colour_classifier(root: Path, name: str = "colours", version: int = 1) -> Path:
@@ -195,6 +210,16 @@ def misshapen_model(root: Path) -> Path:
         "dtype": "float32",
     }
     helper.set_model_props(model, {**props, "vision.input": json.dumps(claimed)})
+    path.write_bytes(signed_bytes(model))
+    return path
+
+
+def add_reference(path: Path, reference: Reference) -> Path:
+    """Give a saved test model a drift reference (`vision.reference`), signed again."""
+    model = onnx.load(str(path))
+    props = {**_props(model), "vision.reference": reference.model_dump_json()}
+    del model.metadata_props[:]
+    helper.set_model_props(model, props)
     path.write_bytes(signed_bytes(model))
     return path
 

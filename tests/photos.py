@@ -9,6 +9,7 @@ Oxford-IIIT Pet layout.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,58 @@ def write_photo_scenes(root: Path, count: int, seed: int = 0, classes: tuple[str
     test = set(rng.choice(count, size=max(1, count // 5), replace=False).tolist())
     write_list_files(root, classes, entries, test)
     return root
+
+
+# Every photo scikit-image and scikit-learn ship (no download), colour and grey: nothing like synth's shapes.
+UNLIKE = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+
+
+def unlike_photos(count: int, seed: int = 0) -> list[bytes]:
+    """`count` JPEGs unlike the training data: the shipped photos whole or cropped (a fifth to all of each
+    side, any aspect), shown at 64 to 640 pixels on the longer side."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in UNLIKE]
+    photos += [Image.fromarray(image) for image in load_sample_images().images]
+    rng = np.random.default_rng(seed)
+    uploads = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        whole = index < len(photos)
+        width = photo.width if whole else int(photo.width * rng.uniform(0.2, 1))
+        height = photo.height if whole else int(photo.height * rng.uniform(0.2, 1))
+        left, top = (
+            int(rng.integers(0, photo.width - width + 1)),
+            int(rng.integers(0, photo.height - height + 1)),
+        )
+        crop = photo.crop((left, top, left + width, top + height))
+        longer = int(rng.integers(64, 641))
+        scale = longer / max(crop.size)
+        shown = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
+        buffer = io.BytesIO()
+        shown.save(buffer, format="JPEG", quality=90)
+        uploads.append(buffer.getvalue())
+    return uploads
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # a type only: `sign` runs in a service-only install, with no
     from training.config import TrainConfig
 
 USER_ERROR = 2
+# Fewer images than this cannot be binned by deciles with a few in each bin.
+MIN_REFERENCE_IMAGES = 50
 # The run is written whole, but its model answers no better than chance, or one class for everything.
 USELESS_MODEL = 3
 
@@ -249,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--quantize", action="store_true", help="static QDQ INT8 (classifiers)")
     export.add_argument("--force", action="store_true", help="replace an existing model version")
+    export.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FOLDER",
+        help="measure the drift reference (vision.reference) on the images under FOLDER, images the run "
+        "never trained on, rather than on its held-out split: more images make the unfamiliar line steadier",
+    )
 
     predict = command(
         "predict",
@@ -262,6 +271,13 @@ def _parser() -> argparse.ArgumentParser:
         "sign", help="add or renew vision.sha256 in model files, after editing their metadata on purpose"
     )
     sign.add_argument("files", type=Path, nargs="+", help="model.onnx files")
+    sign.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FOLDER",
+        help="first measure the drift reference (vision.reference) on the images under FOLDER: held-out "
+        f"images like the model's training data, at least {MIN_REFERENCE_IMAGES}",
+    )
     return parser
 
 
@@ -379,11 +395,19 @@ def _export(args: argparse.Namespace, argv: list[str]) -> None:
     target = args.models_dir / args.name / str(args.version)
     if target.exists() and not args.force:
         raise UserError(f"{target} exists: --force replaces that model version, or pick another --version")
+    if args.reference is not None:
+        _reference_images(args.reference)
     _load_tensorflow(args.verbose)
     from training.export import export_run
 
     path = export_run(
-        args.run, args.models_dir, args.name, args.version, int8=args.quantize, replace=args.force
+        args.run,
+        args.models_dir,
+        args.name,
+        args.version,
+        int8=args.quantize,
+        replace=args.force,
+        reference=args.reference,
     )
     print(f"wrote {path}")
 
@@ -405,15 +429,40 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _sign(args: argparse.Namespace, argv: list[str]) -> None:
+    missing_files = [str(path) for path in args.files if not path.is_file()]
+    if missing_files:
+        raise UserError(f"no such model file: {', '.join(missing_files)}")
     try:
-        from training.signing import sign_file
+        from training.signing import add_reference, sign_file
     except ImportError as missing:
         raise UserError(
             f"signing needs {missing.name}, which this install lacks: pip install 'vision-service[sign]'"
         ) from None
 
+    uploads = [] if args.reference is None else _reference_images(args.reference)
     for path in args.files:
+        if uploads:
+            reference = add_reference(path, uploads, str(args.reference))
+            print(
+                f"{path}: reference of {reference.images} images, unfamiliar under confidence "
+                f"{reference.low_confidence:.4g}"
+            )
         print(f"{path}: sha256 {sign_file(path)}")
+
+
+def _reference_images(folder: Path) -> list[Path]:
+    """The images under a --reference folder; a UserError when there are too few to bin."""
+    from training.data.folders import images_in
+
+    if not folder.is_dir():
+        raise UserError(f"--reference {folder}: no such folder")
+    found = images_in(folder)
+    if len(found) < MIN_REFERENCE_IMAGES:
+        raise UserError(
+            f"--reference {folder}: {len(found)} images found, at least {MIN_REFERENCE_IMAGES} are needed "
+            "to bin each signal by its deciles"
+        )
+    return found
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], None]] = {

@@ -8,7 +8,7 @@ import gc
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,12 @@ import tf2onnx
 from tqdm import tqdm
 
 from service.core.contract import ModelMetadata, check_tensor_shapes, parse_metadata, to_metadata_props
+from service.core.model import Model
 from training.architectures.custom_objects import load_run_model
+from training.data.folders import images_in
 from training.errors import ExportMismatchError
 from training.evaluate.evaluate import DEFINITIONS, HEADLINE, evaluate_predictor, predict_all
+from training.reference import measure_reference
 from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
 
@@ -223,13 +226,28 @@ def attach_and_validate(proto: onnx.ModelProto, metadata: ModelMetadata) -> None
     )
 
 
+def with_reference(
+    proto: onnx.ModelProto, metadata: ModelMetadata, uploads: Sequence[Path | bytes], source: str
+) -> ModelMetadata:
+    """`metadata` with the reference of the model in `proto` over `uploads` (docs/model-contract.md)."""
+    model = Model(metadata, Path(metadata.name), session_for(proto), "cpu")
+    return metadata.model_copy(update={"reference": measure_reference(model, uploads, source)})
+
+
 PICTURES = ("curves.png", "samples.png", "confusion.png", "augment.png")
 
 
 def export_run(
-    run_dir: Path, models_dir: Path, name: str, version: int, int8: bool = False, replace: bool = False
+    run_dir: Path,
+    models_dir: Path,
+    name: str,
+    version: int,
+    int8: bool = False,
+    replace: bool = False,
+    reference: Path | None = None,
 ) -> Path:
-    """Export a run to models_dir/name/version/model.onnx plus its model card; returns the ONNX path.
+    """Export a run to models_dir/name/version/model.onnx plus its model card; returns the ONNX path. Its
+    drift reference is measured on the images under the folder `reference`, or else on the held-out split.
 
     An existing version is refused unless `replace`; then each file is replaced in one rename, so a service
     polling the repository never reads half a model.
@@ -237,7 +255,7 @@ def export_run(
     target = models_dir / name / str(version)
     if target.exists() and not replace:
         raise FileExistsError(f"{target} exists")
-    steps = tqdm(total=4 + int8, desc="export", unit="step", leave=False, disable=None)
+    steps = tqdm(total=5 + int8, desc="export", unit="step", leave=False, disable=None)
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = TrainConfig.saved(run["config"])
@@ -252,6 +270,12 @@ def export_run(
         proto, metrics = _quantized(proto, config.task, data, metrics)
     _step(steps, "checking the contract")
     metadata = build_metadata(name, version, run, metrics, proto)
+    attach_and_validate(proto, metadata)
+    _step(steps, "measuring the drift reference")
+    if reference is None:
+        metadata = with_reference(proto, metadata, data.held_out, f"held-out split of {data.dataset_name}")
+    else:
+        metadata = with_reference(proto, metadata, images_in(reference), str(reference))
     attach_and_validate(proto, metadata)
     _step(steps, "writing")
     files = {"model.onnx": signed_bytes(proto), "README.md": model_card(metadata, run, int8).encode()}

@@ -60,6 +60,7 @@ class TaskData:
     test: ArraySet
     dataset_name: str
     skipped: int = 0  # images that would not decode and were left out
+    held_out: tuple[Path | bytes, ...] = ()  # the test split as uploads (training.data.layouts.Splits)
 
 
 def load_task_data(config: TrainConfig) -> TaskData:
@@ -77,6 +78,7 @@ def load_task_data(config: TrainConfig) -> TaskData:
         test=splits.test,
         dataset_name=splits.name,
         skipped=splits.skipped,
+        held_out=splits.held_out,
     )
 
 

@@ -27,6 +27,7 @@ from vision_client.api.schemas import (
     FailedImage,
     Health,
     ModelsResponse,
+    MonitorResponse,
     SegmentResponse,
 )
 from vision_client.client import (
@@ -167,6 +168,34 @@ def models(vision: Client, options: argparse.Namespace, files: list[Upload]) -> 
     for failure in answer.failures:
         print(f"refused: {failure.name}/{failure.version}: {failure.key}: {failure.message}")
     return OK
+
+
+def monitor(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    answer: MonitorResponse = vision.monitor(options.name, options.version)
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+        return OK
+    model = f"{answer.model.name}:{answer.model.version}"
+    if not answer.monitoring:
+        print(f"{model}: not watched (VISION_MONITOR is off)")
+        return OK
+    if answer.reference is None:
+        print(f"{model}: its file carries no reference: add one with `python -m training sign --reference`")
+        return OK
+    print(
+        f"{model}: {answer.images} of the last {answer.window} images against {answer.reference.images} of "
+        f"{answer.reference.source}; {answer.unfamiliar} unfamiliar"
+    )
+    rows = [[signal.name, _psi(signal.psi, answer.minimum)] for signal in answer.signals]
+    _table(["signal", "psi"], rows)
+    return OK
+
+
+def _psi(index: float | None, minimum: int) -> str:
+    if index is None:
+        return f"(under {minimum} images)"
+    verdict = "drifted" if index > 0.2 else "moving" if index > 0.1 else "stable"
+    return f"{index:.3f} {verdict}"
 
 
 def health(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
@@ -358,6 +387,12 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(command=segment)
 
     commands.add_parser("models", parents=[anywhere], help="the loaded models").set_defaults(command=models)
+    run = commands.add_parser(
+        "monitor", parents=[anywhere], help="drift: a model's recent traffic against its held-out images"
+    )
+    run.add_argument("name", help="the model")
+    run.add_argument("--version", type=int, help="its version (default: the highest)")
+    run.set_defaults(command=monitor)
     commands.add_parser(
         "health", parents=[anywhere], help="readiness; exit status 6 when not ready"
     ).set_defaults(command=health)

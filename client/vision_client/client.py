@@ -36,6 +36,7 @@ from vision_client.api.schemas import (
     Health,
     ModelInfo,
     ModelsResponse,
+    MonitorResponse,
     SegmentResponse,
 )
 
@@ -307,6 +308,10 @@ class _Api:
         return Call("GET", f"/models/{quote(name, safe='')}", ModelInfo)
 
     @staticmethod
+    def monitor_call(name: str, version: int | None) -> Call:
+        return Call("GET", f"/models/{quote(name, safe='')}/monitor", MonitorResponse, {"version": version})
+
+    @staticmethod
     def health_call(path: str) -> Call:
         return Call("GET", path, Health, ok_statuses=(200, 503))
 
@@ -344,6 +349,10 @@ class Client(_Api):
 
     def model(self, name: str) -> ModelInfo:
         return self._send(self.model_call(name))
+
+    def monitor(self, name: str, version: int | None = None) -> MonitorResponse:
+        """How a model version's recent traffic compares with its held-out images: each signal's PSI."""
+        return self._send(self.monitor_call(name, version))
 
     def ready(self) -> Health:
         """Readiness, answered whether or not the service is ready (`status` tells)."""
@@ -399,6 +408,9 @@ class AsyncClient(_Api):
 
     async def model(self, name: str) -> ModelInfo:
         return await self._send(self.model_call(name))
+
+    async def monitor(self, name: str, version: int | None = None) -> MonitorResponse:
+        return await self._send(self.monitor_call(name, version))
 
     async def ready(self) -> Health:
         return await self._send(self.health_call("/healthz/ready"))

@@ -7,7 +7,7 @@ and parses answers with it; the engine's types are for the `of` builders' hints 
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from service.core import engine
     from service.core.errors import ImageError
+    from service.core.monitor import MonitorReport
     from service.core.repository import LoadedModel, Readiness
     from service.core.tasks.classify import ClassifiedImage
     from service.core.tasks.detect import DetectedImage
@@ -111,13 +112,14 @@ def _image_size(size: Size) -> dict[str, int]:
 
 
 def _per_image(answer: engine.Answer[Any], field: str, each: Callable[[Any], Any]) -> dict[str, Any]:
-    """The document of a task's answer: the model, then per image its size and `field`, made by `each`."""
+    """The document of a task's answer: the model, then per image its size, `field` made by `each`, and
+    whether it is unfamiliar."""
     return {
         "model": _model_ref(answer.model),
         "results": [
             _failure(image)
             if isinstance(image, Exception)
-            else {"image": _image_size(image.size), field: each(image)}
+            else {"image": _image_size(image.size), field: each(image), "unfamiliar": image.unfamiliar}
             for image in answer.images
         ],
     }
@@ -150,11 +152,26 @@ def _detection(found: FoundObject) -> dict[str, Any]:
     }
 
 
+Unfamiliar = Annotated[
+    bool | None,
+    Field(
+        description=(
+            "True when the model's confidence in this image is under the 1st percentile of its "
+            "confidence on its own held-out images (the reference in its file): the image is unlike what "
+            "it was trained on, and the answer deserves less trust. Null when the model file carries no "
+            "reference."
+        ),
+        examples=[False],
+    ),
+]
+
+
 class ClassifyResult(Schema):
     """Top-k classes of one image, best first."""
 
     image: ImageSize
     predictions: list[Prediction]
+    unfamiliar: Unfamiliar = None
 
 
 class ClassifyResponse(Schema):
@@ -182,6 +199,7 @@ class ClassifyResponse(Schema):
                                 {"label": "star", "class_id": 4, "probability": 0.9999999},
                                 {"label": "cross", "class_id": 1, "probability": 0.000000117},
                             ],
+                            "unfamiliar": False,
                         }
                     ],
                 }
@@ -216,6 +234,7 @@ class DetectResult(Schema):
 
     image: ImageSize
     detections: list[Detection]
+    unfamiliar: Unfamiliar = None
 
 
 class DetectResponse(Schema):
@@ -262,6 +281,7 @@ class DetectResponse(Schema):
                                     "box": {"x_min": 87.45, "y_min": 30.4, "x_max": 122.55, "y_max": 66.52},
                                 },
                             ],
+                            "unfamiliar": False,
                         }
                     ],
                 }
@@ -279,6 +299,7 @@ class SegmentResult(Schema):
         examples=[{"pet": 0.31, "background": 0.61, "border": 0.08}],
     )
     png_base64: str = Field(description="The PNG (in the requested style), base64-encoded.")
+    unfamiliar: Unfamiliar = None
 
 
 class SegmentResponse(Schema):
@@ -297,6 +318,7 @@ class SegmentResponse(Schema):
                             "image": {"width": 141, "height": 135},
                             "fractions": {"pet": 0.0832, "background": 0.8391, "border": 0.0778},
                             "png_base64": STAR_TRIMAP_PNG,
+                            "unfamiliar": False,
                         }
                     ],
                 }
@@ -321,6 +343,7 @@ class SegmentResponse(Schema):
                     "image": _image_size(image.size),
                     "fractions": image.fractions,
                     "png_base64": base64.b64encode(image.png).decode("ascii"),
+                    "unfamiliar": image.unfamiliar,
                 }
                 for image in answer.images
             ],
@@ -391,6 +414,82 @@ class ModelInfo(Schema):
             default_reason=mine.reason if mine else None,
             latest=latest.version,
             versions=[LoadedVersion.of(model) for model in versions],
+        )
+
+
+class SignalDrift(Schema):
+    """One signal of drift monitoring: its bins, the share of the reference's and of the window's values in
+    each, and the population stability index between them."""
+
+    name: str = Field(description="The signal, as docs/model-contract.md names it.", examples=["confidence"])
+    bins: list[str] = Field(
+        description="Value ranges, or the model's labels for `class` and `class_fractions`.",
+        examples=[["< 0.4", "0.4 to 0.9", ">= 0.9"]],
+    )
+    reference: list[float] = Field(
+        description="Share of the reference per bin.", examples=[[0.05, 0.2, 0.75]]
+    )
+    window: list[float] = Field(description="Share of the window per bin.", examples=[[0.06, 0.22, 0.72]])
+    psi: float | None = Field(
+        description=(
+            "Population stability index of the window against the reference: under 0.1 stable, 0.1 to 0.2 "
+            "moving, over 0.2 drifted. Null until the window holds `minimum` images."
+        ),
+        examples=[0.004],
+    )
+
+
+class ReferenceInfo(Schema):
+    """The reference a model file carries (`vision.reference`)."""
+
+    images: int = Field(description="Images it was measured on.", examples=[500])
+    source: str = Field(description="What they were.", examples=["held-out split of oxford-layout:shapes"])
+    low_confidence: float = Field(
+        description="The 1st percentile of their confidence: an image under it is answered `unfamiliar`.",
+        examples=[0.93],
+    )
+
+
+class MonitorResponse(Schema):
+    """How the images a model version answered lately compare with its held-out images."""
+
+    model: ModelRef
+    monitoring: bool = Field(description="Whether the service watches answers (`VISION_MONITOR`).")
+    reference: ReferenceInfo | None = Field(description="Null when the model file carries no reference.")
+    images: int = Field(description="Images in the window.", examples=[734])
+    window: int = Field(description="The most images it holds (`VISION_MONITOR_WINDOW`).", examples=[1000])
+    minimum: int = Field(
+        description="Images it needs before it reports a PSI (`VISION_MONITOR_MINIMUM`).", examples=[200]
+    )
+    unfamiliar: int = Field(description="Images in the window answered `unfamiliar`.", examples=[7])
+    signals: list[SignalDrift]
+
+    @classmethod
+    def of(cls, model: engine.ModelId, report: MonitorReport | None) -> MonitorResponse:
+        answered = ModelRef(name=model.name, version=model.version)
+        if report is None:
+            return cls(
+                model=answered,
+                monitoring=False,
+                reference=None,
+                images=0,
+                window=0,
+                minimum=0,
+                unfamiliar=0,
+                signals=[],
+            )
+        reference = report.reference
+        return cls(
+            model=answered,
+            monitoring=True,
+            reference=None
+            if reference is None
+            else ReferenceInfo.model_validate(reference, from_attributes=True),
+            images=report.images,
+            window=report.capacity,
+            minimum=report.minimum,
+            unfamiliar=report.unfamiliar,
+            signals=[SignalDrift.model_validate(signal, from_attributes=True) for signal in report.signals],
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from service.api.terms import MODEL_NAME_PATTERN, InputSpec, ResizeMode, Task
+from service.core.reference import Reference
 
 SCHEMA_VERSION = "1"
 KEY_PREFIX = "vision."
@@ -25,7 +26,8 @@ TRIMAP_LABELS = ("pet", "background", "border")
 TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
 
 # Keys whose values are JSON documents; the rest are plain strings.
-JSON_KEYS = ("labels", "input", "outputs", "metrics", "trained")
+JSON_KEYS = ("labels", "input", "outputs", "metrics", "trained", "reference")
+OPTIONAL_KEYS = ("metrics", "trained", "reference")
 REQUIRED_KEYS = ("schema", "task", "name", "version", "labels", "input", "resize", "outputs")
 
 Dim = int | str | None
@@ -56,6 +58,7 @@ class ModelMetadata(BaseModel):
     outputs: dict[str, str]
     metrics: dict[str, Any] = Field(default_factory=dict)
     trained: dict[str, Any] = Field(default_factory=dict)
+    reference: Reference | None = None
 
     @field_validator("labels")
     @classmethod
@@ -74,6 +77,14 @@ class ModelMetadata(BaseModel):
             raise ValueError(f"outputs must map exactly the roles {sorted(OUTPUT_ROLES[task])} of {task!r}")
         return outputs
 
+    @field_validator("reference")
+    @classmethod
+    def _reference_fits_task(cls, reference: Reference | None, info: ValidationInfo) -> Reference | None:
+        task, labels = info.data.get("task"), info.data.get("labels")
+        if reference is not None and task is not None and labels is not None:
+            reference.check_fits(task, labels)
+        return reference
+
 
 _FIELD_FOR_KEY = {"schema": "schema_version"}
 _KEY_FOR_FIELD = {field: key for key, field in _FIELD_FOR_KEY.items()}
@@ -85,7 +96,7 @@ def parse_metadata(props: Mapping[str, str]) -> ModelMetadata:
     for key in REQUIRED_KEYS:
         if KEY_PREFIX + key not in props:
             raise ContractError(KEY_PREFIX + key, "missing")
-    for key in (*REQUIRED_KEYS, "metrics", "trained"):
+    for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS):
         value = props.get(KEY_PREFIX + key)
         if value is None:
             continue
@@ -115,6 +126,8 @@ def to_metadata_props(metadata: ModelMetadata) -> dict[str, str]:
     props: dict[str, str] = {}
     for field, value in dumped.items():
         key = _KEY_FOR_FIELD.get(field, field)
+        if value is None:
+            continue
         props[KEY_PREFIX + key] = json.dumps(value) if key in JSON_KEYS else str(value)
     return props
 

@@ -13,7 +13,7 @@ import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -26,6 +26,7 @@ from service.core.decoding import DEFAULT_DECODE_LIMITS, DecodeLimits
 from service.core.errors import ImageError, InvalidInputError, NotReadyError
 from service.core.imaging import PreparedImage
 from service.core.intake import Intake, RequestLimits
+from service.core.monitor import DriftMonitor, MonitorConfig, MonitorReport
 from service.core.reload import Reloader
 from service.core.repository import (
     DEFAULT_MAX_MODEL_BYTES,
@@ -69,6 +70,7 @@ class EngineConfig:
     max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     follow_symlinks: bool = False
     decode_limits: DecodeLimits = DEFAULT_DECODE_LIMITS
+    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ class Engine:
             preferred_defaults=config.default_models,
             max_model_bytes=config.max_model_bytes,
             follow_symlinks=config.follow_symlinks,
+            monitoring=config.monitoring,
         )
         self._reloader = Reloader(self._repository, warm_up=config.warmup)
         self._loaded = False
@@ -204,6 +207,11 @@ class Engine:
     def find(self, name: str, version: int | None = None) -> LoadedModel:
         return self.repository.find(name, version)
 
+    def monitor(self, name: str, version: int | None = None) -> tuple[ModelId, MonitorReport | None]:
+        """A model version's drift window against its reference; None with monitoring off."""
+        model = self.find(name, version)
+        return _model_id(model), None if model.monitor is None else model.monitor.report()
+
     def resolve(self, task: Task, choice: ModelChoice) -> LoadedModel:
         """The model version a task call names, or its task's default."""
         model = self.repository.resolve(task, choice.model, choice.version)
@@ -223,7 +231,11 @@ class Engine:
         labels = model.metadata.labels
 
         def finisher(image: PreparedImage) -> Finish:
-            return functools.partial(task.finish, image=image, labels=labels, options=options)
+            if model.monitor is None:
+                return functools.partial(task.finish, image=image, labels=labels, options=options)
+            return functools.partial(
+                _finish_and_watch, task, image=image, labels=labels, options=options, monitor=model.monitor
+            )
 
         outcomes = await self.intake.run(
             model, images, finisher, task.preview_side(options), names=names, partial=options.partial
@@ -279,6 +291,22 @@ class Engine:
             # NaN in gives NaN out, which JSON cannot even carry: refuse it rather than answer nulls.
             raise InvalidInputError(f"input {spec.name!r} holds NaN or infinite values")
         return batch
+
+
+def _finish_and_watch(
+    task: TaskSpec[Options, Result],
+    outputs: dict[str, np.ndarray],
+    *,
+    image: PreparedImage,
+    labels: Sequence[str],
+    options: Options,
+    monitor: DriftMonitor,
+) -> Result:
+    """The task's answer, counted by the model's drift monitor and marked unfamiliar or not when the model
+    has a reference to judge by."""
+    finished = task.finish(outputs, image, labels, options)
+    unfamiliar = monitor.observe(image, task.observe(outputs, image, finished, labels, options))
+    return finished if unfamiliar is None else replace(finished, unfamiliar=unfamiliar)
 
 
 def _requested_outputs(model: LoadedModel, outputs: Sequence[str] | None) -> list[str]:

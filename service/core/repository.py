@@ -23,6 +23,7 @@ from service.core.batching import MicroBatcher
 from service.core.contract import TASKS, ContractError, ModelMetadata
 from service.core.errors import ModelNotFoundError, WrongTaskError
 from service.core.model import Model, open_model
+from service.core.monitor import DriftMonitor, MonitorConfig
 from service.core.runtime import ExecutionPlan
 from service.observability import metrics
 
@@ -63,6 +64,7 @@ class LoadedModel:
     model: Model
     batcher: MicroBatcher
     stamp: FileStamp
+    monitor: DriftMonitor | None  # None with monitoring off
     _users: int = field(default=0, init=False, repr=False)
     _unused: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
@@ -91,6 +93,8 @@ class LoadedModel:
             self._unused.clear()
             await self._unused.wait()
         await self.batcher.stop()
+        if self.monitor is not None:
+            self.monitor.close()
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class ModelRepository:
     run_slots: threading.Semaphore  # runs at once across every model: the plan's concurrent runs
     batching: BatchingConfig
     preferred_defaults: Mapping[str, str]
+    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
     # A file is read whole into memory to be checked and run: one larger than this is refused unread.
     max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     # Whether a symlink may lead out of the repository (to a file nobody put under the served tree).
@@ -292,7 +297,12 @@ class ModelRepository:
             raise ContractError(
                 "vision.version", f"{metadata.version} does not match its directory {version}"
             )
-        return LoadedModel(opened, self._batcher_for(opened), stamp)
+        return LoadedModel(opened, self._batcher_for(opened), stamp, self._monitor_for(metadata))
+
+    def _monitor_for(self, metadata: ModelMetadata) -> DriftMonitor | None:
+        if not self.monitoring.enabled:
+            return None
+        return DriftMonitor(metadata, self.monitoring)
 
     def _batcher_for(self, model: Model) -> MicroBatcher:
         key = model.key

@@ -58,6 +58,25 @@ MODEL_LOAD_FAILURES = Gauge(
     "Model files refused at the last repository load.",
     multiprocess_mode="livemax",
 )
+# Drift monitoring (service.core.monitor), per model version. With workers, each process has its own window:
+# the gauge shows the worst of them, the counters add up.
+DRIFT_PSI = Gauge(
+    "vision_drift_psi",
+    "Population stability index of a signal over the model version's last images against its reference.",
+    ["model", "version", "signal"],
+    multiprocess_mode="livemax",
+)
+PREDICTION_CONFIDENCE = Histogram(
+    "vision_prediction_confidence",
+    "Confidence of each answered image: top-1 probability, best box score, or mean pixel probability.",
+    ["model", "version"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999),
+)
+LOW_CONFIDENCE = Counter(
+    "vision_low_confidence",
+    "Images whose confidence is under the 1st percentile of the model's reference (answered unfamiliar).",
+    ["model", "version"],
+)
 IN_PROGRESS = Gauge(
     "vision_requests_in_progress", "HTTP requests being handled now.", multiprocess_mode="livesum"
 )
@@ -96,6 +115,28 @@ def observe_batch(model: str, size: int) -> None:
 
 def set_queue_depth(model: str, depth: int) -> None:
     _child(QUEUE_DEPTH, model).set(depth)
+
+
+def observe_confidence(model: str, version: str, confidence: float) -> None:
+    _child(PREDICTION_CONFIDENCE, model, version).observe(confidence)
+
+
+def count_low_confidence(model: str, version: str) -> None:
+    _child(LOW_CONFIDENCE, model, version).inc()
+
+
+def set_drift(model: str, version: str, indices: Mapping[str, float]) -> None:
+    for signal, index in indices.items():
+        _child(DRIFT_PSI, model, version, signal).set(index)
+
+
+def forget_drift(model: str, version: str, signals: Iterable[str]) -> None:
+    """Remove a retired model version's drift series (zeroed first: with workers, their files outlive it)."""
+    for signal in signals:
+        child = _children.pop((DRIFT_PSI, (model, version, signal)), None)
+        if child is not None:
+            child.set(0)
+            DRIFT_PSI.remove(model, version, signal)
 
 
 _loaded: set[tuple[str, str, str, str]] = set()

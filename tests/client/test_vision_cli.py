@@ -161,6 +161,42 @@ def test_models_and_health(bundled_server: LiveServer) -> None:
     assert (health.returncode, health.stdout.split(";")[0]) == (0, "ok")
 
 
+def test_monitor_prints_each_signals_drift(start_server: ServerFactory) -> None:
+    watched = start_server(REPO_ROOT / "models", monitor_minimum=2)
+    assert (
+        vision("classify", EXAMPLES / "star.jpg", "--model", "shapes-classifier", url=watched.url).returncode
+        == 0
+    )
+    early = vision("monitor", "shapes-classifier", url=watched.url)
+    assert early.returncode == 0, early.stderr
+    lines = early.stdout.splitlines()
+    assert lines[0].startswith("shapes-classifier:1: 1 of the last 1000 images against 3000 of ")
+    assert lines[0].endswith("; 0 unfamiliar")
+    assert lines[1].split() == ["signal", "psi"]
+    assert [line.split()[0] for line in lines[2:]] == [
+        "confidence",
+        "brightness",
+        "aspect_ratio",
+        "megapixels",
+        "class",
+    ]
+    assert lines[2].split()[1:] == ["(under", "2", "images)"]
+
+    assert (
+        vision("classify", EXAMPLES / "star.jpg", "--model", "shapes-classifier", url=watched.url).returncode
+        == 0
+    )
+    late = vision("monitor", "shapes-classifier", "--version", "1", url=watched.url)
+    verdicts = {line.split()[0]: line.split()[2] for line in late.stdout.splitlines()[2:]}
+    # Two copies of one picture are nothing like 3,000 scenes: one class, one size.
+    assert verdicts["class"] == "drifted"
+    document = json.loads(vision("--json", "monitor", "shapes-classifier", url=watched.url).stdout)
+    assert document["images"] == 2
+    missing = vision("monitor", "nothing", url=watched.url)
+    assert missing.returncode == BAD_REQUEST
+    assert "model_not_found" in missing.stderr or "nothing" in missing.stderr
+
+
 def test_health_of_a_service_that_is_not_ready_exits_6(start_server: ServerFactory, tmp_path: Path) -> None:
     empty = start_server(tmp_path, wait=False)
     empty.wait("/healthz/live")

@@ -102,3 +102,8 @@ def test_each_architecture_answers_its_task_route(
     answer = response.json()
     assert answer["model"]["name"] == arch.name
     assert len(answer["results"]) == 1
+    # The export measured its drift reference on the run's held-out split, and the service judges by it.
+    assert isinstance(answer["results"][0]["unfamiliar"], bool)
+    reference = server.client.get(f"/models/{arch.name}/monitor").json()["reference"]
+    assert reference["source"].startswith("held-out split of ")
+    assert reference["images"] >= 1

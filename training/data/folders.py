@@ -39,7 +39,7 @@ class FolderDataset:
 def looks_like_folders(root: Path) -> bool:
     """Whether `root` holds class folders of images, directly or under `train/`."""
     base = root / "train" if (root / "train").is_dir() else root
-    return any(_images_in(folder) for folder in _subfolders(base))
+    return any(images_in(folder) for folder in _subfolders(base))
 
 
 def load_folders(root: Path, seed: int, test_fraction: float = TEST_FRACTION) -> FolderDataset:
@@ -79,8 +79,8 @@ def stratified_split(
 
 
 def _class_names(base: Path) -> tuple[str, ...]:
-    classes = tuple(sorted(folder.name for folder in _subfolders(base) if _images_in(folder)))
-    empty = sorted(folder.name for folder in _subfolders(base) if not _images_in(folder))
+    classes = tuple(sorted(folder.name for folder in _subfolders(base) if images_in(folder)))
+    empty = sorted(folder.name for folder in _subfolders(base) if not images_in(folder))
     if classes and empty:
         # Dropped, it would train a model without that class and say nothing.
         raise FolderLayoutError(
@@ -95,12 +95,12 @@ def _class_names(base: Path) -> tuple[str, ...]:
 
 
 def _files(base: Path, classes: Sequence[str]) -> tuple[LabelledFile, ...]:
-    unknown = sorted(folder.name for folder in _subfolders(base) if _images_in(folder))
+    unknown = sorted(folder.name for folder in _subfolders(base) if images_in(folder))
     extra = sorted(set(unknown) - set(classes))
     if extra:
         raise FolderLayoutError(f"{base}: class folders {extra} are not in train/ ({list(classes)})")
     return tuple(
-        LabelledFile(path, label) for label, name in enumerate(classes) for path in _images_in(base / name)
+        LabelledFile(path, label) for label, name in enumerate(classes) for path in images_in(base / name)
     )
 
 
@@ -114,7 +114,8 @@ def _subfolders(base: Path) -> Iterable[Path]:
     )
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """Every image file under `folder`, in a stable order."""
     if not folder.is_dir():
         return []
     return sorted(

@@ -9,7 +9,7 @@ from typing import Literal
 
 from service.core.contract import TRIMAP_LABELS
 from training.data.arrays import ArraySet, load_labelled, load_split
-from training.data.digits import DIGIT_LABELS, load_digits_splits
+from training.data.digits import DIGIT_LABELS, held_out_digit_pngs, load_digits_splits
 from training.data.folders import FolderLayoutError, load_folders, looks_like_folders
 from training.data.oxford import load_layout
 from training.errors import DatasetError
@@ -36,6 +36,8 @@ class Splits:
     test: ArraySet
     val: ArraySet | None = None
     skipped: int = 0
+    # The test split as a client would upload it: its files, or PNGs of the digits' 8x8 originals.
+    held_out: tuple[Path | bytes, ...] = ()
 
 
 def open_dataset(data: str, task: str, size: int, channels: int, seed: int) -> Splits:
@@ -43,7 +45,13 @@ def open_dataset(data: str, task: str, size: int, channels: int, seed: int) -> S
     layout = detect_layout(data, task)
     if layout == "digits":
         splits = load_digits_splits(size, seed=seed)
-        return Splits("sklearn-digits", DIGIT_LABELS, splits["trainval"], splits["test"])
+        return Splits(
+            "sklearn-digits",
+            DIGIT_LABELS,
+            splits["trainval"],
+            splits["test"],
+            held_out=tuple(held_out_digit_pngs(seed=seed)),
+        )
     if layout == "oxford":
         return _oxford(Path(data), task, size, channels)
     return _folders(Path(data), size, channels, seed)
@@ -85,6 +93,7 @@ def _oxford(root: Path, task: str, size: int, channels: int) -> Splits:
         decoded["trainval"][0],
         decoded["test"][0],
         skipped=skipped,
+        held_out=tuple(record.image for record in dataset.split("test")),
     )
 
 
@@ -117,4 +126,5 @@ def _folders(root: Path, size: int, channels: int, seed: int) -> Splits:
         decoded["test"][0],
         val=val,
         skipped=skipped,
+        held_out=tuple(file.path for file in dataset.splits["test"]),
     )

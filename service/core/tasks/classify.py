@@ -11,7 +11,7 @@ import numpy as np
 from service.api.options import ClassifyOptions
 from service.core.contract import check_class_count
 from service.core.imaging import PreparedImage
-from service.core.tasks.task import ImageSize, TaskSpec
+from service.core.tasks.task import ImageSize, Observation, TaskSpec
 
 
 class Prediction(NamedTuple):
@@ -39,6 +39,7 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> list[Pred
 class ClassifiedImage:
     size: ImageSize
     predictions: list[Prediction]
+    unfamiliar: bool | None = None  # set by the model's drift monitor when it has a reference
 
 
 def finish(
@@ -47,4 +48,16 @@ def finish(
     return ClassifiedImage(ImageSize.of(image), top_k(outputs["probabilities"], labels, options.top_k))
 
 
-CLASSIFY = TaskSpec("classify", finish)
+def observe(
+    outputs: dict[str, np.ndarray],
+    image: PreparedImage,
+    finished: ClassifiedImage,
+    labels: Sequence[str],
+    options: ClassifyOptions,
+) -> Observation:
+    """The top class and its probability (in every answer, whatever `top_k`)."""
+    best = finished.predictions[0]
+    return Observation(best.probability, {}, {"class": {best.class_id: 1.0}})
+
+
+CLASSIFY = TaskSpec("classify", finish, observe)

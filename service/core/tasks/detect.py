@@ -10,7 +10,7 @@ import numpy as np
 from service.api.options import DetectOptions
 from service.core.contract import check_class_count
 from service.core.imaging import Geometry, PreparedImage
-from service.core.tasks.task import ImageSize, TaskSpec
+from service.core.tasks.task import ImageSize, Observation, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ def _iou_one_to_many(box: np.ndarray, area: float, others: np.ndarray, other_are
 class DetectedImage:
     size: ImageSize
     detections: list[Detection]
+    unfamiliar: bool | None = None  # set by the model's drift monitor when it has a reference
 
 
 def finish(
@@ -132,4 +133,41 @@ def finish(
     return DetectedImage(ImageSize.of(image), found)
 
 
-DETECT = TaskSpec("detect", finish)
+# Drift is measured at the default thresholds, so a client asking for other ones does not move it.
+MONITORED = DetectOptions()
+
+
+def observe(
+    outputs: dict[str, np.ndarray],
+    image: PreparedImage,
+    finished: DetectedImage,
+    labels: Sequence[str],
+    options: DetectOptions,
+) -> Observation:
+    """The best candidate's score before any threshold, and the detections at the default thresholds:
+    how many, each one's share of the image and its score."""
+    scores = np.asarray(outputs["class_probabilities"]).max(axis=-1) * np.asarray(outputs["iou"]).reshape(-1)
+    found = finished.detections
+    if not _monitored_thresholds(options):
+        found = finish(outputs, image, labels, MONITORED).detections
+    area = finished.size.width * finished.size.height
+    return Observation(
+        float(scores.max()) if scores.size else 0.0,
+        {
+            "boxes": (float(len(found)),),
+            "box_area": tuple((x1 - x0) * (y1 - y0) / area for x0, y0, x1, y1 in (d.box for d in found)),
+            "score": tuple(d.score for d in found),
+        },
+        {},
+    )
+
+
+def _monitored_thresholds(options: DetectOptions) -> bool:
+    return (options.score_threshold, options.iou_threshold, options.max_detections) == (
+        MONITORED.score_threshold,
+        MONITORED.iou_threshold,
+        MONITORED.max_detections,
+    )
+
+
+DETECT = TaskSpec("detect", finish, observe)

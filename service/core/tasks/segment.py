@@ -13,7 +13,7 @@ from PIL import Image
 from service.api.options import SegmentOptions
 from service.api.terms import TrimapStyle
 from service.core.imaging import Geometry, PreparedImage
-from service.core.tasks.task import ImageSize, TaskSpec
+from service.core.tasks.task import ImageSize, Observation, TaskSpec
 
 # Index = trimap value: 1 pet, 2 background, 3 border; 0 never occurs in a mask.
 TRIMAP_COLORS = ((0, 0, 0), (230, 50, 50), (40, 60, 150), (255, 215, 0))
@@ -78,6 +78,7 @@ class SegmentedImage:
     size: ImageSize
     png: bytes  # the trimap (1 pet, 2 background, 3 border) drawn in the requested style
     fractions: dict[str, float]  # fraction of the image's pixels per trimap class
+    unfamiliar: bool | None = None  # set by the model's drift monitor when it has a reference
 
 
 def finish(
@@ -90,11 +91,24 @@ def finish(
     return SegmentedImage(ImageSize.of(image), png, class_fractions(mask, labels))
 
 
+def observe(
+    outputs: dict[str, np.ndarray],
+    image: PreparedImage,
+    finished: SegmentedImage,
+    labels: Sequence[str],
+    options: SegmentOptions,
+) -> Observation:
+    """The mean over the model's output pixels of the winning class's probability, and the class fractions."""
+    confidence = float(np.asarray(outputs["probabilities"]).max(axis=-1).mean())
+    fractions = {index: finished.fractions[label] for index, label in enumerate(labels)}
+    return Observation(confidence, {}, {"class_fractions": fractions})
+
+
 def preview_side(options: SegmentOptions) -> int | None:
     return OVERLAY_MAX_SIDE if options.style == "overlay" else None
 
 
-SEGMENT = TaskSpec("segment", finish, preview_side)
+SEGMENT = TaskSpec("segment", finish, observe, preview_side)
 
 
 def palette_image(values: Image.Image) -> Image.Image:

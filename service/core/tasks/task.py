@@ -28,15 +28,28 @@ class ImageSize:
         return cls(image.geometry.original_width, image.geometry.original_height)
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What drift monitoring measures of one answered image beyond its pixels (the signals of
+    docs/model-contract.md): its confidence, numeric signals (one value, or one per box) and mixes over the
+    labels (label index -> weight)."""
+
+    confidence: float
+    numbers: dict[str, tuple[float, ...]]
+    mixes: dict[str, dict[int, float]]
+
+
 def _no_preview(options: ModelChoice) -> int | None:
     return None
 
 
 @dataclass(frozen=True)
 class TaskSpec(Generic[Options, Result]):
-    """A task as the engine runs it: `finish` turns one image's outputs (by role) into its answer, in the run
-    thread; `preview_side` is the longer side of the upright copy it needs, None for none."""
+    """A task as the engine runs it: `finish` turns one image's outputs (by role) into its answer, and
+    `observe` measures that answer for drift monitoring, both in the run thread; `preview_side` is the
+    longer side of the upright copy it needs, None for none."""
 
     name: Task
     finish: Callable[[dict[str, np.ndarray], PreparedImage, Sequence[str], Options], Result]
+    observe: Callable[[dict[str, np.ndarray], PreparedImage, Result, Sequence[str], Options], Observation]
     preview_side: Callable[[Options], int | None] = _no_preview

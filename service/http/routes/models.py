@@ -1,10 +1,11 @@
-"""`GET /models` and `GET /models/{name}`: what is loaded, what it answers, and what was refused."""
+"""`GET /models`, `GET /models/{name}` and its monitor: what is loaded, what it answers, what was refused,
+and how its traffic compares with what it was trained on."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
-from service.api.schemas import ModelInfo, ModelsResponse
+from service.api.schemas import ModelInfo, ModelsResponse, MonitorResponse
 from service.api.terms import MODEL_NAME_PATTERN
 from service.core.errors import NotReadyError
 from service.http.auth import require_api_key
@@ -36,3 +37,19 @@ async def get_model(
     """One model: task, labels, input size, provider and held-out metrics of each loaded version."""
     engine.find(name)
     return ModelInfo.of(engine, name)
+
+
+@router.get(
+    "/models/{name}/monitor",
+    response_model=MonitorResponse,
+    responses=error_responses(*MODEL_ERRORS),
+    summary="Compare a model's recent traffic with its held-out images",
+)
+async def monitor_model(
+    engine: EngineDep,
+    name: str = Path(pattern=MODEL_NAME_PATTERN, description="Model name."),
+    version: int | None = Query(default=None, ge=1, description="Model version; the highest when omitted."),
+) -> MonitorResponse:
+    """The version's last images (the window), signal by signal, beside the reference its file carries, with
+    the population stability index of each. With several worker processes, the answering process's window."""
+    return MonitorResponse.of(*engine.monitor(name, version))

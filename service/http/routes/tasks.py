@@ -61,7 +61,14 @@ _MODEL_HEADERS = {
 _PNG_ANSWER = {
     "description": "The trimap PNG: values 1 pet, 2 background, 3 border (`mask`), or coloured.",
     "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-    "headers": _MODEL_HEADERS,
+    "headers": {
+        **_MODEL_HEADERS,
+        "X-Unfamiliar": {
+            "description": "`true` when the image is unlike the model's held-out images (`unfamiliar` in "
+            "/segment/json); absent when the model file carries no reference.",
+            "schema": {"type": "boolean"},
+        },
+    },
 }
 
 
@@ -112,7 +119,11 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
     answer = await engine.run(SEGMENT, _one(images), _whole(options), images.names)
-    return Response(answer.images[0].png, media_type="image/png", headers=_model_headers(answer.model))
+    segmented = answer.images[0]
+    headers = _model_headers(answer.model)
+    if segmented.unfamiliar is not None:
+        headers["X-Unfamiliar"] = "true" if segmented.unfamiliar else "false"
+    return Response(segmented.png, media_type="image/png", headers=headers)
 
 
 @router.post(

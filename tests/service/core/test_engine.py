@@ -15,7 +15,7 @@ from conftest import TEST_DEFAULTS, encode, solid
 from PIL import Image
 
 from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
-from service.core.engine import Engine, EngineConfig, ModelId
+from service.core.engine import Answer, Engine, EngineConfig, ModelId
 from service.core.errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -28,6 +28,7 @@ from service.core.errors import (
     WrongTaskError,
 )
 from service.core.intake import RequestLimits
+from service.core.monitor import MonitorConfig, MonitorReport
 from service.core.tasks.classify import CLASSIFY
 from service.core.tasks.detect import DETECT
 from service.core.tasks.segment import SEGMENT
@@ -426,3 +427,40 @@ def test_without_partial_a_failed_image_fails_the_call_and_is_named(
     with pytest.raises(CorruptImageError) as refused:
         with_engine(test_models_dir, lambda engine: engine.run(CLASSIFY, images, ClassifyOptions(), names))
     assert refused.value.detail == {"index": images.index(CUT), "filename": names[images.index(CUT)]}
+
+
+GREY = (128, 128, 128)
+
+
+def test_a_model_with_a_reference_says_which_images_are_unfamiliar(tmp_path: Path) -> None:
+    onnx_models.add_reference(onnx_models.colour_classifier(tmp_path), onnx_models.COLOUR_REFERENCE)
+    images = [png(solid(RED, (16, 16))), png(solid(GREY, (16, 16)))]
+
+    async def classify_then_look(engine: Engine) -> tuple[Answer, MonitorReport | None]:
+        answer = await engine.run(CLASSIFY, images, ClassifyOptions())
+        return answer, engine.monitor("colours")[1]
+
+    answer, report = with_engine(tmp_path, classify_then_look)
+    # Grey is a third each: under the reference's 0.9.
+    assert [image.unfamiliar for image in answer.images] == [False, True]
+    assert report is not None
+    assert (report.images, report.unfamiliar) == (2, 1)
+
+
+def test_a_model_without_a_reference_judges_nothing(test_models_dir: Path) -> None:
+    answer = with_engine(
+        test_models_dir, lambda engine: engine.run(CLASSIFY, [png(solid(GREY))], ClassifyOptions())
+    )
+    assert answer.images[0].unfamiliar is None
+
+
+def test_with_monitoring_off_nothing_is_watched(tmp_path: Path) -> None:
+    onnx_models.add_reference(onnx_models.colour_classifier(tmp_path), onnx_models.COLOUR_REFERENCE)
+
+    async def classify_then_look(engine: Engine) -> tuple[Answer, MonitorReport | None]:
+        answer = await engine.run(CLASSIFY, [png(solid(GREY))], ClassifyOptions())
+        return answer, engine.monitor("colours")[1]
+
+    answer, report = with_engine(tmp_path, classify_then_look, monitoring=MonitorConfig(enabled=False))
+    assert answer.images[0].unfamiliar is None
+    assert report is None

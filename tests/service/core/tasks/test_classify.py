@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.core.tasks.classify import top_k
+from service.api.options import ClassifyOptions
+from service.core.imaging import Geometry, PreparedImage
+from service.core.tasks.classify import finish, observe, top_k
 
 LABELS = ["circle", "square", "star"]
 
@@ -29,3 +31,13 @@ def test_top_k_breaks_ties_by_class_id_and_checks_its_inputs() -> None:
         top_k(np.array([0.5, 0.5]), LABELS, 1)
     with pytest.raises(ValueError, match="k must"):
         top_k(np.array([0.2, 0.3, 0.5]), LABELS, 0)
+
+
+def test_drift_observes_the_top_class_whatever_top_k() -> None:
+    image = PreparedImage(np.zeros((4, 4, 3), np.float32), Geometry.plan(4, 4, 4, 4, "stretch"), None)
+    outputs = {"probabilities": np.array([0.1, 0.6, 0.3], dtype=np.float32)}
+    options = ClassifyOptions(top_k=1)
+    observed = observe(outputs, image, finish(outputs, image, LABELS, options), LABELS, options)
+    assert observed.confidence == pytest.approx(0.6)
+    assert observed.mixes == {"class": {1: 1.0}}
+    assert observed.numbers == {}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.core.imaging import Geometry
-from service.core.tasks.detect import Detection, detect
+from service.api.options import DetectOptions
+from service.core.imaging import Geometry, PreparedImage
+from service.core.tasks.detect import Detection, detect, finish, observe
 
 LABELS = ["circle", "square", "star"]
 # Input 64x64 equals the original: normalised coordinates are pixel / 64, exact in binary floating point.
@@ -152,3 +153,34 @@ def test_detect_refuses_outputs_that_do_not_agree() -> None:
     boxes, iou, probabilities = candidates(((0, 0, 8, 8), 1.0, 0, 0.9))
     with pytest.raises(ValueError, match="detector outputs"):
         run_detect((boxes, np.concatenate([iou, iou]), probabilities))
+
+
+def test_drift_is_observed_at_the_default_thresholds_whatever_the_request_asks() -> None:
+    boxes, iou, probabilities = candidates(
+        ((0, 0, 32, 32), 0.8, 1, 0.9), ((40, 40, 56, 48), 1.0, 0, 0.5), ((0, 40, 8, 48), 0.5, 2, 0.4)
+    )
+    outputs = {"boxes": boxes, "iou": iou, "class_probabilities": probabilities}
+    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None)
+    strict = DetectOptions(score_threshold=0.7)
+    answered = finish(outputs, image, LABELS, strict)
+    assert len(answered.detections) == 1
+    observed = observe(outputs, image, answered, LABELS, strict)
+    # The third candidate (0.2) is under the default 0.25, the second (0.5) only under the request's 0.7.
+    assert observed.numbers["boxes"] == (2.0,)
+    assert observed.numbers["box_area"] == pytest.approx((32 * 32 / 64**2, 16 * 8 / 64**2))
+    assert observed.numbers["score"] == pytest.approx((0.72, 0.5))
+    assert observed.confidence == pytest.approx(0.72)
+    assert observed == observe(
+        outputs, image, finish(outputs, image, LABELS, DetectOptions()), LABELS, DetectOptions()
+    )
+
+
+def test_an_image_with_no_candidate_left_has_its_best_score_as_confidence() -> None:
+    boxes, iou, probabilities = candidates(((0, 0, 32, 32), 0.2, 1, 0.5))
+    outputs = {"boxes": boxes, "iou": iou, "class_probabilities": probabilities}
+    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None)
+    observed = observe(
+        outputs, image, finish(outputs, image, LABELS, DetectOptions()), LABELS, DetectOptions()
+    )
+    assert observed.confidence == pytest.approx(0.1)
+    assert observed.numbers == {"boxes": (0.0,), "box_area": (), "score": ()}

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.core.imaging import Geometry
+from service.api.options import SegmentOptions
+from service.core.imaging import Geometry, PreparedImage
 from service.core.tasks.segment import (
     TRIMAP_COLORS,
     TRIMAP_OVERLAY_ALPHA,
     class_fractions,
+    finish,
+    observe,
     render_trimap_png,
     trimap,
 )
@@ -127,3 +130,16 @@ def test_class_fractions_count_pixels_per_label() -> None:
     assert sum(fractions.values()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"1\.\.3"):
         class_fractions(np.zeros((2, 2), dtype=np.uint8), TRIMAP)
+
+
+def test_drift_observes_the_mean_winning_probability_and_the_class_fractions() -> None:
+    probabilities = np.zeros((2, 2, 3), np.float32)
+    probabilities[..., 1] = 1.0  # background everywhere, certain but for one pixel
+    probabilities[0, 0] = (0.6, 0.3, 0.1)
+    geometry = Geometry.plan(4, 4, 2, 2, "stretch")
+    image = PreparedImage(np.zeros((2, 2, 3), np.float32), geometry, None)
+    outputs = {"probabilities": probabilities}
+    options = SegmentOptions()
+    observed = observe(outputs, image, finish(outputs, image, TRIMAP, options), TRIMAP, options)
+    assert observed.confidence == pytest.approx((0.6 + 3) / 4)
+    assert observed.mixes == {"class_fractions": {0: 0.25, 1: 0.75, 2: 0.0}}
