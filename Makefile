@@ -28,16 +28,17 @@ serve: $(VENV)/.stamp-serve
 
 # From Debian, installed only when missing, as root: nginx and docker-compose run the deployment checks in
 # tests/deploy, Chromium the browser test of /docs and /redoc, Node.js the JavaScript of docs/api.md, wrk the
-# benchmarks' HTTP load and h2load (nghttp2-client) their gRPC load (and their own tests).
+# benchmarks' HTTP load and h2load (nghttp2-client) their gRPC load (and their own tests), promtool (in the
+# prometheus package) the alert rules' checks and unit tests.
 test-tools:
 	@if command -v docker-compose >/dev/null && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
 		&& test -x /usr/bin/chromium && command -v node >/dev/null && command -v wrk >/dev/null \
-		&& command -v h2load >/dev/null; then :; \
+		&& command -v h2load >/dev/null && command -v promtool >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			nginx docker-compose chromium wrk nghttp2-client $$(command -v node >/dev/null || echo nodejs); \
+			nginx docker-compose chromium wrk nghttp2-client prometheus $$(command -v node >/dev/null || echo nodejs); \
 	else \
-		echo "test-tools: nginx, docker-compose, chromium, node, wrk or h2load is missing and this is not root: tests will fail" >&2; \
+		echo "test-tools: nginx, docker-compose, chromium, node, wrk, h2load or promtool is missing and this is not root: tests will fail" >&2; \
 	fi
 
 # The wheels the client depends on, fetched while setting up, so that tests/client/test_distribution.py installs

@@ -895,6 +895,49 @@ def against_section(results: Result) -> list[str]:
     ]
 
 
+# Drift monitoring may cost at most this share of throughput (issue #29).
+MONITORING_BAR = 0.02
+
+
+def monitoring_section(results: Result) -> list[str]:
+    """Drift monitoring on against off, served in turn, when that was measured."""
+    monitoring = results.get("monitoring")
+    if not monitoring:
+        return ["Not measured: absent from the results"]
+    if "error" in monitoring:
+        return [f"Not measured: {monitoring['error']}"]
+    median = monitoring["median"]
+    rows = []
+    for task in median["on"]:
+        change = ratio(median["on"][task], median["off"][task])
+        rows.append(
+            [
+                f"/{task}",
+                _fmt(median["on"][task], 1),
+                _fmt(median["off"][task], 1),
+                _fmt(None if change is None else (change - 1) * 100, 1, " %"),
+                "yes" if change is not None and change >= 1 - MONITORING_BAR else "**no**",
+            ]
+        )
+    by_round = [
+        f"- /{task} images/s by round: "
+        + "; ".join(
+            f"{side} " + ", ".join(_fmt(run[task], 1) for run in monitoring["runs"][side])
+            for side in ("on", "off")
+        )
+        for task in median["on"]
+    ]
+    return [
+        f"{monitoring['clients']} clients on photos, {monitoring['seconds']:.0f} s a level; `VISION_MONITOR` "
+        f"on and off served in turn, {monitoring['rounds']} rounds each, who goes first alternating; medians "
+        f"below. Measured {monitoring['date']}.",
+        "",
+        *_table(["route", "on, img/s", "off, img/s", "on against off", f"within {MONITORING_BAR:.0%}"], rows),
+        "",
+        *by_round,
+    ]
+
+
 def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
     machine = results["machine"]
     bars = all_bars(results)
@@ -962,6 +1005,10 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         "## Several workers (`vision-service --workers N`)",
         "",
         *workers_section(results),
+        "",
+        "## Drift monitoring on and off",
+        "",
+        *monitoring_section(results),
         "",
         *against_section(results),
         "## In-process limit: every configuration tried (images/s, decode + resize + run)",

@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ NAIVE_LEVELS = (1, 16)
 PEER_LEVELS = (16,)
 BAR_LEVEL = 16
 STARTS = 3
+# Turns each side of the monitoring comparison gets: a server start moves throughput by a few per cent.
+MONITOR_ROUNDS = 3
 INT8_SUFFIX = "-int8"
 BATCH_KNOBS = {
     "workers",
@@ -223,14 +225,21 @@ def server_facts(server: servers.Server) -> dict[str, Any]:
     }
 
 
-def start_service(opts: Options, models_dir: Path, *extra: str, grpc_port: int = 0) -> servers.Server:
-    """`python -m service` (the image's launcher) with default settings over `models_dir`; gRPC only where a
-    measurement asks for it, on `grpc_port`."""
+def start_service(
+    opts: Options,
+    models_dir: Path,
+    *extra: str,
+    grpc_port: int = 0,
+    settings: Mapping[str, str] | None = None,
+) -> servers.Server:
+    """`python -m service` (the image's launcher) with default settings over `models_dir`, but for
+    `settings` (VISION_* variables); gRPC only where a measurement asks for it, on `grpc_port`."""
     env = {
         "VISION_MODELS_DIR": str(models_dir),
         "VISION_LOG_LEVEL": "warning",
         "VISION_DRAIN_SECONDS": "0",
         "VISION_GRPC_PORT": str(grpc_port),
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port), *extra]
     return servers.start(
@@ -293,6 +302,41 @@ def bench_service(
     finally:
         server.stop()
     return facts
+
+
+def bench_monitoring(
+    models: dict[str, BundledModel], photos: Sequence[bytes], opts: Options, rounds: int
+) -> dict[str, Any]:
+    """Every task at 16 clients with drift monitoring on and off (`VISION_MONITOR`), the two served in turn,
+    who goes first alternating: each side's images per second by round, and their medians."""
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    for turn in range(rounds):
+        for side in ("on", "off") if turn % 2 == 0 else ("off", "on"):
+            switch = {"VISION_MONITOR": "true" if side == "on" else "false"}
+            server = start_service(opts, opts.models_dir, settings=switch)
+            try:
+                target = {
+                    task: wrk.Target("127.0.0.1", opts.port, route(task, models[task])) for task in models
+                }
+                runs[side].append(
+                    {
+                        task: level_summary(server, target[task], photos, BAR_LEVEL, opts)["throughput"]
+                        for task in models
+                    }
+                )
+            finally:
+                server.stop()
+    median = {
+        side: {task: statistics.median(run[task] for run in runs[side]) for task in models} for side in runs
+    }
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "clients": BAR_LEVEL,
+        "seconds": opts.level_seconds,
+        "rounds": rounds,
+        "runs": runs,
+        "median": median,
+    }
 
 
 def bench_workers(models: dict[str, BundledModel], photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
@@ -710,6 +754,9 @@ def run(opts: Options) -> dict[str, Any]:
     results["handoff"] = guarded("handoff", handoff.measure_all)
     if "classify" in models:
         results["grpc"] = guarded("grpc", lambda: bench_grpc(models["classify"], jpegs, opts))
+    results["monitoring"] = guarded(
+        "monitoring", lambda: bench_monitoring(models, jpegs, opts, MONITOR_ROUNDS)
+    )
     results["workers"] = guarded("workers", lambda: bench_workers(models, jpegs, opts))
     results["production"] = guarded("production", lambda: bench_production(jpegs, opts))
     results["naive"] = guarded("naive", lambda: bench_naive(models, jpegs, opts))
@@ -759,7 +806,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         metavar="REF",
         help="only compare this tree with a git ref, served in turn; added to the results JSON and the doc",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="turns each side gets with --against")
+    parser.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="only compare drift monitoring on and off, served in turn; added to the results JSON and doc",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns each side gets with --against or --monitoring"
+    )
     args = parser.parse_args(argv)
     options = Options(
         models_dir=args.models_dir.resolve(),
@@ -784,6 +838,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     opts, args = parse_args(argv)
     if args.report_only:
         report.write(json.loads(opts.results.read_text()), opts.doc, opts.plots)
+        return
+    if args.monitoring:
+        if not opts.results.exists():
+            raise SystemExit(f"{opts.results} is missing: run `make bench` first, then compare")
+        results = json.loads(opts.results.read_text())
+        models, _ = bundled_models(opts.models_dir)
+        results["monitoring"] = bench_monitoring(models, images.upload_set()[0], opts, args.rounds)
+        opts.results.write_text(json.dumps(results, indent=2))
+        report.write(results, opts.doc, opts.plots)
+        logger.info("added monitoring on against off to %s and %s", opts.results, opts.doc)
         return
     if args.against:
         if not opts.results.exists():

@@ -26,6 +26,7 @@ from training.architectures.custom_objects import load_run_model
 from training.data.folders import images_in
 from training.errors import ExportMismatchError
 from training.evaluate.evaluate import DEFINITIONS, HEADLINE, evaluate_predictor, predict_all
+from training.plots import reference_png
 from training.reference import measure_reference
 from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
@@ -234,6 +235,7 @@ def with_reference(
     return metadata.model_copy(update={"reference": measure_reference(model, uploads, source)})
 
 
+REFERENCE_PICTURE = "reference.png"
 PICTURES = ("curves.png", "samples.png", "confusion.png", "augment.png")
 
 
@@ -278,7 +280,11 @@ def export_run(
         metadata = with_reference(proto, metadata, images_in(reference), str(reference))
     attach_and_validate(proto, metadata)
     _step(steps, "writing")
-    files = {"model.onnx": signed_bytes(proto), "README.md": model_card(metadata, run, int8).encode()}
+    files = {
+        "model.onnx": signed_bytes(proto),
+        "README.md": model_card(metadata, run, int8).encode(),
+        REFERENCE_PICTURE: reference_png(metadata.reference, metadata.labels),
+    }
     files.update({p: (run_dir / p).read_bytes() for p in PICTURES if (run_dir / p).exists()})
     write_version(target, files)
     steps.close()
@@ -389,6 +395,15 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         if run.get("augmentation", "none") != "none"  # a run draws augment.png when it augments
         else ""
     )
+    reference = metadata.reference
+    drift = (
+        f"\n## Drift reference ({reference.images} images of {reference.source})\n\n"
+        f"![drift reference]({REFERENCE_PICTURE})\n\nWhat the service compares the images it answers with, "
+        f"signal by signal (`GET /models/{metadata.name}/monitor`, docs/model-contract.md). An image whose "
+        f"confidence is under {reference.low_confidence:.3g} is answered `unfamiliar`.\n"
+        if reference is not None
+        else ""
+    )
     return f"""# {metadata.name} (version {metadata.version})
 
 Task `{metadata.task}`; {headline} on the held-out `test` split ({found.get("images", "?")} images),
@@ -416,7 +431,7 @@ The dotted line marks the epoch whose weights the model keeps.
 ## Sample predictions (held-out images)
 
 ![sample predictions](samples.png)
-{confusion}{augmented}
+{confusion}{augmented}{drift}
 {rebuild}
 """
 

@@ -1,5 +1,5 @@
-"""PNG pictures for people: training curves, sample predictions beside the truth, a confusion matrix, and
-one image under the run's augmentation."""
+"""PNG pictures for people: training curves, sample predictions beside the truth, a confusion matrix, one
+image under the run's augmentation, and the drift reference an exported model carries."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from service.core.contract import TRIMAP_VALUES
+from service.core.reference import Histogram, Reference, shares
 from service.core.tasks.segment import TRIMAP_COLORS
 from training.data.arrays import ArraySet
 from training.evaluate.evaluate import BEST_CANDIDATE, SERVED_OPTIONS, decode_detections
@@ -67,13 +68,62 @@ def curves_figure(
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> None:
-    """Written with a palette of 256 colours: pictures of textured scenes shrink about four times (a 3x3
+    path.write_bytes(_png(fig, dpi))
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    """Drawn with a palette of 256 colours: pictures of textured scenes shrink about four times (a 3x3
     augment.png from 248 KB to 59 KB), and model cards carry them."""
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=dpi)
     plt.close(fig)
     picture = Image.open(buffer).convert("RGB")
-    picture.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    written = io.BytesIO()
+    picture.quantize(256, method=Image.Quantize.MEDIANCUT).save(written, format="PNG", optimize=True)
+    return written.getvalue()
+
+
+def reference_png(reference: Reference, labels: Sequence[str]) -> bytes:
+    """The drift reference a model file carries, one panel per signal: a number signal as the density of its
+    values between the cuts (the reference has none outside them), a label signal as each label's share.
+    The confidence panel marks the unfamiliar line."""
+    names = list(reference.signals)
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.5 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        signal = reference.signals[name]
+        if isinstance(signal, Histogram):
+            _density(ax, signal)
+        else:
+            ax.bar(range(len(labels)), shares(signal.counts), color="#4363d8")
+            ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+            ax.set_ylabel("share", fontsize=7)
+        if name == "confidence":
+            ax.axvline(reference.low_confidence, color="#e6194b", linestyle="--", linewidth=1)
+            ax.set_title(f"confidence (unfamiliar under {reference.low_confidence:.3g})", fontsize=8)
+        else:
+            ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"drift reference: {reference.images} images of {textwrap.shorten(reference.source, 60)}", fontsize=9
+    )
+    fig.tight_layout()
+    return _png(fig, dpi=80)
+
+
+def _density(ax: plt.Axes, signal: Histogram) -> None:
+    """Bars between the cuts, each as high as its share over its width, so that uneven bins read right."""
+    cuts = np.asarray(signal.cuts)
+    inner = np.asarray(signal.counts[1:-1], np.float64)
+    widths = np.diff(cuts)
+    if not len(widths):
+        return
+    heights = inner / max(inner.sum(), 1) / np.maximum(widths, 1e-12)
+    ax.bar(cuts[:-1], heights, width=widths, align="edge", color="#4363d8", edgecolor="white", linewidth=0.5)
+    ax.set_ylabel("share per unit", fontsize=7)
 
 
 def sample_indices(truth: np.ndarray, predicted: np.ndarray, count: int = SAMPLES) -> np.ndarray:

@@ -88,6 +88,20 @@ def check_profile(profile: str | None, config: Config, raw: Config) -> None:
     elif profile == "monitoring":
         mounts = " ".join(str(volume) for volume in services["prometheus"].get("volumes", []))
         require("deploy/prometheus.yml" in mounts, "prometheus: deploy/prometheus.yml is not mounted")
+        require(
+            "deploy/alerts.yml:/etc/prometheus/alerts.yml" in mounts,
+            "prometheus: deploy/alerts.yml is not mounted",
+        )
+        grafana = " ".join(str(volume) for volume in services["grafana"].get("volumes", []))
+        for mount in (
+            "deploy/grafana/provisioning:/etc/grafana/provisioning",
+            "deploy/grafana/dashboards:/var/lib/grafana/dashboards",
+        ):
+            require(mount in grafana, f"grafana: {mount} is not mounted")
+        require(
+            services["grafana"]["environment"].get("GF_AUTH_DISABLE_LOGIN_FORM") == "true",
+            "grafana: its login form is on (the dashboards are read-only files, nobody needs to log in)",
+        )
 
 
 def check_prometheus_targets(prometheus: Path, raw: Config) -> None:

@@ -77,6 +77,12 @@ LOW_CONFIDENCE = Counter(
     "Images whose confidence is under the 1st percentile of the model's reference (answered unfamiliar).",
     ["model", "version"],
 )
+READY = Gauge(
+    "vision_ready",
+    "1 while /healthz/ready answers 200 (every default model loaded, not draining), else 0; worked out "
+    "at each readiness probe and scrape.",
+    multiprocess_mode="livemax",
+)
 IN_PROGRESS = Gauge(
     "vision_requests_in_progress", "HTTP requests being handled now.", multiprocess_mode="livesum"
 )
@@ -153,6 +159,10 @@ def set_models_loaded(models: Iterable[tuple[str, int, str, str]]) -> None:
         MODELS_LOADED.labels(*labels).set(1)
     _loaded.clear()
     _loaded.update(now)
+
+
+def set_ready(ready: bool) -> None:
+    READY.set(1 if ready else 0)
 
 
 def set_model_load_failures(count: int) -> None:

@@ -13,6 +13,7 @@ from benchmarks.report import (
     latency_bars,
     loop_bars,
     model_table,
+    monitoring_section,
     null_bars,
     null_section,
     throughput_bars,
@@ -186,3 +187,24 @@ def test_the_comparison_with_an_earlier_commit_shows_each_side_per_route() -> No
     rounds = "this tree 0.900, 0.900, 0.900; bbbbbbb 1.100, 1.100, 1.100"
     assert f"- /classify event-loop CPU by round, ms/request: {rounds}" in lines
     assert against_section({}) == []
+
+
+def test_monitoring_on_against_off_is_held_to_two_per_cent() -> None:
+    on = {"classify": 441.0, "detect": 300.0}
+    off = {"classify": 445.0, "detect": 310.0}
+    results = {
+        "monitoring": {
+            "clients": 16,
+            "seconds": 8.0,
+            "rounds": 3,
+            "date": "2026-12-07T01:00:00+00:00",
+            "median": {"on": on, "off": off},
+            "runs": {"on": [on] * 3, "off": [off] * 3},
+        }
+    }
+    lines = monitoring_section(results)
+    assert "| /classify | 441.0 | 445.0 | -0.9 % | yes |" in lines
+    assert "| /detect | 300.0 | 310.0 | -3.2 % | **no** |" in lines
+    assert "- /classify images/s by round: on 441.0, 441.0, 441.0; off 445.0, 445.0, 445.0" in lines
+    assert monitoring_section({}) == ["Not measured: absent from the results"]
+    assert monitoring_section({"monitoring": {"error": "boom"}}) == ["Not measured: boom"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ServerFactory
 from photos import write_photo_folders
+from PIL import Image
 from training_processes import run_in_a_child
 
 from training.architectures import ARCHITECTURES, Architecture
@@ -107,3 +108,6 @@ def test_each_architecture_answers_its_task_route(
     reference = server.client.get(f"/models/{arch.name}/monitor").json()["reference"]
     assert reference["source"].startswith("held-out split of ")
     assert reference["images"] >= 1
+    version = walked / "models" / arch.name / "1"
+    assert "![drift reference](reference.png)" in (version / "README.md").read_text()
+    assert Image.open(version / "reference.png").format == "PNG"

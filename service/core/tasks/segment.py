@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import zlib
 from collections.abc import Sequence
@@ -99,7 +100,10 @@ def observe(
     options: SegmentOptions,
 ) -> Observation:
     """The mean over the model's output pixels of the winning class's probability, and the class fractions."""
-    confidence = float(np.asarray(outputs["probabilities"]).max(axis=-1).mean())
+    # Class by class rather than .max(axis=-1): NumPy reduces a short last axis slowly, 229 us against 16 us
+    # for a 64x64x3 output.
+    winning = functools.reduce(np.maximum, np.moveaxis(np.asarray(outputs["probabilities"]), -1, 0))
+    confidence = float(winning.mean())
     fractions = {index: finished.fractions[label] for index, label in enumerate(labels)}
     return Observation(confidence, {}, {"class_fractions": fractions})
 

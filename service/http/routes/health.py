@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.schemas import Health
-from service.core.engine import LOADING_RETRY_AFTER_SECONDS
+from service.core.engine import LOADING_RETRY_AFTER_SECONDS, Engine
 from service.http.auth import key_accepted, require_operator_key
 from service.http.routes.dependencies import EngineDep
 from service.observability import metrics
@@ -29,11 +29,7 @@ async def live() -> Health:
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
     """200 once every default model is loaded and warmed up; 503 with the reason until then, and from
     SIGTERM on (`draining`). With `VISION_PROTECT_METRICS`, the reason and the models need a key."""
-    health = Health.of(engine.readiness())
-    if request.app.lifecycle.draining:
-        health = Health(
-            status="draining", reason="shutting down: send new work elsewhere", models=health.models
-        )
+    health = _readiness(request, engine)
     if request.app.state.settings.protect_metrics and not key_accepted(request):
         health = Health(status=health.status)
     status = 200 if health.status == "ok" else 503
@@ -42,6 +38,18 @@ async def ready(request: Request, engine: EngineDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_operator_key)])
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(request: Request, engine: EngineDep) -> Response:
+    _readiness(request, engine)
     body, media_type = metrics.exposition()
     return Response(body, media_type=media_type)
+
+
+def _readiness(request: Request, engine: Engine) -> Health:
+    """What /healthz/ready answers, also kept in `vision_ready` for the scrape."""
+    health = Health.of(engine.readiness())
+    if request.app.lifecycle.draining:
+        health = Health(
+            status="draining", reason="shutting down: send new work elsewhere", models=health.models
+        )
+    metrics.set_ready(health.status == "ok")
+    return health

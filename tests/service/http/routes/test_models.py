@@ -97,6 +97,13 @@ def test_ready_is_503_with_reason_when_a_default_model_is_broken(
     assert "misshapen" in deadline_response.json()["reason"]
     # The models that did load keep serving.
     assert server.client.get("/models/boxes").status_code == 200
+    # Prometheus sees it too, for the VisionNotReady alert (deploy/alerts.yml).
+    assert "\nvision_ready 0.0\n" in server.client.get("/metrics").text
+
+
+def test_a_ready_server_says_so_to_prometheus(client: httpx.Client) -> None:
+    assert client.get("/healthz/ready").status_code == 200
+    assert "\nvision_ready 1.0\n" in client.get("/metrics").text
 
 
 def _eventually_loaded(client: httpx.Client) -> httpx.Response:
