@@ -130,6 +130,10 @@ class PreparedImage:
     pixels: np.ndarray  # float32 [height, width, channels], values 0..255
     geometry: Geometry
     preview: Image.Image | None  # upright RGB copy within a bounded box, only when asked for (overlays)
+    # The mean 0..255 of `pixels` without letterbox padding, for drift monitoring: worked out where the pixels
+    # are made (a decode worker process), so the serving process, whose event loop shares one GIL with its
+    # run threads, never spends the ~10 us.
+    brightness: float
 
 
 def prepare_image(
@@ -188,7 +192,9 @@ def decode_for_model(
         pixels = pixels[:, :, np.newaxis]
     if pixels.shape[2] != channels:
         pixels = np.repeat(pixels, channels, axis=2)
-    return PreparedImage(pixels=pixels, geometry=geometry, preview=preview)
+    left, top, right, bottom = geometry.content_region()
+    brightness = float(pixels[top:bottom, left:right].mean())
+    return PreparedImage(pixels=pixels, geometry=geometry, preview=preview, brightness=brightness)
 
 
 def open_image(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:

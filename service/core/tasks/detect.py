@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -144,15 +145,14 @@ def observe(
     labels: Sequence[str],
     options: DetectOptions,
 ) -> Observation:
-    """The best candidate's score before any threshold, and the detections at the default thresholds:
-    how many, each one's share of the image and its score."""
-    scores = np.asarray(outputs["class_probabilities"]).max(axis=-1) * np.asarray(outputs["iou"]).reshape(-1)
+    """The detections at the default thresholds (how many, each one's share of the image and its score), and
+    the best score: the first detection's, or with none, the best candidate's below the threshold."""
     found = finished.detections
     if not _monitored_thresholds(options):
         found = finish(outputs, image, labels, MONITORED).detections
     area = finished.size.width * finished.size.height
     return Observation(
-        float(scores.max()) if scores.size else 0.0,
+        found[0].score if found else _best_candidate_score(outputs),
         {
             "boxes": (float(len(found)),),
             "box_area": tuple((x1 - x0) * (y1 - y0) / area for x0, y0, x1, y1 in (d.box for d in found)),
@@ -160,6 +160,15 @@ def observe(
         },
         {},
     )
+
+
+def _best_candidate_score(outputs: dict[str, np.ndarray]) -> float:
+    # Class by class rather than .max(axis=-1): NumPy reduces a short last axis slowly.
+    probabilities = np.asarray(outputs["class_probabilities"], dtype=np.float64)  # as `detect` scores them
+    if not probabilities.size:
+        return 0.0
+    best_class = functools.reduce(np.maximum, np.moveaxis(probabilities, -1, 0))
+    return float((best_class * np.asarray(outputs["iou"], dtype=np.float64).reshape(-1)).max())
 
 
 def _monitored_thresholds(options: DetectOptions) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import zlib
 from collections.abc import Sequence
@@ -31,10 +30,23 @@ PNG_COMPRESS_STRATEGY = zlib.Z_RLE
 
 def trimap(probabilities: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Segmenter probabilities [H, W, 3] -> uint8 trimap (1 pet, 2 background, 3 border) at original size."""
+    return _at_original_size(winning_classes(probabilities)[0], geometry)
+
+
+def winning_classes(probabilities: np.ndarray) -> tuple[np.ndarray, float]:
+    """Segmenter probabilities [H, W, 3] -> the trimap at their size (the first most probable class per pixel,
+    as argmax takes it) and the mean winning probability. Class by class: NumPy reduces a short last axis
+    slowly (argmax 49 us, max 155 us at 64x64x3; both this way 43 us)."""
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 3 or probabilities.shape[2] != 3:
         raise ValueError(f"probabilities must have shape [H, W, 3], got {list(probabilities.shape)}")
-    mask = (np.argmax(probabilities, axis=2) + 1).astype(np.uint8)
+    pet, background, border = np.moveaxis(probabilities, -1, 0)
+    winning = np.maximum(np.maximum(pet, background), border)
+    values = np.where(pet == winning, 1, np.where(background == winning, 2, 3)).astype(np.uint8)
+    return values, float(winning.mean())
+
+
+def _at_original_size(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
     left, top, right, bottom = _mask_content_region(geometry, mask.shape[1], mask.shape[0])
     content = Image.fromarray(np.ascontiguousarray(mask[top:bottom, left:right]))
     size = (geometry.original_width, geometry.original_height)
@@ -79,6 +91,7 @@ class SegmentedImage:
     size: ImageSize
     png: bytes  # the trimap (1 pet, 2 background, 3 border) drawn in the requested style
     fractions: dict[str, float]  # fraction of the image's pixels per trimap class
+    confidence: float  # the mean over the model's output pixels of the winning class's probability
     unfamiliar: bool | None = None  # set by the model's drift monitor when it has a reference
 
 
@@ -87,9 +100,10 @@ def finish(
 ) -> SegmentedImage:
     """Resizing the mask and encoding its PNG cost milliseconds: done in the run thread one image at a time,
     a run thread holds at most one full-size mask."""
-    mask = trimap(outputs["probabilities"], image.geometry)
+    values, confidence = winning_classes(outputs["probabilities"])
+    mask = _at_original_size(values, image.geometry)
     png = render_trimap_png(mask, options.style, image.preview)
-    return SegmentedImage(ImageSize.of(image), png, class_fractions(mask, labels))
+    return SegmentedImage(ImageSize.of(image), png, class_fractions(mask, labels), confidence)
 
 
 def observe(
@@ -100,12 +114,8 @@ def observe(
     options: SegmentOptions,
 ) -> Observation:
     """The mean over the model's output pixels of the winning class's probability, and the class fractions."""
-    # Class by class rather than .max(axis=-1): NumPy reduces a short last axis slowly, 229 us against 16 us
-    # for a 64x64x3 output.
-    winning = functools.reduce(np.maximum, np.moveaxis(np.asarray(outputs["probabilities"]), -1, 0))
-    confidence = float(winning.mean())
     fractions = {index: finished.fractions[label] for index, label in enumerate(labels)}
-    return Observation(confidence, {}, {"class_fractions": fractions})
+    return Observation(finished.confidence, {}, {"class_fractions": fractions})
 
 
 def preview_side(options: SegmentOptions) -> int | None:

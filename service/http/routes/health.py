@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from service.api.schemas import Health
 from service.core.engine import LOADING_RETRY_AFTER_SECONDS, Engine
 from service.http.auth import key_accepted, require_operator_key
-from service.http.routes.dependencies import EngineDep
+from service.http.routes.dependencies import EngineDep, engine_of
 from service.observability import metrics
 
 router = APIRouter(tags=["health"])
@@ -38,8 +38,9 @@ async def ready(request: Request, engine: EngineDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_operator_key)])
-async def prometheus_metrics(request: Request, engine: EngineDep) -> Response:
-    _readiness(request, engine)
+async def prometheus_metrics(request: Request) -> Response:
+    if hasattr(request.app.state, "engine"):  # every app but a bare one of the gate's tests
+        _readiness(request, engine_of(request))
     body, media_type = metrics.exposition()
     return Response(body, media_type=media_type)
 

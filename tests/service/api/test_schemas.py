@@ -39,7 +39,8 @@ def test_a_detect_document_encodes_as_the_schema_dumps() -> None:
 
 def test_a_segment_document_encodes_as_the_schema_dumps() -> None:
     fractions = {"pet": 1 / 3, "background": 0.1 + 0.2, "border": 1e-7}
-    answer = Answer(MODEL, [SegmentedImage(size, b"\x89PNG\r\n\x1a\n\x00\xff", fractions) for size in SIZES])
+    png = b"\x89PNG\r\n\x1a\n\x00\xff"
+    answer = Answer(MODEL, [SegmentedImage(size, png, fractions, confidence=0.9) for size in SIZES])
     for style in ("mask", "color", "overlay"):
         document = SegmentResponse.document(answer, style)
         assert orjson.dumps(document) == SegmentResponse.of(answer, style).model_dump_json().encode()

@@ -34,7 +34,7 @@ def test_top_k_breaks_ties_by_class_id_and_checks_its_inputs() -> None:
 
 
 def test_drift_observes_the_top_class_whatever_top_k() -> None:
-    image = PreparedImage(np.zeros((4, 4, 3), np.float32), Geometry.plan(4, 4, 4, 4, "stretch"), None)
+    image = PreparedImage(np.zeros((4, 4, 3), np.float32), Geometry.plan(4, 4, 4, 4, "stretch"), None, 0.0)
     outputs = {"probabilities": np.array([0.1, 0.6, 0.3], dtype=np.float32)}
     options = ClassifyOptions(top_k=1)
     observed = observe(outputs, image, finish(outputs, image, LABELS, options), LABELS, options)

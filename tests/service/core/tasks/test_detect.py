@@ -160,7 +160,7 @@ def test_drift_is_observed_at_the_default_thresholds_whatever_the_request_asks()
         ((0, 0, 32, 32), 0.8, 1, 0.9), ((40, 40, 56, 48), 1.0, 0, 0.5), ((0, 40, 8, 48), 0.5, 2, 0.4)
     )
     outputs = {"boxes": boxes, "iou": iou, "class_probabilities": probabilities}
-    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None)
+    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None, 0.0)
     strict = DetectOptions(score_threshold=0.7)
     answered = finish(outputs, image, LABELS, strict)
     assert len(answered.detections) == 1
@@ -178,7 +178,7 @@ def test_drift_is_observed_at_the_default_thresholds_whatever_the_request_asks()
 def test_an_image_with_no_candidate_left_has_its_best_score_as_confidence() -> None:
     boxes, iou, probabilities = candidates(((0, 0, 32, 32), 0.2, 1, 0.5))
     outputs = {"boxes": boxes, "iou": iou, "class_probabilities": probabilities}
-    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None)
+    image = PreparedImage(np.zeros((64, 64, 3), np.float32), SAME_SIZE, None, 0.0)
     observed = observe(
         outputs, image, finish(outputs, image, LABELS, DetectOptions()), LABELS, DetectOptions()
     )

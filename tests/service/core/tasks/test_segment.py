@@ -137,7 +137,7 @@ def test_drift_observes_the_mean_winning_probability_and_the_class_fractions() -
     probabilities[..., 1] = 1.0  # background everywhere, certain but for one pixel
     probabilities[0, 0] = (0.6, 0.3, 0.1)
     geometry = Geometry.plan(4, 4, 2, 2, "stretch")
-    image = PreparedImage(np.zeros((2, 2, 3), np.float32), geometry, None)
+    image = PreparedImage(np.zeros((2, 2, 3), np.float32), geometry, None, 0.0)
     outputs = {"probabilities": probabilities}
     options = SegmentOptions()
     observed = observe(outputs, image, finish(outputs, image, TRIMAP, options), TRIMAP, options)
