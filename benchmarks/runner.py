@@ -49,8 +49,10 @@ NAIVE_LEVELS = (1, 16)
 PEER_LEVELS = (16,)
 BAR_LEVEL = 16
 STARTS = 3
-# Turns each side of the monitoring comparison gets: a server start moves throughput by a few per cent.
-MONITOR_ROUNDS = 3
+# Turns each side of the monitoring comparison gets; its second server listens this far above the first.
+MONITOR_ROUNDS = 7
+AGAINST_ROUNDS = 3
+MONITOR_PORT_OFFSET = 8
 INT8_SUFFIX = "-int8"
 BATCH_KNOBS = {
     "workers",
@@ -231,9 +233,13 @@ def start_service(
     *extra: str,
     grpc_port: int = 0,
     settings: Mapping[str, str] | None = None,
+    port: int | None = None,
+    name: str = "service",
 ) -> servers.Server:
     """`python -m service` (the image's launcher) with default settings over `models_dir`, but for
-    `settings` (VISION_* variables); gRPC only where a measurement asks for it, on `grpc_port`."""
+    `settings` (VISION_* variables), on `port` (default the service's); gRPC only where a measurement asks
+    for it, on `grpc_port`."""
+    port = opts.port if port is None else port
     env = {
         "VISION_MODELS_DIR": str(models_dir),
         "VISION_LOG_LEVEL": "warning",
@@ -241,9 +247,9 @@ def start_service(
         "VISION_GRPC_PORT": str(grpc_port),
         **(settings or {}),
     }
-    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(opts.port), *extra]
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port), *extra]
     return servers.start(
-        "service", command, port=opts.port, ready_path="/healthz/ready", env=env, log_dir=opts.results.parent
+        name, command, port=port, ready_path="/healthz/ready", env=env, log_dir=opts.results.parent
     )
 
 
@@ -307,27 +313,43 @@ def bench_service(
 def bench_monitoring(
     models: dict[str, BundledModel], photos: Sequence[bytes], opts: Options, rounds: int
 ) -> dict[str, Any]:
-    """Every task at 16 clients with drift monitoring on and off (`VISION_MONITOR`), the two served in turn,
-    who goes first alternating: each side's images per second by round, and their medians."""
-    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
-    for turn in range(rounds):
-        for side in ("on", "off") if turn % 2 == 0 else ("off", "on"):
-            switch = {"VISION_MONITOR": "true" if side == "on" else "false"}
-            server = start_service(opts, opts.models_dir, settings=switch)
-            try:
-                target = {
-                    task: wrk.Target("127.0.0.1", opts.port, route(task, models[task])) for task in models
-                }
+    """Every task at 16 clients with drift monitoring on and off (`VISION_MONITOR`): two servers up at once,
+    measured in turn (who goes first alternating), so each pair of levels sees the machine in the same
+    state; the images per second of each side by round, the ratio of each pair, and their medians."""
+    sides = {"on": "true", "off": "false"}
+    started = {
+        side: start_service(
+            opts,
+            opts.models_dir,
+            settings={"VISION_MONITOR": flag},
+            port=opts.port + MONITOR_PORT_OFFSET * (side == "off"),
+            name=f"service-monitor-{side}",
+        )
+        for side, flag in sides.items()
+    }
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    try:
+        for turn in range(rounds):
+            for side in ("on", "off") if turn % 2 == 0 else ("off", "on"):
+                server = started[side]
                 runs[side].append(
                     {
-                        task: level_summary(server, target[task], photos, BAR_LEVEL, opts)["throughput"]
+                        task: level_summary(
+                            server,
+                            wrk.Target("127.0.0.1", server.port, route(task, models[task])),
+                            photos,
+                            BAR_LEVEL,
+                            opts,
+                        )["throughput"]
                         for task in models
                     }
                 )
-            finally:
-                server.stop()
-    median = {
-        side: {task: statistics.median(run[task] for run in runs[side]) for task in models} for side in runs
+    finally:
+        for server in started.values():
+            server.stop()
+    ratios = {
+        task: [on[task] / off[task] for on, off in zip(runs["on"], runs["off"], strict=True)]
+        for task in models
     }
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -335,7 +357,12 @@ def bench_monitoring(
         "seconds": opts.level_seconds,
         "rounds": rounds,
         "runs": runs,
-        "median": median,
+        "median": {
+            side: {task: statistics.median(run[task] for run in runs[side]) for task in models}
+            for side in runs
+        },
+        "ratio": {task: statistics.median(values) for task, values in ratios.items()},
+        "ratios": ratios,
     }
 
 
@@ -790,7 +817,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     parser.add_argument("--level-seconds", type=float, default=8.0, help="measured seconds per load level")
     parser.add_argument("--inprocess-seconds", type=float, default=2.5, help="seconds per in-process config")
     parser.add_argument(
-        "--port", type=int, default=18210, help="service port; naive +1, peers +2..+6, gRPC +7 (loopback)"
+        "--port",
+        type=int,
+        default=18210,
+        help="service port; naive +1, peers +2..+6, gRPC +7, monitoring off +8 (loopback)",
     )
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     parser.add_argument("--ray-python", type=Path, default=ROOT / ".venv-ray" / "bin" / "python")
@@ -812,7 +842,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         help="only compare drift monitoring on and off, served in turn; added to the results JSON and doc",
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="turns each side gets with --against or --monitoring"
+        "--rounds",
+        type=int,
+        help=f"turns each side gets: --against (default {AGAINST_ROUNDS}), --monitoring ({MONITOR_ROUNDS})",
     )
     args = parser.parse_args(argv)
     options = Options(
@@ -844,7 +876,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(f"{opts.results} is missing: run `make bench` first, then compare")
         results = json.loads(opts.results.read_text())
         models, _ = bundled_models(opts.models_dir)
-        results["monitoring"] = bench_monitoring(models, images.upload_set()[0], opts, args.rounds)
+        rounds = args.rounds or MONITOR_ROUNDS
+        results["monitoring"] = bench_monitoring(models, images.upload_set()[0], opts, rounds)
         opts.results.write_text(json.dumps(results, indent=2))
         report.write(results, opts.doc, opts.plots)
         logger.info("added monitoring on against off to %s and %s", opts.results, opts.doc)
@@ -853,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not opts.results.exists():
             raise SystemExit(f"{opts.results} is missing: run `make bench` first, then compare")
         results = json.loads(opts.results.read_text())
-        results["against"] = run_against(args.against, args.rounds, opts)
+        results["against"] = run_against(args.against, args.rounds or AGAINST_ROUNDS, opts)
         opts.results.write_text(json.dumps(results, indent=2))
         report.write(results, opts.doc, opts.plots)
         logger.info("added the comparison with %s to %s and %s", args.against, opts.results, opts.doc)
