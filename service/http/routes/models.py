@@ -3,6 +3,8 @@ and how its traffic compares with what it was trained on."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Path, Query
 
 from service.api.schemas import ModelInfo, ModelsResponse, MonitorResponse
@@ -12,6 +14,7 @@ from service.http.auth import require_api_key
 from service.http.routes.dependencies import AUTH_ERRORS, MODEL_ERRORS, EngineDep, error_responses
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["models"])
+ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.")]
 
 
 @router.get(
@@ -31,9 +34,7 @@ async def list_models(engine: EngineDep) -> ModelsResponse:
     responses=error_responses(*MODEL_ERRORS),
     summary="Describe one model",
 )
-async def get_model(
-    engine: EngineDep, name: str = Path(pattern=MODEL_NAME_PATTERN, description="Model name.")
-) -> ModelInfo:
+async def get_model(engine: EngineDep, name: ModelName) -> ModelInfo:
     """One model: task, labels, input size, provider and held-out metrics of each loaded version."""
     engine.find(name)
     return ModelInfo.of(engine, name)
@@ -47,7 +48,7 @@ async def get_model(
 )
 async def monitor_model(
     engine: EngineDep,
-    name: str = Path(pattern=MODEL_NAME_PATTERN, description="Model name."),
+    name: ModelName,
     version: int | None = Query(default=None, ge=1, description="Model version; the highest when omitted."),
 ) -> MonitorResponse:
     """The version's last images (the window), signal by signal, beside the reference its file carries, with

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx_models
 import pytest
 from conftest import encode, solid
 from PIL import Image
@@ -13,9 +14,7 @@ from service.api.terms import InputSpec
 from service.core.contract import ContractError, ModelMetadata, parse_metadata, to_metadata_props
 from service.core.imaging import ImageLimits, prepare_image
 from service.core.reference import (
-    Histogram,
     Mix,
-    Reference,
     ReferenceBuilder,
     histogram,
     input_numbers,
@@ -40,15 +39,7 @@ def classifier(**changes: object) -> ModelMetadata:
     return ModelMetadata(**{**fields, **changes})
 
 
-REFERENCE = Reference(
-    images=100,
-    source="hand-made",
-    low_confidence=0.5,
-    signals={
-        "confidence": Histogram(cuts=(0.5, 0.9), counts=(1, 9, 90)),
-        "class": Mix(counts=(40, 30, 30)),
-    },
-)
+REFERENCE = onnx_models.COLOUR_REFERENCE
 
 
 def test_values_beyond_the_measured_range_get_bins_of_their_own() -> None:
@@ -136,7 +127,7 @@ def test_brightness_follows_the_picture() -> None:
 
 def test_the_reference_travels_in_the_metadata() -> None:
     props = to_metadata_props(classifier(reference=REFERENCE))
-    assert json.loads(props["vision.reference"])["low_confidence"] == 0.5
+    assert json.loads(props["vision.reference"])["low_confidence"] == 0.9
     assert parse_metadata(props).reference == REFERENCE
     assert "vision.reference" not in to_metadata_props(classifier())
     assert parse_metadata(to_metadata_props(classifier())).reference is None
