@@ -15,14 +15,10 @@ import httpx
 import onnx_models
 import pytest
 from PIL import Image
-from ports import free_port, reserve_check_ports
+from ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_DEFAULTS = {"classify": "colours", "detect": "boxes", "segment": "threshold"}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    reserve_check_ports()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,7 +1,8 @@
 """Loopback ports for the servers tests start. A port is checked free, closed, then bound by a server a
 second later. The kernel hands out its ephemeral range to port-0 binds and outgoing connections, and
 pytest-xdist runs sibling workers beside this one: either could take the port in that second. So each
-worker walks a block of its own below the ephemeral range instead."""
+worker walks a block of its own below the ephemeral range instead. (The deployment checks keep the kernel's
+pick: their scripts scan VISION_CHECK_PORTS from its start, which two suites side by side would share.)"""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ from pathlib import Path
 # Above tests/threaded_server.py's 18100-18199, which binds and holds its sockets.
 FIRST_PORT = 20_000
 BLOCK = 1_000
-# The last ports of a worker's block are the deployment checks' (VISION_CHECK_PORTS, deploy/checks/procs.py).
-CHECK_PORTS = 100
-CHECK_PORTS_VARIABLE = "VISION_CHECK_PORTS"
 
 
 def _ephemeral_start() -> int:
@@ -63,16 +61,9 @@ def _bound_port(port: int) -> int:
 
 
 _block_of_this_worker = _block()
-_walk = PortWalk(None if _block_of_this_worker is None else _block_of_this_worker[:-CHECK_PORTS])
+_walk = PortWalk(_block_of_this_worker)
 
 
 def free_port() -> int:
     """A loopback port nothing listens on, which no sibling worker will pick."""
     return _walk.next_free()
-
-
-def reserve_check_ports() -> None:
-    """Point the deployment checks at this worker's own ports, unless the caller chose a range."""
-    if _block_of_this_worker is not None and CHECK_PORTS_VARIABLE not in os.environ:
-        checks = _block_of_this_worker[-CHECK_PORTS:]
-        os.environ[CHECK_PORTS_VARIABLE] = f"{checks.start}-{checks.stop - 1}"
