@@ -133,7 +133,6 @@ class ReferenceBuilder:
     def __init__(self, task: Task, labels: Sequence[str]) -> None:
         self.task = task
         self.labels = tuple(labels)
-        self.confidences: list[float] = []
         self.numbers: dict[str, list[float]] = {
             name: [] for name in TASK_SIGNALS[task] if name not in MIX_SIGNALS
         }
@@ -142,7 +141,6 @@ class ReferenceBuilder:
         }
 
     def add(self, image: PreparedImage, observation: Observation) -> None:
-        self.confidences.append(observation.confidence)
         for name, values in numbers_of(image, observation).items():
             self.numbers[name].extend(values)
         for name, weights in observation.mixes.items():
@@ -150,14 +148,15 @@ class ReferenceBuilder:
                 self.mixes[name][index] += weight
 
     def build(self, source: str) -> Reference:
-        if not self.confidences:
+        confidences = self.numbers["confidence"]
+        if not confidences:
             raise ValueError("no image was measured")
         signals: dict[str, Histogram | Mix] = {
             name: histogram(values) for name, values in self.numbers.items() if values
         }
         signals.update({name: Mix(counts=tuple(counts.tolist())) for name, counts in self.mixes.items()})
-        low = float(np.quantile(self.confidences, LOW_CONFIDENCE_QUANTILE))
-        return Reference(images=len(self.confidences), source=source, low_confidence=low, signals=signals)
+        low = float(np.quantile(confidences, LOW_CONFIDENCE_QUANTILE))
+        return Reference(images=len(confidences), source=source, low_confidence=low, signals=signals)
 
 
 def histogram(values: Iterable[float]) -> Histogram:
