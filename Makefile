@@ -60,9 +60,10 @@ test: $(VENV)/.stamp-dev $(CLIENT_WHEELS)/.stamp test-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-# The browser test's screenshots of /docs and /redoc, written into docs/screenshots.
+# The browser tests' screenshots of /docs, /redoc and the playground, written into docs/screenshots.
 screenshots: $(VENV)/.stamp-dev test-tools
-	VISION_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/service/http/test_docs_in_browser.py
+	VISION_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/service/http/test_docs_in_browser.py \
+		tests/service/http/test_playground_in_browser.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check --fix .

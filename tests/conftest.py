@@ -39,6 +39,16 @@ def _training_files_first(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
+def explaining_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Classifiers with exact heat maps (stretched, letterboxed), and the colour classifier without one."""
+    root = tmp_path_factory.mktemp("explaining")
+    onnx_models.explaining_colour_classifier(root)
+    onnx_models.explaining_colour_classifier(root, name="colours-letterboxed", resize="letterbox")
+    onnx_models.colour_classifier(root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def test_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model repository of exact-answer models, plus two broken ones that must be refused."""
     root = tmp_path_factory.mktemp("models")

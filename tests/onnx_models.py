@@ -118,6 +118,24 @@ def colour_classifier(root: Path, name: str = "colours", version: int = 1) -> Pa
     return _save(root, meta, nodes, [_output("probs", ["N", 3])])
 
 
+def explaining_colour_classifier(
+    root: Path, name: str = "colours-explained", version: int = 1, resize: str = "stretch"
+) -> Path:
+    """The colour classifier with a `heatmap`: each pixel's channel values / 100 (8x8x3 maps), whose mean is
+    its logits, as a global-average-pooling head's map is; so a class's hottest cells are its reddest (or
+    greenest, bluest) pixels."""
+    spec = InputSpec(name="image", height=8, width=8, channels=3)
+    outputs = {"probabilities": "probs", "heatmap": "maps"}
+    meta = _metadata("classify", name, version, ("red", "green", "blue"), spec, resize, outputs)
+    nodes = [
+        _const("scale", [0.01]),
+        helper.make_node("Mul", ["image", "scale"], ["maps"]),
+        helper.make_node("ReduceMean", ["maps"], ["logits"], axes=[1, 2], keepdims=0),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+    ]
+    return _save(root, meta, nodes, [_output("probs", ["N", 3]), _output("maps", ["N", 8, 8, 3])])
+
+
 def brightness_classifier(root: Path, name: str = "brightness", version: int = 1) -> Path:
     """Greyscale input (8x8x1, letterbox): `bright` when the mean grey level is over 128, else `dark`."""
     spec = InputSpec(name="pixels", height=8, width=8, channels=1)

@@ -237,6 +237,23 @@ def _parser() -> argparse.ArgumentParser:
         "--freeze", type=int, default=0, help="with --init-from: keep the first N layers with weights fixed"
     )
 
+    visualize = command(
+        "visualize",
+        parents=[common],
+        help="pictures of what a run's CNN does: first-layer filters, feature maps and class activation map",
+    )
+    visualize.add_argument("--run", type=Path, required=True, help="the run directory `train` wrote")
+    visualize.add_argument("--image", type=Path, required=True, help="the image whose feature maps to show")
+    visualize.add_argument(
+        "--layers",
+        nargs="+",
+        metavar="LAYER",
+        help="the model's layers whose feature maps to show (default: the last layer at each resolution)",
+    )
+    visualize.add_argument(
+        "--out", type=Path, default=None, help="the folder for the PNGs (default: RUN/visualize)"
+    )
+
     evaluate = command("evaluate", parents=[common], help="re-score a run's model on the held-out test split")
     evaluate.add_argument("--run", type=Path, required=True, help="the run directory `train` wrote")
 
@@ -412,6 +429,17 @@ def _export(args: argparse.Namespace, argv: list[str]) -> None:
     print(f"wrote {path}")
 
 
+def _visualize(args: argparse.Namespace, argv: list[str]) -> None:
+    _run_dir(args.run)
+    if not args.image.is_file():
+        raise UserError(f"no such image: {args.image}")
+    _load_tensorflow(args.verbose)
+    from training.visualize import visualize_run
+
+    for path in visualize_run(args.run, args.image, args.layers, args.out or args.run / "visualize"):
+        print(f"wrote {path}")
+
+
 def _predict(args: argparse.Namespace, argv: list[str]) -> None:
     exported = args.model.is_file()
     if args.model.suffix == ".onnx" and not exported:
@@ -471,6 +499,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], None]] = {
     "evaluate": _evaluate,
     "export": _export,
     "predict": _predict,
+    "visualize": _visualize,
     "sign": _sign,
 }
 

@@ -8,7 +8,7 @@ import gc
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from training.plots import reference_png
 from training.reference import measure_reference
 from training.signing import signed_bytes
 from training.train import TrainConfig, contract_model, keras_predictor, load_task_data
+from training.visualize import CAM_PICTURE, FEATURE_MAPS_PICTURE, FILTERS_PICTURE, pictures
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
@@ -261,7 +262,8 @@ def export_run(
     run = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = TrainConfig.saved(run["config"])
-    model = contract_model(load_run_model(run_dir), config.task)
+    trained = load_run_model(run_dir)
+    model = contract_model(trained, config.task, heatmap=True)
     data = load_task_data(config)
     _step(steps, "converting to ONNX")
     proto = to_onnx(model)
@@ -280,15 +282,25 @@ def export_run(
         metadata = with_reference(proto, metadata, images_in(reference), str(reference))
     attach_and_validate(proto, metadata)
     _step(steps, "writing")
+    drawn = (
+        pictures(trained, _upload_bytes(data.held_out[0]), metadata.labels)
+        if config.task == "classify" and data.held_out
+        else {}
+    )
     files = {
         "model.onnx": signed_bytes(proto),
-        "README.md": model_card(metadata, run, int8).encode(),
+        "README.md": model_card(metadata, run, int8, drawn).encode(),
         REFERENCE_PICTURE: reference_png(metadata.reference, metadata.labels),
+        **drawn,
     }
     files.update({p: (run_dir / p).read_bytes() for p in PICTURES if (run_dir / p).exists()})
     write_version(target, files)
     steps.close()
     return target / "model.onnx"
+
+
+def _upload_bytes(upload: Path | bytes) -> bytes:
+    return upload if isinstance(upload, bytes) else upload.read_bytes()
 
 
 def _step(bar: tqdm, what: str) -> None:
@@ -342,7 +354,7 @@ def _early_stopping(run: dict[str, Any]) -> str:
     return text
 
 
-def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
+def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool, drawn: Collection[str] = ()) -> str:
     """README.md beside the model: what it is, how it scored on the held-out split, how to rebuild it."""
     config, spec, found = run["config"], metadata.input, metadata.metrics
     rows = "\n".join(
@@ -390,6 +402,7 @@ def model_card(metadata: ModelMetadata, run: dict[str, Any], int8: bool) -> str:
         if metadata.task == "classify"
         else ""
     )
+    inside = _what_it_sees(drawn)
     augmented = (
         "\n## Augmentation (one training image under 8 draws)\n\n![augmentation](augment.png)\n"
         if run.get("augmentation", "none") != "none"  # a run draws augment.png when it augments
@@ -431,9 +444,22 @@ The dotted line marks the epoch whose weights the model keeps.
 ## Sample predictions (held-out images)
 
 ![sample predictions](samples.png)
-{confusion}{augmented}{drift}
+{confusion}{inside}{augmented}{drift}
 {rebuild}
 """
+
+
+def _what_it_sees(drawn: Collection[str]) -> str:
+    """The card's section on the pictures of training/visualize.py that export drew, if any."""
+    parts = {
+        FILTERS_PICTURE: f"The first layer's filters:\n\n![first-layer filters]({FILTERS_PICTURE})\n",
+        FEATURE_MAPS_PICTURE: "The feature maps of the last layer at each resolution, the channels that "
+        f"respond most first:\n\n![feature maps]({FEATURE_MAPS_PICTURE})\n",
+        CAM_PICTURE: "Where it saw the class (`POST /explain` draws the same map over any image):\n\n"
+        f"![class activation map]({CAM_PICTURE})\n",
+    }
+    shown = [text for name, text in parts.items() if name in drawn]
+    return "\n## What it sees (one held-out image)\n\n" + "\n".join(shown) if shown else ""
 
 
 def _count(number: int, noun: str) -> str:

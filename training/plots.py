@@ -68,10 +68,10 @@ def curves_figure(
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> None:
-    path.write_bytes(_png(fig, dpi))
+    path.write_bytes(figure_png(fig, dpi))
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
+def figure_png(fig: Figure, dpi: int) -> bytes:
     """Drawn with a palette of 256 colours: pictures of textured scenes shrink about four times (a 3x3
     augment.png from 248 KB to 59 KB), and model cards carry them."""
     buffer = io.BytesIO()
@@ -111,7 +111,7 @@ def reference_png(reference: Reference, labels: Sequence[str]) -> bytes:
         f"drift reference: {reference.images} images of {textwrap.shorten(reference.source, 60)}", fontsize=9
     )
     fig.tight_layout()
-    return _png(fig, dpi=80)
+    return figure_png(fig, dpi=80)
 
 
 def _density(ax: plt.Axes, signal: Histogram) -> None:

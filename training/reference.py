@@ -40,7 +40,7 @@ def measure_reference(model: Model, uploads: Iterable[Path | bytes], source: str
     skipped with a warning."""
     task, options = TASKS[model.metadata.task]
     labels = model.metadata.labels
-    builder = ReferenceBuilder(task.name, labels)
+    builder = ReferenceBuilder(task.runs_on, labels)
     for batch in _batches(_prepared(model, uploads)):
         outputs = model.run(np.stack([image.pixels for image in batch]))
         for row, image in enumerate(batch):

@@ -23,6 +23,7 @@ from training.architectures.custom_objects import load_run_model
 from training.architectures.localize import LocalizationLoss
 from training.architectures.yolo import GridDetectionLoss, SplitDetections
 from training.augmentation import Augmentation
+from training.cam import HEATMAP, heatmap_output
 from training.config import TrainConfig
 from training.data import pipelines
 from training.data.arrays import ArraySet, train_val_split
@@ -88,11 +89,16 @@ def build_model(config: TrainConfig, num_classes: int) -> keras.Model:
     return arch.build((config.size, config.size, config.channels), num_classes, **options)
 
 
-def contract_model(model: keras.Model, task: str) -> keras.Model:
-    """The trained model with its outputs named by contract role (what export converts)."""
+def contract_model(model: keras.Model, task: str, heatmap: bool = False) -> keras.Model:
+    """The trained model with its outputs named by contract role (what export converts); with `heatmap`, a
+    classifier whose head allows it also gives its class activation maps (training/cam.py)."""
     if task == "detect":
         return keras.Model(model.input, SplitDetections(name="split")(model.outputs[0]))
-    return keras.Model(model.input, {"probabilities": model.outputs[0]})
+    outputs = {"probabilities": model.outputs[0]}
+    maps = heatmap_output(model) if heatmap and task == "classify" else None
+    if maps is not None:
+        outputs[HEATMAP] = maps
+    return keras.Model(model.input, outputs)
 
 
 def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -1,4 +1,4 @@
-"""`vision`: classify, detect and segment image files with a running vision-service, from a shell.
+"""`vision`: classify, detect, segment and explain image files with a running vision-service, from a shell.
 
 Built on vision_client.client, so it needs no onnxruntime. The `[full]` extra adds Pillow, which draws
 `--draw`, and tqdm, which shows a progress bar on a terminal.
@@ -18,12 +18,19 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
+from vision_client.api.options import (
+    ClassifyOptions,
+    DetectOptions,
+    ExplainOptions,
+    ModelChoice,
+    SegmentOptions,
+)
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
     DetectResult,
     ErrorBody,
+    ExplainResponse,
     FailedImage,
     Health,
     ModelsResponse,
@@ -52,7 +59,7 @@ EXIT_CODES = f"""exit status:
   {BAD_REQUEST}  the service refused the request or a file (400, 404, 413, 415, 422): the message says why
   {UNAVAILABLE}  the service is overloaded or not ready (503, after retries), or failed (5xx)
 """
-Answer = TypeVar("Answer", ClassifyResponse, DetectResponse, SegmentResponse)
+Answer = TypeVar("Answer", ClassifyResponse, DetectResponse, SegmentResponse, ExplainResponse)
 # Files per request: few enough that the progress bar moves, enough for the server to batch them.
 BATCH = 8
 # The CLI reports every file: the good ones' answers, and each failed one by name (and exits 5).
@@ -145,6 +152,26 @@ def segment(vision: Client, options: argparse.Namespace, files: list[Upload]) ->
         for index, upload, result in _answered(files, answer)
     ]
     _table(["file", "written", "pet", "background", "border"], rows, _model_line(answer))
+    return status
+
+
+def explain(vision: Client, options: argparse.Namespace, files: list[Upload]) -> int:
+    """Each file's heat map as PNG: the grids in batches, then each picture for the class its grid shows."""
+    chosen = _chosen(options, ExplainOptions)
+    targets = _targets(options.output, files, "heat", "--output")
+    answer, status = _in_batches(files, lambda batch: vision.explain_json(batch, **chosen))
+    for index, upload, result in _answered(files, answer, quiet=True):
+        model = {"model": answer.model.name, "version": answer.model.version}
+        picture = {**chosen, **model, "class_": result.label}
+        targets[index].write_bytes(vision.explain(upload, **picture))
+    if options.json:
+        print(answer.model_dump_json(indent=2))
+        return status
+    rows = [
+        [upload.name, str(targets[index]), result.label, f"{result.score:.3f}"]
+        for index, upload, result in _answered(files, answer)
+    ]
+    _table(["file", "written", "class", "probability"], rows, _model_line(answer))
     return status
 
 
@@ -332,7 +359,7 @@ def _read(path: str) -> Upload:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _model_line(answer: ClassifyResponse | DetectResponse | SegmentResponse) -> str:
+def _model_line(answer: ClassifyResponse | DetectResponse | SegmentResponse | ExplainResponse) -> str:
     return f"{answer.model.name}:{answer.model.version}"
 
 
@@ -355,7 +382,7 @@ def _say_retry(error: VisionError, wait: float) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="vision",
-        description="Classify, detect and segment images with a vision-service.",
+        description="Classify, detect, segment and explain images with a vision-service.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -385,6 +412,15 @@ def parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
     )
     run.set_defaults(command=segment)
+
+    run = commands.add_parser(
+        "explain", parents=[anywhere], help="where a classifier saw each image's class: a heat map PNG"
+    )
+    _files_and_options(run, ExplainOptions)
+    run.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
+    )
+    run.set_defaults(command=explain)
 
     commands.add_parser("models", parents=[anywhere], help="the loaded models").set_defaults(command=models)
     run = commands.add_parser(
@@ -437,7 +473,8 @@ def _files_and_options(command: argparse.ArgumentParser, options: type[ModelChoi
         choices = get_args(kind) if get_origin(kind) is Literal else None
         default = "" if field.default is None else f" (default {field.default})"
         command.add_argument(
-            f"--{name.replace('_', '-')}",
+            f"--{(field.alias or name).replace('_', '-')}",
+            dest=name,
             type=str if choices else kind,
             choices=choices,
             help=f"{field.description}{default}",

@@ -28,10 +28,17 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
+from vision_client.api.options import (
+    ClassifyOptions,
+    DetectOptions,
+    ExplainOptions,
+    ModelChoice,
+    SegmentOptions,
+)
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
+    ExplainResponse,
     FailedImage,
     Health,
     ModelInfo,
@@ -57,7 +64,7 @@ _MAX_BACKOFF_SECONDS = 30.0
 # Modes Pillow writes as PNG unchanged; others (CMYK, YCbCr, HSV, ...) travel as RGB.
 _PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
 
-Batched = TypeVar("Batched", ClassifyResponse, DetectResponse, SegmentResponse)
+Batched = TypeVar("Batched", ClassifyResponse, DetectResponse, SegmentResponse, ExplainResponse)
 RetryHook = Callable[["VisionError", float], None]
 
 
@@ -222,12 +229,15 @@ def chunks(files: list[Upload], size: int) -> list[list[Upload]]:
 
 def query(options: type[ModelChoice], given: Mapping[str, Any]) -> dict[str, Any]:
     """A task call's query string: the options the caller gave, each named by the task's options
-    (service/api/options.py). The service checks the values and applies its defaults to the rest."""
-    unknown = sorted(set(given) - set(options.model_fields))
+    (service/api/options.py) or by its name on the wire (`class_` or `class`). The service checks the
+    values and applies its defaults to the rest."""
+    wire = {name: field.alias or name for name, field in options.model_fields.items()}
+    wire |= {alias: alias for alias in list(wire.values())}
+    unknown = sorted(set(given) - set(wire))
     if unknown:
         known = ", ".join(options.model_fields)
         raise TypeError(f"not an option of {options.__name__}: {', '.join(unknown)} (it has {known})")
-    return dict(given)
+    return {wire[name]: value for name, value in given.items()}
 
 
 def joined(answers: list[Batched]) -> Batched:
@@ -291,6 +301,15 @@ class _Api:
     def segment_json_calls(self, images: Images, options: Mapping[str, Any]) -> list[Call]:
         return self._batched("/segment/json", SegmentResponse, images, query(SegmentOptions, options))
 
+    def explain_call(self, image: ImageInput, options: Mapping[str, Any]) -> Call:
+        files = uploads(image)
+        if len(files) > 1:
+            raise ValueError("explain answers one image's PNG: send a batch with explain_json")
+        return Call("POST", "/explain", None, query(ExplainOptions, options), files)
+
+    def explain_json_calls(self, images: Images, options: Mapping[str, Any]) -> list[Call]:
+        return self._batched("/explain/json", ExplainResponse, images, query(ExplainOptions, options))
+
     def _batched(
         self, path: str, answer: type[BaseModel], images: Images, params: dict[str, Any]
     ) -> list[Call]:
@@ -343,6 +362,15 @@ class Client(_Api):
     def segment_json(self, images: Images, **options: Any) -> SegmentResponse:
         """Per image: the fraction of each trimap class and the PNG, for batches (`SegmentOptions`)."""
         return joined([self._send(call) for call in self.segment_json_calls(images, options)])
+
+    def explain(self, image: ImageInput, **options: Any) -> bytes:
+        """One image with a classifier's heat map of its top class laid over it, as PNG bytes; `options` are
+        `ExplainOptions`' (class_ picks another label, model, version)."""
+        return self._send(self.explain_call(image, options))
+
+    def explain_json(self, images: Images, **options: Any) -> ExplainResponse:
+        """Per image: the class explained, its probability and its heat grid, 0..1 (`ExplainOptions`)."""
+        return joined([self._send(call) for call in self.explain_json_calls(images, options)])
 
     def models(self) -> ModelsResponse:
         return self._send(self.models_call())
@@ -401,6 +429,13 @@ class AsyncClient(_Api):
 
     async def segment_json(self, images: Images, **options: Any) -> SegmentResponse:
         calls = self.segment_json_calls(images, options)
+        return joined([await self._send(call) for call in calls])
+
+    async def explain(self, image: ImageInput, **options: Any) -> bytes:
+        return await self._send(self.explain_call(image, options))
+
+    async def explain_json(self, images: Images, **options: Any) -> ExplainResponse:
+        calls = self.explain_json_calls(images, options)
         return joined([await self._send(call) for call in calls])
 
     async def models(self) -> ModelsResponse:

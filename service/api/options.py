@@ -63,3 +63,16 @@ class SegmentOptions(TaskOptions):
         default="mask",
         description="`mask`: values 1..3; `color`: coloured; `overlay`: blended over the photo.",
     )
+
+
+class ExplainOptions(TaskOptions):
+    """Which class's heat map to draw."""
+
+    class_: str | None = Field(
+        default=None,
+        alias="class",
+        description="The label whose heat map to show; the image's top class when omitted.",
+        examples=["star"],
+    )
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from service.core.tasks.classify import ClassifiedImage
     from service.core.tasks.detect import DetectedImage
     from service.core.tasks.detect import Detection as FoundObject
+    from service.core.tasks.explain import ExplainedImage
     from service.core.tasks.segment import SegmentedImage
     from service.core.tasks.task import ImageSize as Size
 
@@ -38,6 +39,22 @@ STAR_TRIMAP_PNG = (
     "IkkkiSSRJJJEkkgSSSJJJIkkkSSSRJJIEkkiSSSJJJEk/wBO0TxL3SnqeAAAAABJRU5ErkJggg=="
 )
 
+
+# A heat grid's cells to 4 decimals: a 1/10,000 step is far finer than any picture of it shows.
+GRID_DECIMALS = 4
+
+# What /explain/json answers for docs/examples/star.jpg with the bundled classifier: the star fills the
+# middle right of the picture.
+STAR_HEAT_GRID = [
+    [0.1296, 0.136, 0.1495, 0.094, 0.09, 0.0366, 0.0402, 0.0588],
+    [0.1326, 0.1434, 0.1211, 0.0635, 0.1087, 0.1323, 0.1356, 0.0664],
+    [0.1412, 0.1544, 0.151, 0.1547, 0.3642, 0.553, 0.3968, 0.1759],
+    [0.1328, 0.1148, 0.0845, 0.2208, 0.5458, 1.0, 0.5386, 0.1043],
+    [0.1265, 0.0753, 0.1042, 0.229, 0.6202, 0.9907, 0.504, 0.1316],
+    [0.098, 0.0, 0.0728, 0.1377, 0.2164, 0.3618, 0.2371, 0.1175],
+    [0.1202, 0.0674, 0.0524, 0.0456, 0.0335, 0.1155, 0.048, 0.105],
+    [0.1413, 0.1187, 0.1177, 0.0852, 0.0393, 0.0859, 0.0556, 0.1086],
+]
 
 RESULTS = (
     "One entry per uploaded image, in upload order; with `partial=true`, a FailedImage in the place of each "
@@ -350,6 +367,74 @@ class SegmentResponse(Schema):
         }
 
 
+class ExplainResult(Schema):
+    """Where in one image the model saw a class: its class activation map over the whole image."""
+
+    image: ImageSize
+    label: str = Field(
+        description="The class explained: the top class, or the one `class` named.", examples=["star"]
+    )
+    class_id: int = Field(description="Index of the class in the model's labels.", examples=[4])
+    score: float = Field(ge=0, le=1, description="The class's softmax probability.", examples=[0.9999])
+    grid: list[list[float]] = Field(
+        description=(
+            "The class's activation map at the feature map's resolution, scaled to 0..1 (1 the hottest "
+            "cell): rows top to bottom, each row's cells left to right, together covering the whole image."
+        ),
+        examples=[[[0.0, 0.4], [0.7, 1.0]]],
+    )
+    unfamiliar: Unfamiliar = None
+
+
+class ExplainResponse(Schema):
+    model: ModelRef
+    results: list[ExplainResult | FailedImage] = Field(description=RESULTS)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "shapes-classifier", "version": 1},
+                    "results": [
+                        {
+                            "image": {"width": 141, "height": 135},
+                            "label": "star",
+                            "class_id": 4,
+                            "score": 0.9999999,
+                            "grid": STAR_HEAT_GRID,
+                            "unfamiliar": False,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(cls, answer: engine.Answer[ExplainedImage]) -> ExplainResponse:
+        return cls.model_validate(cls.document(answer))
+
+    @staticmethod
+    def document(answer: engine.Answer[ExplainedImage]) -> dict[str, Any]:
+        """The answer as JSON data of this schema: what the route encodes, without building the models."""
+        return {
+            "model": _model_ref(answer.model),
+            "results": [
+                _failure(image)
+                if isinstance(image, Exception)
+                else {
+                    "image": _image_size(image.size),
+                    "label": image.label,
+                    "class_id": image.class_id,
+                    "score": image.score,
+                    "grid": [[round(cell, GRID_DECIMALS) for cell in row] for row in image.grid.tolist()],
+                    "unfamiliar": image.unfamiliar,
+                }
+                for image in answer.images
+            ],
+        }
+
+
 class LoadedVersion(Schema):
     """One loaded version of a model, as its file describes itself."""
 
@@ -358,6 +443,10 @@ class LoadedVersion(Schema):
     labels: list[str] = Field(examples=[["circle", "cross", "hexagon", "square", "star", "triangle"]])
     input: InputSpec
     resize: ResizeMode
+    outputs: list[str] = Field(
+        description="The output roles its file maps (docs/model-contract.md); `heatmap`: /explain works.",
+        examples=[["probabilities", "heatmap"]],
+    )
     provider: Literal["cpu", "cuda"] = Field(description="Where this version runs.")
     metrics: dict[str, Any] = Field(description="Held-out evaluation from `vision.metrics`.")
     trained: dict[str, Any] = Field(description="How it was trained, from `vision.trained`.")
@@ -376,6 +465,7 @@ class LoadedVersion(Schema):
             labels=list(meta.labels),
             input=meta.input,
             resize=meta.resize,
+            outputs=list(meta.outputs),
             provider="cuda" if model.device == "cuda" else "cpu",
             metrics=meta.metrics,
             trained=meta.trained,

@@ -21,6 +21,8 @@ OUTPUT_ROLES: dict[str, tuple[str, ...]] = {
     "detect": ("boxes", "iou", "class_probabilities"),
     "segment": ("probabilities",),
 }
+# Roles a model may add to its task's: a classifier's class activation maps [N, h, w, classes], for /explain.
+OPTIONAL_OUTPUT_ROLES: dict[str, tuple[str, ...]] = {"classify": ("heatmap",), "detect": (), "segment": ()}
 TRIMAP_LABELS = ("pet", "background", "border")
 # A trimap pixel holds its label's position plus one (Oxford-IIIT Pet): 1 pet, 2 background, 3 border.
 TRIMAP_VALUES = {label: value for value, label in enumerate(TRIMAP_LABELS, start=1)}
@@ -73,8 +75,12 @@ class ModelMetadata(BaseModel):
     @classmethod
     def _roles_match_task(cls, outputs: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         task = info.data.get("task")
-        if task is not None and set(outputs) != set(OUTPUT_ROLES[task]):
-            raise ValueError(f"outputs must map exactly the roles {sorted(OUTPUT_ROLES[task])} of {task!r}")
+        if task is None:
+            return outputs
+        required, optional = set(OUTPUT_ROLES[task]), set(OPTIONAL_OUTPUT_ROLES[task])
+        if not required <= set(outputs) <= required | optional:
+            may = f", and may map {sorted(optional)}" if optional else ""
+            raise ValueError(f"outputs must map the roles {sorted(required)} of {task!r}{may}, no others")
         return outputs
 
     @field_validator("reference")
@@ -150,6 +156,8 @@ def _check_output_shapes(metadata: ModelMetadata, shapes: Mapping[str, Shape]) -
     classes = len(metadata.labels)
     if metadata.task == "classify":
         _expect_shape("vision.outputs", shapes["probabilities"], (None, classes), "probabilities")
+        if "heatmap" in shapes:
+            _expect_shape("vision.outputs", shapes["heatmap"], (None, None, None, classes), "heatmap")
     elif metadata.task == "detect":
         _expect_shape("vision.outputs", shapes["boxes"], (None, None, 4), "boxes")
         _expect_shape("vision.outputs", shapes["iou"], (None, None), "iou")

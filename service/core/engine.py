@@ -227,7 +227,8 @@ class Engine:
     ) -> Answer[Result]:
         """Each image decoded, run through the model the options name (or the task's default) and finished
         by the task, in upload order; `names` are the uploads' file names, for the errors that name them."""
-        model = self.resolve(task.name, options)
+        model = self.resolve(task.runs_on, options)
+        task.check(model.metadata, options)
         labels = model.metadata.labels
 
         def finisher(image: PreparedImage) -> Finish:

@@ -43,6 +43,18 @@ class WrongTaskError(ServiceError):
     code = "wrong_task"
 
 
+class CannotExplainError(ServiceError):
+    """/explain on a model whose file has no `heatmap` output."""
+
+    code = "cannot_explain"
+
+
+class UnknownLabelError(ServiceError):
+    """An option names a label the model does not have."""
+
+    code = "unknown_label"
+
+
 class InvalidInputError(ServiceError):
     """Tensors that do not fit the model: names, shapes, element types, counts."""
 

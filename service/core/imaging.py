@@ -42,6 +42,9 @@ _TRANSPOSE = {
 }
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _HIGH_BIT_MODES = frozenset({"I", "F"})
+# Overlays are for people to look at: drawn on a copy of the photo at most this many pixels on its longer
+# side, so a 36-megapixel upload never needs a full-size RGB copy (mask and color PNGs keep the full size).
+OVERLAY_MAX_SIDE = 1024
 # Modes a preview is shrunk in before conversion, so no full-size RGB copy is made.
 _RESIZABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F"})
 
@@ -105,6 +108,15 @@ class Geometry:
         """Left, top, right, bottom of the real image content in model-input pixels."""
         width, height = self.content_size
         return self.pad_x, self.pad_y, self.pad_x + width, self.pad_y + height
+
+    def content_region_at(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The content region on a model output of this size (a mask, a feature map), at least one cell."""
+        left, top, right, bottom = self.content_region()
+        if (width, height) == (self.input_width, self.input_height):
+            return left, top, right, bottom
+        sx, sy = width / self.input_width, height / self.input_height
+        x0, y0 = round(left * sx), round(top * sy)
+        return x0, y0, max(round(right * sx), x0 + 1), max(round(bottom * sy), y0 + 1)
 
     def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
         """Normalised model-input boxes [K, 4] (x_min, y_min, x_max, y_max) -> original pixels, clipped."""

@@ -19,7 +19,7 @@ from service.http.errors import install_error_handlers
 from service.http.gate import GatedApp
 from service.http.lifecycle import Lifecycle
 from service.http.limits import RequestBounds
-from service.http.routes import docs, health, models, repository, tasks, v2
+from service.http.routes import docs, health, models, playground, repository, tasks, v2
 from service.keys import ApiKeys
 from service.observability.logs import configure_logging
 from service.settings import Settings
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, serve_when_loaded: bool = Fa
         v2.protected,
         repository.router,
         docs.router,
+        playground.router,
     )
     for router in routers:
         app.include_router(router)

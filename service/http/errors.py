@@ -104,6 +104,8 @@ STATUS: dict[str, Status] = {
     "unsupported_image": Status(415, 415),
     "invalid_parameter": Status(422, 400),
     "wrong_task": Status(422, 400),
+    "cannot_explain": Status(422, 400),
+    "unknown_label": Status(422, 400),
     "overloaded": Status(503, 503),
     "not_ready": Status(503, 503),
     "shutting_down": Status(503, 503),

@@ -86,6 +86,17 @@ ERROR_EXAMPLES: dict[str, ErrorExample] = {
         "model shapes-segmenter:1 is a segment model, not classify",
         {"model": "shapes-segmenter", "task": "segment", "endpoint": "classify"},
     ),
+    "cannot_explain": ErrorExample(
+        "A model without a heatmap output",
+        "model digits:1 cannot explain: its file has no heatmap output (class activation maps need a "
+        "global-pooling and dense head; docs/model-contract.md)",
+        {"model": "digits", "outputs": ["probabilities"]},
+    ),
+    "unknown_label": ErrorExample(
+        "A class the model does not have",
+        "class: model shapes-classifier:1 has no label 'cat'",
+        {"labels": ["circle", "cross", "hexagon", "square", "star", "triangle"]},
+    ),
     "overloaded": ErrorExample(
         "Every request-body byte in use",
         "the server's request-body byte budget is in use by other requests (268435456 of 268435456); "

@@ -21,6 +21,7 @@ from probes import without
 from vision_client.api.schemas import (
     ClassifyResponse,
     DetectResponse,
+    ExplainResponse,
     FailedImage,
     Health,
     ModelsResponse,
@@ -72,6 +73,20 @@ def test_detect_segment_and_segment_json(vision: Client) -> None:
     assert [sum(r.fractions.values()) for r in batch.results] == pytest.approx([1, 1])
 
 
+def test_explain_and_explain_json(vision: Client) -> None:
+    png = Image.open(io.BytesIO(vision.explain(STAR)))
+    assert (png.format, png.size) == ("PNG", Image.open(STAR).size)
+    batch = vision.explain_json([STAR, STAR], class_="circle")
+    assert isinstance(batch, ExplainResponse)
+    assert [r.label for r in batch.results] == ["circle", "circle"]
+    top = vision.explain_json(STAR, **{"class": "star"}).results[0]
+    assert (top.label, len(top.grid), len(top.grid[0])) == ("star", 8, 8)
+    assert max(max(row) for row in top.grid) == 1
+    with pytest.raises(VisionError) as refused:
+        vision.explain(STAR, model="digits")
+    assert (refused.value.status, refused.value.code) == (422, "cannot_explain")
+
+
 def test_models_one_model_ready_and_live(vision: Client) -> None:
     listed = vision.models()
     assert isinstance(listed, ModelsResponse)
@@ -112,6 +127,8 @@ def test_an_option_the_task_does_not_have_is_refused_by_name_before_sending(visi
         vision.detect(STAR, top_k=3)
     with pytest.raises(TypeError, match="not an option of SegmentOptions: colour"):
         vision.segment(STAR, colour="red")
+    with pytest.raises(TypeError, match="not an option of ExplainOptions: klass"):
+        vision.explain(STAR, klass="star")
 
 
 def test_the_api_key_is_sent_and_a_wrong_one_is_an_error(bundled_guarded_server: LiveServer) -> None:

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer, ServerFactory
 from PIL import Image, ImageColor
-from vision_client.api.options import ClassifyOptions, DetectOptions, ModelChoice, SegmentOptions
+from vision_client.api.options import (
+    ClassifyOptions,
+    DetectOptions,
+    ExplainOptions,
+    ModelChoice,
+    SegmentOptions,
+)
 from vision_client.api.schemas import ClassifyResponse, DetectResponse
 from vision_client.cli import (
     BAD_REQUEST,
@@ -152,6 +158,24 @@ def test_segment_writes_the_trimap_and_prints_the_fractions(
     assert done.stdout.splitlines()[2].split()[:2] == ["star.jpg", str(mask)]
 
 
+def test_explain_writes_each_heat_map_and_prints_its_class(
+    bundled_server: LiveServer, tmp_path: Path
+) -> None:
+    files = [EXAMPLES / "star.jpg", EXAMPLES / "shapes.jpg"]
+    done = vision("explain", *files, "-o", tmp_path / "heat", "--class", "star", url=bundled_server.url)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [row[2] for row in rows] == ["star", "star"]
+    for file in files:
+        written = Image.open(tmp_path / "heat" / f"{file.stem}-heat.png")
+        assert (written.format, written.size) == ("PNG", Image.open(file).size)
+    refused = vision(
+        "explain", files[0], "-o", tmp_path / "x.png", "--model", "digits", url=bundled_server.url
+    )
+    assert refused.returncode == BAD_REQUEST
+    assert "cannot_explain" in refused.stderr
+
+
 def test_models_and_health(bundled_server: LiveServer) -> None:
     models = vision("models", url=bundled_server.url)
     assert models.returncode == 0, models.stderr
@@ -249,7 +273,12 @@ def test_an_unreachable_service_exits_3() -> None:
 
 @pytest.mark.parametrize(
     ("command", "options"),
-    [("classify", ClassifyOptions), ("detect", DetectOptions), ("segment", SegmentOptions)],
+    [
+        ("classify", ClassifyOptions),
+        ("detect", DetectOptions),
+        ("segment", SegmentOptions),
+        ("explain", ExplainOptions),
+    ],
 )
 def test_each_task_option_is_a_flag_described_as_the_api_describes_it(
     command: str, options: type[ModelChoice]

@@ -157,6 +157,55 @@ def test_the_classifier_names_the_lone_star(bundled_server: LiveServer) -> None:
     assert response.json()["results"][0]["predictions"][0]["label"] == "star"
 
 
+def hottest_cell_centre(grid: list[list[float]], width: int, height: int) -> tuple[float, float]:
+    """The centre, in image pixels, of a heat grid's hottest cell (the first, by rows, of equals)."""
+    cells = np.asarray(grid)
+    row, column = np.unravel_index(int(cells.argmax()), cells.shape)
+    return (column + 0.5) * width / cells.shape[1], (row + 0.5) * height / cells.shape[0]
+
+
+def share_of_cells_in(
+    box: tuple[int, int, int, int], rows: int, columns: int, width: int, height: int
+) -> float:
+    """How often a uniform-random cell's centre falls inside `box`: the chance a map without sight scores."""
+    x = (np.arange(columns) + 0.5) * width / columns
+    y = (np.arange(rows) + 0.5) * height / rows
+    inside_x = (x >= box[0]) & (x <= box[2])
+    inside_y = (y >= box[1]) & (y <= box[3])
+    return float(inside_x.sum() * inside_y.sum()) / (rows * columns)
+
+
+def test_the_classifiers_heat_falls_on_the_shape(bundled_server: LiveServer) -> None:
+    batch = scenes(50, 1, UNSEEN_SEED + 1)
+    inside, chance = 0, 0.0
+    for start in range(0, len(batch), 16):
+        chunk = batch[start : start + 16]
+        files = [("image", (f"{i}.jpg", jpeg(s))) for i, s in enumerate(chunk)]
+        response = bundled_server.client.post("/explain/json", files=files)
+        assert response.status_code == 200, response.text
+        for scene, result in zip(chunk, response.json()["results"], strict=True):
+            width, height = scene.image.size
+            x, y = hottest_cell_centre(result["grid"], width, height)
+            x_min, y_min, x_max, y_max = scene.objects[0].box
+            inside += x_min <= x <= x_max and y_min <= y <= y_max
+            rows, columns = np.shape(result["grid"])
+            chance += share_of_cells_in(scene.objects[0].box, rows, columns, width, height)
+    print(f"hottest cell in the box: {inside}/{len(batch)}; a uniform-random cell: {chance / len(batch):.1%}")
+    assert inside / len(batch) >= 0.9, f"the hottest cell is in the shape's box in {inside}/{len(batch)}"
+
+
+def test_the_classifier_explains_the_lone_star_and_the_digits_model_cannot(
+    bundled_server: LiveServer,
+) -> None:
+    star = (EXAMPLES / "star.jpg").read_bytes()
+    response = bundled_server.client.post("/explain", files={"image": star})
+    assert response.status_code == 200, response.text
+    assert (response.headers["x-class"], response.headers["x-model-name"]) == ("star", "shapes-classifier")
+    assert Image.open(io.BytesIO(response.content)).size == Image.open(io.BytesIO(star)).size
+    refused = bundled_server.client.post("/explain", params={"model": "digits"}, files={"image": star})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "cannot_explain")
+
+
 def test_every_bundled_model_loads_and_reports_its_metrics(bundled_server: LiveServer) -> None:
     body = bundled_server.client.get("/models").json()
     assert body["failures"] == []

@@ -4,6 +4,7 @@ server. test_backbones.py walks the keras.applications backbones the same way.""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ CLASSES = ("astronaut", "coffee", "rocket")
 # One epoch on a few dozen images proves the plumbing, not a model: --allow-useless keeps the exit 0.
 SMOKE = ["--epochs", "1", "--batch", "8", "--allow-useless"]
 ROUTES = {"classify": "/classify", "detect": "/detect", "segment": "/segment/json"}
+CLASSIFIERS = [arch for arch in WALKED if arch.task == "classify"]
+# Global pooling then dense give class activation maps (training/cam.py); LeNet-5 and course_cifar flatten.
+EXPLAINING = {"small_cnn", "resnet34", "unet_encoder"}
 
 
 def data_for(arch: Architecture, root: Path) -> Path:
@@ -78,6 +82,18 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ["predict", photo, "--model", str(root / arch.name)],
         )
     ]
+    leaving += [
+        [
+            "visualize",
+            "--run",
+            str(root / arch.name),
+            "--image",
+            photo,
+            "--out",
+            str(root / "seen" / arch.name),
+        ]
+        for arch in CLASSIFIERS
+    ]
     run_in_a_child(*leaving)
     return root
 
@@ -111,3 +127,25 @@ def test_each_architecture_answers_its_task_route(
     version = walked / "models" / arch.name / "1"
     assert "![drift reference](reference.png)" in (version / "README.md").read_text()
     assert Image.open(version / "reference.png").format == "PNG"
+
+
+@pytest.mark.parametrize("arch", CLASSIFIERS, ids=[arch.name for arch in CLASSIFIERS])
+def test_each_classifier_explains_when_its_head_allows_and_shows_what_it_sees(
+    arch: Architecture, walked: Path, start_server: ServerFactory
+) -> None:
+    server = start_server(walked / "models", default_models="{}")
+    photo = sorted((walked / "photos").rglob("*.jpg"))[0]
+    response = server.client.post(f"/explain?model={arch.name}", files={"image": photo.read_bytes()})
+    explains = arch.name in EXPLAINING
+    if explains:
+        assert response.status_code == 200, response.text
+        assert Image.open(io.BytesIO(response.content)).size == Image.open(photo).size
+    else:
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "cannot_explain")
+    version = walked / "models" / arch.name / "1"
+    card = (version / "README.md").read_text()
+    assert ("![class activation map](cam.png)" in card) is explains
+    for pictures in (version, walked / "seen" / arch.name):
+        assert Image.open(pictures / "filters.png").format == "PNG"
+        assert Image.open(pictures / "feature-maps.png").format == "PNG"
+        assert (pictures / "cam.png").is_file() is explains

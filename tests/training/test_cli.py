@@ -152,10 +152,22 @@ def test_every_option_of_every_command_is_described_with_its_default() -> None:
                 assert said, f"{name} {action.dest}"
 
 
-@pytest.mark.parametrize("command", ["evaluate", "export"])
+@pytest.mark.parametrize("command", ["evaluate", "export", "visualize"])
 def test_a_missing_run_directory_is_one_line(tmp_path: Path, command: str) -> None:
-    args = [command, "--run", str(tmp_path / "nowhere")] + (["--name", "x"] if command == "export" else [])
+    extra = {"export": ["--name", "x"], "visualize": ["--image", "x.jpg"]}.get(command, [])
+    args = [command, "--run", str(tmp_path / "nowhere"), *extra]
     assert "is not a run directory" in one_line(run_cli(*args), f"{command}: ")
+
+
+def test_visualize_without_its_image_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / "model.keras").write_bytes(b"")
+    line = one_line(
+        run_cli("visualize", "--run", str(run), "--image", str(tmp_path / "no.jpg")), "visualize: "
+    )
+    assert f"no such image: {tmp_path / 'no.jpg'}" in line
 
 
 def test_export_over_an_existing_version_needs_force(tmp_path: Path) -> None:

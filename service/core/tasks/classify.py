@@ -56,7 +56,11 @@ def observe(
     options: ClassifyOptions,
 ) -> Observation:
     """The top class and its probability (in every answer, whatever `top_k`)."""
-    best = finished.predictions[0]
+    return top_class_observation(finished.predictions[0])
+
+
+def top_class_observation(best: Prediction) -> Observation:
+    """A classifier's signals: its top class's probability, and that class in the mix."""
     return Observation(best.probability, {}, {"class": {best.class_id: 1.0}})
 
 

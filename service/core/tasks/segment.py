@@ -12,16 +12,13 @@ from PIL import Image
 
 from service.api.options import SegmentOptions
 from service.api.terms import TrimapStyle
-from service.core.imaging import Geometry, PreparedImage
+from service.core.imaging import OVERLAY_MAX_SIDE, Geometry, PreparedImage
 from service.core.tasks.task import ImageSize, Observation, TaskSpec
 
 # Index = trimap value: 1 pet, 2 background, 3 border; 0 never occurs in a mask.
 TRIMAP_COLORS = ((0, 0, 0), (230, 50, 50), (40, 60, 150), (255, 215, 0))
 # Overlay opacity per value: the pet and its border stand out, the background is only tinted.
 TRIMAP_OVERLAY_ALPHA = (0.0, 0.55, 0.3, 0.7)
-# Overlays are for people to look at: drawn on a copy of the photo at most this many pixels on its longer
-# side, so a 36-megapixel upload never needs a full-size RGB copy (mask and color PNGs keep the full size).
-OVERLAY_MAX_SIDE = 1024
 PNG_COMPRESS_LEVEL = 1
 # Masks are long runs of a few values: the run-length strategy about halves their size against zlib's
 # default, at the same speed.
@@ -47,7 +44,7 @@ def winning_classes(probabilities: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _at_original_size(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
-    left, top, right, bottom = _mask_content_region(geometry, mask.shape[1], mask.shape[0])
+    left, top, right, bottom = geometry.content_region_at(mask.shape[1], mask.shape[0])
     content = Image.fromarray(np.ascontiguousarray(mask[top:bottom, left:right]))
     size = (geometry.original_width, geometry.original_height)
     return np.array(content.resize(size, Image.Resampling.NEAREST))
@@ -130,19 +127,6 @@ def palette_image(values: Image.Image) -> Image.Image:
     indexed = values.copy()
     indexed.putpalette([channel for color in TRIMAP_COLORS for channel in color])
     return indexed
-
-
-def _mask_content_region(geometry: Geometry, mask_width: int, mask_height: int) -> tuple[int, int, int, int]:
-    """The content region scaled to the mask, for segmenters whose output is smaller than their input."""
-    left, top, right, bottom = geometry.content_region()
-    if (mask_width, mask_height) == (geometry.input_width, geometry.input_height):
-        return left, top, right, bottom
-    sx, sy = mask_width / geometry.input_width, mask_height / geometry.input_height
-    right_px, bottom_px = (
-        max(round(right * sx), round(left * sx) + 1),
-        max(round(bottom * sy), round(top * sy) + 1),
-    )
-    return round(left * sx), round(top * sy), right_px, bottom_px
 
 
 def _overlay(values: Image.Image, preview: Image.Image | None) -> Image.Image:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from service.api.options import ModelChoice, TaskOptions
 from service.api.terms import Task
 from service.core.imaging import PreparedImage
+
+if TYPE_CHECKING:
+    from service.core.contract import ModelMetadata  # the contract's reference imports Observation from here
 
 Options = TypeVar("Options", bound=TaskOptions)
 Result = TypeVar("Result")
@@ -43,13 +46,19 @@ def _no_preview(options: ModelChoice) -> int | None:
     return None
 
 
+def _any_model(metadata: ModelMetadata, options: ModelChoice) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class TaskSpec(Generic[Options, Result]):
-    """A task as the engine runs it: `finish` turns one image's outputs (by role) into its answer, and
-    `observe` measures that answer for drift monitoring, both in the run thread; `preview_side` is the
-    longer side of the upright copy it needs, None for none."""
+    """A task as the engine runs it on models of the task `runs_on`: `finish` turns one image's outputs (by
+    role) into its answer, and `observe` measures that answer for drift monitoring, both in the run thread;
+    `preview_side` is the longer side of the upright copy it needs, None for none; `check` refuses a model
+    or options it cannot answer with (a ServiceError) before any image is decoded."""
 
-    name: Task
+    runs_on: Task
     finish: Callable[[dict[str, np.ndarray], PreparedImage, Sequence[str], Options], Result]
     observe: Callable[[dict[str, np.ndarray], PreparedImage, Result, Sequence[str], Options], Observation]
     preview_side: Callable[[Options], int | None] = _no_preview
+    check: Callable[[ModelMetadata, Options], None] = _any_model

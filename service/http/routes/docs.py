@@ -1,6 +1,6 @@
 """`GET /docs` (Swagger UI) and `GET /redoc`, from the bundles of fastapi-offline, behind a Content Security
 Policy that keeps the browser on this server: ReDoc's footer asks a CDN for its logo, Swagger UI an outside
-validator for its badge, and neither may leave the operator's network. `GET /` leads to `/docs`."""
+validator for its badge, and neither may leave the operator's network."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from importlib import resources
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC = "/static-offline-docs"
@@ -49,12 +49,6 @@ def mount_bundles(app: FastAPI) -> None:
     """Swagger UI's and ReDoc's files, as the fastapi-offline package ships them, under `STATIC`."""
     bundles = resources.files("fastapi_offline") / "static"
     app.mount(STATIC, StaticFiles(directory=str(bundles)), name="static-offline-docs")
-
-
-@router.get("/")
-async def root(request: Request) -> RedirectResponse:
-    """Nothing lives at `/`: a person who opens the server's address gets the API's pages."""
-    return RedirectResponse(f"{request.scope.get('root_path', '')}/docs", status_code=307)
 
 
 @router.get("/docs")

@@ -1,18 +1,21 @@
-"""`POST /classify`, `/detect` and `/segment`: images in, answers out. Each route parses, calls the engine and
-encodes its schema's document with orjson (a fifth of the cost of building the models and dumping them)."""
+"""`POST /classify`, `/detect`, `/segment` and `/explain`: images in, answers out. Each route parses, calls
+the engine and encodes its schema's document with orjson (a fifth of the cost of building the models and
+dumping them)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
-from service.api.schemas import ClassifyResponse, DetectResponse, SegmentResponse
+from service.api.options import ClassifyOptions, DetectOptions, ExplainOptions, SegmentOptions
+from service.api.schemas import ClassifyResponse, DetectResponse, ExplainResponse, SegmentResponse
 from service.core.engine import ModelId
+from service.core.errors import CannotExplainError, UnknownLabelError
 from service.core.tasks.classify import CLASSIFY
 from service.core.tasks.detect import DETECT
+from service.core.tasks.explain import EXPLAIN, EXPLAIN_PICTURE
 from service.core.tasks.segment import SEGMENT
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
@@ -27,6 +30,7 @@ router = APIRouter(
 )
 
 JSON = "application/json"
+Options = TypeVar("Options", SegmentOptions, ExplainOptions)
 _IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -58,16 +62,34 @@ _MODEL_HEADERS = {
     "X-Model-Name": {"description": "The model that answered.", "schema": {"type": "string"}},
     "X-Model-Version": {"description": "Its version.", "schema": {"type": "integer"}},
 }
+_EXPLAIN_ERRORS = error_responses(*TASK_ERRORS, CannotExplainError, UnknownLabelError)
+_PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _unfamiliar_header(json_route: str) -> dict[str, Any]:
+    return {
+        "X-Unfamiliar": {
+            "description": f"`true` when the image is unlike the model's held-out images (`unfamiliar` in "
+            f"{json_route}); absent when the model file carries no reference.",
+            "schema": {"type": "boolean"},
+        }
+    }
+
+
 _PNG_ANSWER = {
     "description": "The trimap PNG: values 1 pet, 2 background, 3 border (`mask`), or coloured.",
-    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    "content": _PNG,
+    "headers": {**_MODEL_HEADERS, **_unfamiliar_header("/segment/json")},
+}
+_HEAT_ANSWER = {
+    "description": "The photo with the class's heat laid over it (dark violet cold, yellow hot), at the "
+    "image's size up to 1024 pixels on its longer side.",
+    "content": _PNG,
     "headers": {
         **_MODEL_HEADERS,
-        "X-Unfamiliar": {
-            "description": "`true` when the image is unlike the model's held-out images (`unfamiliar` in "
-            "/segment/json); absent when the model file carries no reference.",
-            "schema": {"type": "boolean"},
-        },
+        **_unfamiliar_header("/explain/json"),
+        "X-Class": {"description": "The label explained.", "schema": {"type": "string"}},
+        "X-Score": {"description": "That class's probability.", "schema": {"type": "number"}},
     },
 }
 
@@ -118,11 +140,9 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
         )
     engine = engine_of(request)
     images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(SEGMENT, _one(images), _whole(options), images.names)
+    answer = await engine.run(SEGMENT, _one(images, "/segment/json"), _whole(options), images.names)
     segmented = answer.images[0]
-    headers = _model_headers(answer.model)
-    if segmented.unfamiliar is not None:
-        headers["X-Unfamiliar"] = "true" if segmented.unfamiliar else "false"
+    headers = _model_headers(answer.model) | _unfamiliar(segmented.unfamiliar)
     return Response(segmented.png, media_type="image/png", headers=headers)
 
 
@@ -145,16 +165,55 @@ async def segment_json(request: Request, options: Annotated[SegmentOptions, Quer
     return Response(body, media_type=JSON, headers=_model_headers(answer.model))
 
 
-def _one(images: list[bytes]) -> list[bytes]:
+@router.post(
+    "/explain",
+    response_class=Response,
+    responses={**_EXPLAIN_ERRORS, 200: _HEAT_ANSWER},
+    openapi_extra=_IMAGE_BODY,
+    summary="Show where a classifier saw a class: its heat map over one image, as PNG",
+)
+async def explain(request: Request, options: Annotated[ExplainOptions, Query()]) -> Response:
+    """The image with the class activation map of its top class (or `class`) laid over it. For a batch, or
+    the map's values, use `/explain/json`. A model whose file has no heatmap output answers 422."""
+    engine = engine_of(request)
+    images = await read_images(request, engine.limits.max_images)
+    answer = await engine.run(EXPLAIN_PICTURE, _one(images, "/explain/json"), _whole(options), images.names)
+    explained = answer.images[0]
+    headers = _model_headers(answer.model) | _unfamiliar(explained.unfamiliar)
+    headers |= {"X-Class": explained.label, "X-Score": str(explained.score)}
+    return Response(explained.png, media_type="image/png", headers=headers)
+
+
+@router.post(
+    "/explain/json",
+    response_model=ExplainResponse,
+    responses={**_EXPLAIN_ERRORS, 200: {"description": "The heat grids.", "headers": _MODEL_HEADERS}},
+    openapi_extra=_IMAGE_BODY,
+    summary="Explain images: each one's class activation map as a grid of numbers",
+)
+async def explain_json(request: Request, options: Annotated[ExplainOptions, Query()]) -> Response:
+    """Per image, in upload order: the class explained, its probability, and its heat grid (0..1)."""
+    engine = engine_of(request)
+    images = await read_images(request, engine.limits.max_images)
+    answer = await engine.run(EXPLAIN, images, options, images.names)
+    body = orjson.dumps(ExplainResponse.document(answer))
+    return Response(body, media_type=JSON, headers=_model_headers(answer.model))
+
+
+def _one(images: list[bytes], batch_route: str) -> list[bytes]:
     if len(images) > 1:
-        raise BadRequestError("a PNG answer holds one image: send one, or POST the batch to /segment/json")
+        raise BadRequestError(f"a PNG answer holds one image: send one, or POST the batch to {batch_route}")
     return images
 
 
-def _whole(options: SegmentOptions) -> SegmentOptions:
+def _whole(options: Options) -> Options:
     """A PNG answer has no place for an image's error: it fails the call, `partial` or not."""
     return options.model_copy(update={"partial": False}) if options.partial else options
 
 
 def _model_headers(model: ModelId) -> dict[str, str]:
     return {"X-Model-Name": model.name, "X-Model-Version": str(model.version)}
+
+
+def _unfamiliar(unfamiliar: bool | None) -> dict[str, str]:
+    return {} if unfamiliar is None else {"X-Unfamiliar": "true" if unfamiliar else "false"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -78,3 +79,19 @@ def test_tensor_shapes_must_agree() -> None:
 def test_segment_labels_are_the_trimap() -> None:
     with pytest.raises(ValueError, match="pet"):
         metadata(task="segment", labels=("a", "b", "c"), outputs={"probabilities": "p"})
+
+
+def test_a_classifier_may_add_a_heatmap_and_nothing_else() -> None:
+    outputs = {"probabilities": "p", "heatmap": "h"}
+    meta = metadata(task="classify", outputs=outputs)
+    inputs = {"image": ["N", 64, 64, 3]}
+    check_tensor_shapes(meta, inputs, {"p": ["N", 2], "h": ["N", 8, 8, 2]})
+    with pytest.raises(ContractError, match="heatmap tensor dimension 3 is 3"):
+        check_tensor_shapes(meta, inputs, {"p": ["N", 2], "h": ["N", 8, 8, 3]})
+    with pytest.raises(ContractError, match="heatmap tensor has rank 3"):
+        check_tensor_shapes(meta, inputs, {"p": ["N", 2], "h": ["N", 64, 2]})
+    with pytest.raises(ValueError, match=re.escape("may map ['heatmap'], no others")):
+        metadata(task="classify", outputs={**outputs, "boxes": "b"})
+    roles = "must map the roles ['boxes', 'class_probabilities', 'iou'] of 'detect', no others"
+    with pytest.raises(ValueError, match=re.escape(roles)):
+        metadata(outputs={"boxes": "b", "class_probabilities": "c", "heatmap": "h"})

@@ -14,9 +14,10 @@ import pytest
 from conftest import TEST_DEFAULTS, encode, solid
 from PIL import Image
 
-from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
+from service.api.options import ClassifyOptions, DetectOptions, ExplainOptions, SegmentOptions
 from service.core.engine import Answer, Engine, EngineConfig, ModelId
 from service.core.errors import (
+    CannotExplainError,
     CorruptImageError,
     ImageTooLargeError,
     InvalidInputError,
@@ -24,6 +25,7 @@ from service.core.errors import (
     NotReadyError,
     OverloadedError,
     TooManyImagesError,
+    UnknownLabelError,
     UnsupportedImageError,
     WrongTaskError,
 )
@@ -31,6 +33,7 @@ from service.core.intake import RequestLimits
 from service.core.monitor import MonitorConfig, MonitorReport
 from service.core.tasks.classify import CLASSIFY
 from service.core.tasks.detect import DETECT
+from service.core.tasks.explain import EXPLAIN, EXPLAIN_PICTURE
 from service.core.tasks.segment import SEGMENT
 from service.core.tasks.task import ImageSize
 from service.observability import timing
@@ -464,3 +467,62 @@ def test_with_monitoring_off_nothing_is_watched(tmp_path: Path) -> None:
     answer, report = with_engine(tmp_path, classify_then_look, monitoring=MonitorConfig(enabled=False))
     assert answer.images[0].unfamiliar is None
     assert report is None
+
+
+def red_corner(width: int = 8, height: int = 8) -> bytes:
+    """Grey, with its left half's top half red: the hottest cells of the `red` map."""
+    pixels = np.full((height, width, 3), 128, np.uint8)
+    pixels[: height // 2, : width // 2] = RED
+    return png(Image.fromarray(pixels))
+
+
+def test_explain_gives_the_top_class_and_its_map_over_the_image(explaining_models_dir: Path) -> None:
+    async def work(engine: Engine) -> Answer:
+        return await engine.run(EXPLAIN, [red_corner()], ExplainOptions(model="colours-explained"))
+
+    explained = with_engine(explaining_models_dir, work).images[0]
+    assert (explained.label, explained.class_id) == ("red", 0)
+    expected = np.zeros((8, 8))
+    expected[:4, :4] = 1
+    assert np.array_equal(explained.grid, expected)
+    assert explained.png is None
+
+
+def test_explain_crops_a_letterboxed_map_to_the_image(explaining_models_dir: Path) -> None:
+    async def work(engine: Engine) -> Answer:
+        options = ExplainOptions(model="colours-letterboxed", **{"class": "green"})
+        return await engine.run(EXPLAIN, [red_corner(8, 4)], options)
+
+    explained = with_engine(explaining_models_dir, work).images[0]
+    # 8x4 letterboxed into 8x8 (no resize): rows 2..5 of the map hold the image; green is least where red is.
+    assert (explained.label, explained.grid.shape) == ("green", (4, 8))
+    assert explained.grid[:2, :4].max() == 0
+    assert explained.grid[2:, 4:].min() == 1
+
+
+def test_explain_draws_the_heat_over_the_image_at_its_size(explaining_models_dir: Path) -> None:
+    async def work(engine: Engine) -> Answer:
+        return await engine.run(
+            EXPLAIN_PICTURE, [red_corner(300, 200)], ExplainOptions(model="colours-explained")
+        )
+
+    picture = Image.open(io.BytesIO(with_engine(explaining_models_dir, work).images[0].png))
+    assert (picture.format, picture.size) == ("PNG", (300, 200))
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (ExplainOptions(model="colours"), CannotExplainError),
+        (ExplainOptions(model="colours-explained", **{"class": "purple"}), UnknownLabelError),
+    ],
+    ids=["no heatmap", "unknown label"],
+)
+def test_explain_refuses_before_decoding(
+    explaining_models_dir: Path, options: ExplainOptions, error: type
+) -> None:
+    async def work(engine: Engine) -> None:
+        with pytest.raises(error):
+            await engine.run(EXPLAIN, [b"not even an image"], options)
+
+    with_engine(explaining_models_dir, work)

@@ -7,33 +7,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
+from browsers import Browser, chromium, open_page, playwright, screenshot_folder
 from conftest import REPO_ROOT, LiveServer
 from PIL import Image
 from spec_examples import body_example
 
 from service.core.tasks.segment import TRIMAP_COLORS
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
-# The flags that keep Chromium from calling home on a machine without outside network (as root: no sandbox).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SPEC = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
 JPEG = {"Content-Type": "image/jpeg"}
 OPERATIONS = [operation for path in SPEC["paths"].values() for operation in path.values()]
@@ -41,43 +27,18 @@ OPERATIONS = [operation for path in SPEC["paths"].values() for operation in path
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chosen = os.environ.get("VISION_SCREENSHOTS_DIR")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-class Browser:
-    """One Chromium page, and every request it tried to send off the server."""
-
-    def __init__(self, page: playwright.Page, server: LiveServer) -> None:
-        self.page = page
-        self.outside: list[str] = []
-        self.console_errors: list[str] = []
-        page.context.route("**/*", self._only_the_server)
-        page.on(
-            "console",
-            lambda message: self.console_errors.append(message.text) if message.type == "error" else None,
-        )
-        self.server = server
-
-    def _only_the_server(self, route: playwright.Route) -> None:
-        if urlsplit(route.request.url).netloc == f"127.0.0.1:{self.server.port}":
-            route.continue_()
-        else:
-            self.outside.append(route.request.url)
-            route.abort()
+    return screenshot_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def browser(bundled_server: LiveServer) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does, as root)")
-    with playwright.sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = chromium.new_page(viewport={"width": 1280, "height": 900})
-        yield Browser(page, bundled_server)
-        chromium.close()
+def started() -> Iterator[playwright.Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def browser(started: playwright.Browser, bundled_server: LiveServer) -> Browser:
+    return open_page(started, bundled_server)
 
 
 def try_it_out(page: playwright.Page, server: LiveServer, operation_id: str) -> playwright.Locator:
@@ -169,11 +130,6 @@ def test_try_it_out_on_segment_shows_the_mask(
     assert np.all(served == TRIMAP_COLORS[1], axis=-1).sum() > 100
     shown.screenshot(path=screenshots / "swagger-segment-mask.png")
     assert browser.outside == []
-
-
-def test_the_root_leads_to_the_docs(browser: Browser, bundled_server: LiveServer) -> None:
-    browser.page.goto(f"{bundled_server.url}/")
-    assert urlsplit(browser.page.url).path == "/docs"
 
 
 def test_redoc_lists_every_operation_and_fetches_nothing_outside(

@@ -81,6 +81,10 @@ OUR_ENVELOPE: list[tuple[str, int, Request]] = [
         lambda s: s.client.post("/classify", params={"model": "shapes-segmenter"}, files=star()),
     ),
 ]
+EXPLAIN_ERRORS: list[tuple[str, int, Request]] = [
+    ("cannot_explain", 422, lambda s: s.client.post("/explain", params={"model": "digits"}, files=star())),
+    ("unknown_label", 422, lambda s: s.client.post("/explain", params={"class": "cat"}, files=star())),
+]
 
 
 @pytest.mark.parametrize(("code", "status", "send"), OUR_ENVELOPE, ids=[case[0] for case in OUR_ENVELOPE])
@@ -90,6 +94,15 @@ def test_each_task_error_example_is_a_real_answer(
     answer = send(bundled_server)
     assert answer.status_code == status, answer.text
     assert_like(error_example(code, "/classify", status), answer.json())
+
+
+@pytest.mark.parametrize(("code", "status", "send"), EXPLAIN_ERRORS, ids=[case[0] for case in EXPLAIN_ERRORS])
+def test_each_explain_error_example_is_a_real_answer(
+    bundled_server: LiveServer, code: str, status: int, send: Request
+) -> None:
+    answer = send(bundled_server)
+    assert answer.status_code == status, answer.text
+    assert_like(error_example(code, "/explain", status), answer.json())
 
 
 def test_the_auth_examples_are_real_answers(bundled_guarded_server: LiveServer) -> None:

@@ -171,3 +171,27 @@ def test_v2_gives_the_classify_probabilities_of_the_same_pixels(bundled_server: 
     finally:
         client.close()
     np.testing.assert_allclose(probabilities[0], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_the_heatmap_is_one_more_output_and_gives_the_explain_grid(bundled_server: LiveServer) -> None:
+    png = encode(render_scene(np.random.default_rng(20261207)).image, "PNG")
+    client = triton_http.InferenceServerClient(host_of(bundled_server))
+    try:
+        outputs = client.get_model_metadata("shapes-classifier")["outputs"]
+        tensor = triton_http.InferInput("image", [1, 64, 64, 3], "FP32")
+        tensor.set_data_from_numpy(served_pixels(png, 64, 3)[None])
+        answer = client.infer("shapes-classifier", [tensor])  # every output, as a Triton user gets them
+    finally:
+        client.close()
+    assert {output["name"]: output["shape"] for output in outputs} == {
+        "probabilities": [-1, 6],
+        "heatmap": [-1, -1, -1, 6],  # as tf2onnx declares it; every run gives 8x8
+    }
+    maps, probabilities = answer.as_numpy("heatmap")[0], answer.as_numpy("probabilities")[0]
+    assert maps.shape == (8, 8, 6)
+    best = int(probabilities.argmax())
+    cam = maps[..., best]
+    explained = bundled_server.client.post("/explain/json", files={"image": ("s.png", png)}).json()
+    grid = np.array(explained["results"][0]["grid"])
+    assert explained["results"][0]["class_id"] == best
+    np.testing.assert_allclose(grid, (cam - cam.min()) / (cam.max() - cam.min()), atol=1e-4)
