@@ -50,15 +50,17 @@ $(CLIENT_WHEELS)/.stamp: client/pyproject.toml | $(BIN)/python
 	rm $(CLIENT_WHEELS)/vision_service_client-*.whl
 	touch $@
 
-# Whole test files go to TEST_WORKERS pytest-xdist processes, training files first (tests/conftest.py). The
-# suite mostly waits on servers and subprocesses: on 2 cores, pytest took 20 min 49 s in one process, 13 min
-# 51 s in two, 15 min 24 s in three (the trainings then share the cores).
+# Whole test files go to TEST_WORKERS pytest-xdist processes, the longest first (tests/conftest.py; without
+# --no-loadscope-reorder xdist sends the files with the most tests first, and the 9-minute backbones file
+# went out three quarters of the way through). The suite mostly waits on servers and subprocesses: on 2
+# cores, pytest took 20 min 49 s in one process, 13 min 51 s in two, 15 min 24 s in three (the trainings then
+# share the cores).
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.stamp-dev $(CLIENT_WHEELS)/.stamp test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The browser tests' screenshots of /docs, /redoc and the playground, written into docs/screenshots.
 screenshots: $(VENV)/.stamp-dev test-tools
