@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import onnx_models
@@ -53,6 +54,31 @@ def _longest_files_first(items: list[pytest.Item]) -> None:
         return longest, item.path not in training
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests' screenshots go: $VISION_SCREENSHOTS_DIR, or a temporary folder."""
+    from browsers import screenshot_folder
+
+    return screenshot_folder(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def started_chromium() -> Iterator[Any]:
+    """Debian's headless Chromium, started once per module (imported here only by the browser tests)."""
+    from browsers import chromium
+
+    with chromium() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser(started_chromium: Any, bundled_server: LiveServer) -> Any:
+    """A Chromium page on the bundled server that may ask nothing of any other."""
+    from browsers import open_page
+
+    return open_page(started_chromium, bundled_server)
 
 
 @pytest.fixture(scope="session")

@@ -128,18 +128,15 @@ def _image_size(size: Size) -> dict[str, int]:
     return {"width": size.width, "height": size.height}
 
 
-def _per_image(answer: engine.Answer[Any], field: str, each: Callable[[Any], Any]) -> dict[str, Any]:
-    """The document of a task's answer: the model, then per image its size, `field` made by `each`, and
-    whether it is unfamiliar."""
-    return {
-        "model": _model_ref(answer.model),
-        "results": [
-            _failure(image)
-            if isinstance(image, Exception)
-            else {"image": _image_size(image.size), field: each(image), "unfamiliar": image.unfamiliar}
-            for image in answer.images
-        ],
-    }
+def _per_image(answer: engine.Answer[Any], fields: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `results` of a task's answer: per image its size, the task's `fields` and whether it is
+    unfamiliar, or the error in its place."""
+    return [
+        _failure(image)
+        if isinstance(image, Exception)
+        else {"image": _image_size(image.size), **fields(image), "unfamiliar": image.unfamiliar}
+        for image in answer.images
+    ]
 
 
 def _failure(error: ImageError) -> dict[str, Any]:
@@ -147,15 +144,30 @@ def _failure(error: ImageError) -> dict[str, Any]:
     return {"error": {"code": error.code, "message": error.message, "detail": error.detail}}
 
 
-def _predictions(image: ClassifiedImage) -> list[dict[str, Any]]:
-    return [
-        {"label": label, "class_id": class_id, "probability": probability}
-        for class_id, label, probability in image.predictions
-    ]
+def _predictions(image: ClassifiedImage) -> dict[str, Any]:
+    return {
+        "predictions": [
+            {"label": label, "class_id": class_id, "probability": probability}
+            for class_id, label, probability in image.predictions
+        ]
+    }
 
 
-def _detections(image: DetectedImage) -> list[dict[str, Any]]:
-    return [_detection(found) for found in image.detections]
+def _detections(image: DetectedImage) -> dict[str, Any]:
+    return {"detections": [_detection(found) for found in image.detections]}
+
+
+def _segmentation(image: SegmentedImage) -> dict[str, Any]:
+    return {"fractions": image.fractions, "png_base64": base64.b64encode(image.png).decode("ascii")}
+
+
+def _explanation(image: ExplainedImage) -> dict[str, Any]:
+    return {
+        "label": image.label,
+        "class_id": image.class_id,
+        "score": image.score,
+        "grid": [[round(cell, GRID_DECIMALS) for cell in row] for row in image.grid.tolist()],
+    }
 
 
 def _detection(found: FoundObject) -> dict[str, Any]:
@@ -202,7 +214,7 @@ class ClassifyResponse(Schema):
     @staticmethod
     def document(answer: engine.Answer[ClassifiedImage]) -> dict[str, Any]:
         """The answer as JSON data of this schema: what the route encodes, without building the models."""
-        return _per_image(answer, "predictions", _predictions)
+        return {"model": _model_ref(answer.model), "results": _per_image(answer, _predictions)}
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -265,7 +277,7 @@ class DetectResponse(Schema):
     @staticmethod
     def document(answer: engine.Answer[DetectedImage]) -> dict[str, Any]:
         """The answer as JSON data of this schema: what the route encodes, without building the models."""
-        return _per_image(answer, "detections", _detections)
+        return {"model": _model_ref(answer.model), "results": _per_image(answer, _detections)}
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -353,17 +365,7 @@ class SegmentResponse(Schema):
         return {
             "model": _model_ref(answer.model),
             "style": style,
-            "results": [
-                _failure(image)
-                if isinstance(image, Exception)
-                else {
-                    "image": _image_size(image.size),
-                    "fractions": image.fractions,
-                    "png_base64": base64.b64encode(image.png).decode("ascii"),
-                    "unfamiliar": image.unfamiliar,
-                }
-                for image in answer.images
-            ],
+            "results": _per_image(answer, _segmentation),
         }
 
 
@@ -417,22 +419,7 @@ class ExplainResponse(Schema):
     @staticmethod
     def document(answer: engine.Answer[ExplainedImage]) -> dict[str, Any]:
         """The answer as JSON data of this schema: what the route encodes, without building the models."""
-        return {
-            "model": _model_ref(answer.model),
-            "results": [
-                _failure(image)
-                if isinstance(image, Exception)
-                else {
-                    "image": _image_size(image.size),
-                    "label": image.label,
-                    "class_id": image.class_id,
-                    "score": image.score,
-                    "grid": [[round(cell, GRID_DECIMALS) for cell in row] for row in image.grid.tolist()],
-                    "unfamiliar": image.unfamiliar,
-                }
-                for image in answer.images
-            ],
-        }
+        return {"model": _model_ref(answer.model), "results": _per_image(answer, _explanation)}
 
 
 class LoadedVersion(Schema):

@@ -17,6 +17,7 @@ from service.core.tasks.classify import CLASSIFY
 from service.core.tasks.detect import DETECT
 from service.core.tasks.explain import EXPLAIN, EXPLAIN_PICTURE
 from service.core.tasks.segment import SEGMENT
+from service.core.tasks.task import TaskSpec
 from service.http.auth import check_api_key, require_api_key
 from service.http.errors import BadRequestError, InvalidParameterError
 from service.http.routes.dependencies import TASK_ERRORS, engine_of, error_responses, fast_query_route
@@ -138,12 +139,8 @@ async def segment(request: Request, options: Annotated[SegmentOptions, Query()])
         raise InvalidParameterError(
             "format: /segment answers a PNG; for JSON, POST the same request to /segment/json"
         )
-    engine = engine_of(request)
-    images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(SEGMENT, _one(images, "/segment/json"), _whole(options), images.names)
-    segmented = answer.images[0]
-    headers = _model_headers(answer.model) | _unfamiliar(segmented.unfamiliar)
-    return Response(segmented.png, media_type="image/png", headers=headers)
+    model, segmented = await _one_image(request, SEGMENT, options, "/segment/json")
+    return _png(segmented.png, model, segmented.unfamiliar)
 
 
 @router.post(
@@ -175,13 +172,13 @@ async def segment_json(request: Request, options: Annotated[SegmentOptions, Quer
 async def explain(request: Request, options: Annotated[ExplainOptions, Query()]) -> Response:
     """The image with the class activation map of its top class (or `class`) laid over it. For a batch, or
     the map's values, use `/explain/json`. A model whose file has no heatmap output answers 422."""
-    engine = engine_of(request)
-    images = await read_images(request, engine.limits.max_images)
-    answer = await engine.run(EXPLAIN_PICTURE, _one(images, "/explain/json"), _whole(options), images.names)
-    explained = answer.images[0]
-    headers = _model_headers(answer.model) | _unfamiliar(explained.unfamiliar)
-    headers |= {"X-Class": explained.label, "X-Score": str(explained.score)}
-    return Response(explained.png, media_type="image/png", headers=headers)
+    model, explained = await _one_image(request, EXPLAIN_PICTURE, options, "/explain/json")
+    return _png(
+        explained.png,
+        model,
+        explained.unfamiliar,
+        {"X-Class": explained.label, "X-Score": str(explained.score)},
+    )
 
 
 @router.post(
@@ -200,20 +197,26 @@ async def explain_json(request: Request, options: Annotated[ExplainOptions, Quer
     return Response(body, media_type=JSON, headers=_model_headers(answer.model))
 
 
-def _one(images: list[bytes], batch_route: str) -> list[bytes]:
+async def _one_image(
+    request: Request, task: TaskSpec, options: Options, batch_route: str
+) -> tuple[ModelId, Any]:
+    """One upload through `task` for a PNG answer, which has room for one image and no image's error: more
+    than one is refused (pointing to `batch_route`), and `partial` cannot apply."""
+    engine = engine_of(request)
+    images = await read_images(request, engine.limits.max_images)
     if len(images) > 1:
         raise BadRequestError(f"a PNG answer holds one image: send one, or POST the batch to {batch_route}")
-    return images
+    whole = options.model_copy(update={"partial": False}) if options.partial else options
+    answer = await engine.run(task, images, whole, images.names)
+    return answer.model, answer.images[0]
 
 
-def _whole(options: Options) -> Options:
-    """A PNG answer has no place for an image's error: it fails the call, `partial` or not."""
-    return options.model_copy(update={"partial": False}) if options.partial else options
+def _png(png: bytes, model: ModelId, unfamiliar: bool | None, more: dict[str, str] | None = None) -> Response:
+    headers = _model_headers(model) | (more or {})
+    if unfamiliar is not None:
+        headers["X-Unfamiliar"] = "true" if unfamiliar else "false"
+    return Response(png, media_type="image/png", headers=headers)
 
 
 def _model_headers(model: ModelId) -> dict[str, str]:
     return {"X-Model-Name": model.name, "X-Model-Version": str(model.version)}
-
-
-def _unfamiliar(unfamiliar: bool | None) -> dict[str, str]:
-    return {} if unfamiliar is None else {"X-Unfamiliar": "true" if unfamiliar else "false"}

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
-from browsers import Browser, chromium, open_page, playwright, screenshot_folder
+from browsers import Browser, playwright
 from conftest import REPO_ROOT, LiveServer
 from PIL import Image
 from spec_examples import body_example
@@ -23,22 +21,6 @@ from service.core.tasks.segment import TRIMAP_COLORS
 SPEC = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
 JPEG = {"Content-Type": "image/jpeg"}
 OPERATIONS = [operation for path in SPEC["paths"].values() for operation in path.values()]
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_folder(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def started() -> Iterator[playwright.Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def browser(started: playwright.Browser, bundled_server: LiveServer) -> Browser:
-    return open_page(started, bundled_server)
 
 
 def try_it_out(page: playwright.Page, server: LiveServer, operation_id: str) -> playwright.Locator:

@@ -4,11 +4,10 @@ server, and it works behind an API key typed into it. Screenshots as in the docs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browsers import Browser, chromium, open_page, playwright, screenshot_folder
+from browsers import Browser, open_page, playwright
 from conftest import BUNDLED_KEYS, REPO_ROOT, LiveServer
 
 from service.http.routes.docs import POLICY
@@ -30,22 +29,6 @@ DRAWN_PIXELS = """canvas => {
     for (let i = 3; i < data.length; i += 4) drawn += data[i] > 0;
     return drawn;
 }"""
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_folder(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def started() -> Iterator[playwright.Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def browser(started: playwright.Browser, bundled_server: LiveServer) -> Browser:
-    return open_page(started, bundled_server)
 
 
 def open_playground(browser: Browser) -> None:
@@ -126,9 +109,9 @@ def test_a_model_without_a_heatmap_is_not_offered_to_explain(browser: Browser) -
 
 
 def test_behind_a_key_the_page_says_so_then_works_with_the_key_typed(
-    started: playwright.Browser, bundled_guarded_server: LiveServer
+    started_chromium: playwright.Browser, bundled_guarded_server: LiveServer
 ) -> None:
-    browser = open_page(started, bundled_guarded_server)
+    browser = open_page(started_chromium, bundled_guarded_server)
     page = browser.page
     page.goto(f"{bundled_guarded_server.url}/")
     status = page.locator("#status.error")
