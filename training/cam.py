@@ -2,7 +2,7 @@
 explains itself with one more output, its last convolution's features times the dense weights.
 
 Under global average pooling the map's mean over the cells is the class's logit less its bias, so the map is
-exact. Under global max pooling (the course CNN, the bundled classifier) the same product is the map of
+exact. Under global max pooling (`small_cnn`, the bundled classifier) the same product is the map of
 Oquab et al. 2015: each feature counts where it fires, and the logit takes each feature's peak.
 """
 

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from service.core.errors import ImageError
 from service.core.imaging import prepare_image
+from training.architectures.applications import base_of
 from training.architectures.custom_objects import load_run_model
 from training.cam import cam_head, class_activation_maps
 from training.errors import UserError
@@ -64,9 +65,10 @@ def filters_figure(layer: keras.layers.Conv2D) -> Figure:
 
 
 def feature_layers(model: keras.Model) -> list[str]:
-    """The model's own layers that end each spatial resolution: where the features are richest before they
-    are pooled or strided away."""
-    shaped = [layer for layer in model.layers if _spatial(layer)]
+    """The layers that end each spatial resolution, where the features are richest before they are pooled or
+    strided away: the model's own, or a keras.applications base's."""
+    graph, _ = _shown_graph(model)
+    shaped = [layer for layer in graph.layers if _spatial(layer)]
     chosen = []
     for layer, following in zip(shaped, [*shaped[1:], None], strict=True):
         if following is None or following.output.shape[1] != layer.output.shape[1]:
@@ -74,10 +76,20 @@ def feature_layers(model: keras.Model) -> list[str]:
     return chosen
 
 
+def _shown_graph(model: keras.Model) -> tuple[keras.Model, keras.Model | None]:
+    """The graph whose layers the feature maps come from, and, when that is a nested base (a backbone
+    classifier's), the model that turns the image into the base's input."""
+    base = base_of(model)
+    if base is None:
+        return model, None
+    (call,) = [node for node in base._inbound_nodes if node.input_tensors[0] is not base.input]
+    return base, keras.Model(model.input, call.input_tensors[0])
+
+
 def _spatial(layer: keras.layers.Layer) -> bool:
-    """Whether a layer of the model's own graph gives [N, h, w, c] (a nested base model's output lives in
-    its own graph, so it is left out)."""
-    if isinstance(layer, keras.layers.InputLayer | keras.Model):
+    """Whether a layer gives [N, h, w, c] in its graph (a nested model's output is in its own graph) of its
+    own making (padding only frames the layer before it)."""
+    if isinstance(layer, keras.layers.InputLayer | keras.Model | keras.layers.ZeroPadding2D):
         return False
     return len(layer.output.shape) == 4
 
@@ -85,11 +97,12 @@ def _spatial(layer: keras.layers.Layer) -> bool:
 def feature_maps_figure(model: keras.Model, image: np.ndarray, layer_names: Sequence[str]) -> Figure:
     """Per chosen layer, a row of the channels that respond most to this image (by mean activation), the
     image itself first."""
-    unknown = [name for name in layer_names if name not in {layer.name for layer in model.layers}]
+    graph, feed = _shown_graph(model)
+    unknown = [name for name in layer_names if name not in {layer.name for layer in graph.layers}]
     if unknown:
         raise ValueError(f"no layer named {', '.join(unknown)}; among its layers are {feature_layers(model)}")
-    probe = keras.Model(model.input, [model.get_layer(name).output for name in layer_names])
-    maps = probe(image, training=False)
+    probe = keras.Model(graph.input, [graph.get_layer(name).output for name in layer_names])
+    maps = probe(image if feed is None else feed(image, training=False), training=False)
     maps = [np.asarray(values)[0] for values in (maps if isinstance(maps, list | tuple) else [maps])]
     columns = MAPS_PER_LAYER + 1
     fig, axes = plt.subplots(len(maps), columns, figsize=(1.2 * columns, 1.35 * len(maps)), squeeze=False)

@@ -86,6 +86,12 @@ def test_each_backbone_trains_exports_and_serves(
     predictions = response.json()["results"][0]["predictions"]
     assert {p["label"] for p in predictions} <= set(CLASSES)
     assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-3)
+    # Global average pooling then dense: the base's feature maps on the card, and a heat map served.
+    explained = server.client.post(f"/explain/json?model={arch}", files={"image": photo.read_bytes()})
+    assert explained.status_code == 200, explained.text
+    card = (root / "models" / arch / "1" / "README.md").read_text()
+    assert "![feature maps](feature-maps.png)" in card
+    assert "![class activation map](cam.png)" in card
 
 
 def test_training_and_export_stay_in_bounded_memory(exported: tuple[Path, dict[str, int]]) -> None:
