@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from bundled import EXAMPLES, digit_png, example_shapes, extent, held_out_digits
-from conftest import LiveServer, encode
+from conftest import REPO_ROOT, LiveServer, encode
 from PIL import Image
 
 from service.core.contract import TRIMAP_VALUES
@@ -202,6 +202,7 @@ def test_the_classifier_explains_the_lone_star_and_the_digits_model_cannot(
     assert response.status_code == 200, response.text
     assert (response.headers["x-class"], response.headers["x-model-name"]) == ("star", "shapes-classifier")
     assert Image.open(io.BytesIO(response.content)).size == Image.open(io.BytesIO(star)).size
+    assert response.content == (REPO_ROOT / "docs" / "screenshots" / "explain-star.png").read_bytes()
     refused = bundled_server.client.post("/explain", params={"model": "digits"}, files={"image": star})
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "cannot_explain")
 
