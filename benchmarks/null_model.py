@@ -41,7 +41,13 @@ def build(folder: Path, classifier: Path) -> Path:
     model.ir_version = source.ir_version
     trained = {"architecture": "null: mean pixel -> softmax", "built_from": props["vision.name"]}
     kept = {key: value for key, value in props.items() if key not in ("vision.sha256", "vision.metrics")}
-    renamed = {"vision.name": NAME, "vision.version": "1", "vision.trained": json.dumps(trained)}
+    renamed = {
+        "vision.name": NAME,
+        "vision.version": "1",
+        "vision.trained": json.dumps(trained),
+        # The one output it has: a classifier's heatmap (for /explain) is not part of the front end's work.
+        "vision.outputs": json.dumps({"probabilities": output}),
+    }
     helper.set_model_props(model, kept | renamed)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
