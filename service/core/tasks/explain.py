@@ -16,7 +16,7 @@ from PIL import Image
 
 from service.api.options import ExplainOptions
 from service.core.contract import ModelMetadata
-from service.core.errors import CannotExplainError, UnknownLabelError
+from service.core.errors import CannotExplainError, UnknownLabelError, excerpt
 from service.core.imaging import OVERLAY_MAX_SIDE, Geometry, PreparedImage
 from service.core.tasks.classify import top_class_observation, top_k
 from service.core.tasks.task import ImageSize, Observation, TaskSpec
@@ -62,7 +62,7 @@ def check(metadata: ModelMetadata, options: ExplainOptions) -> None:
         )
     if options.class_ is not None and options.class_ not in metadata.labels:
         raise UnknownLabelError(
-            f"class: model {metadata.name}:{metadata.version} has no label {options.class_!r}",
+            f"class: model {metadata.name}:{metadata.version} has no label {excerpt(options.class_)!r}",
             detail={"labels": list(metadata.labels)},
         )
 

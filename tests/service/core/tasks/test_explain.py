@@ -114,4 +114,7 @@ def test_a_model_without_heatmap_or_a_label_it_lacks_is_refused_before_any_image
     with pytest.raises(UnknownLabelError, match="no label 'cow'") as unknown:
         check(explaining, ExplainOptions(**{"class": "cow"}))
     assert unknown.value.detail == {"labels": ["cat", "dog"]}
+    with pytest.raises(UnknownLabelError) as long:
+        check(explaining, ExplainOptions(**{"class": "x" * 5000}))
+    assert len(long.value.message) < 200  # a query string's worth of label is not echoed whole
     assert to_metadata_props(explaining)["vision.outputs"] == '{"probabilities": "p", "heatmap": "h"}'
