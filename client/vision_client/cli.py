@@ -404,23 +404,17 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(command=detect)
 
-    run = commands.add_parser(
-        "segment", parents=[anywhere], help="each image's pet / background / border trimap as a PNG"
-    )
-    _files_and_options(run, SegmentOptions)
-    run.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
-    )
-    run.set_defaults(command=segment)
-
-    run = commands.add_parser(
-        "explain", parents=[anywhere], help="where a classifier saw each image's class: a heat map PNG"
-    )
-    _files_and_options(run, ExplainOptions)
-    run.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
-    )
-    run.set_defaults(command=explain)
+    pictures = {
+        "segment": (segment, SegmentOptions, "each image's pet / background / border trimap as a PNG"),
+        "explain": (explain, ExplainOptions, "where a classifier saw each image's class: a heat map PNG"),
+    }
+    for name, (command, options, summary) in pictures.items():
+        run = commands.add_parser(name, parents=[anywhere], help=summary)
+        _files_and_options(run, options)
+        run.add_argument(
+            "-o", "--output", type=Path, required=True, metavar="PATH", help="PNG (a folder for several)"
+        )
+        run.set_defaults(command=command)
 
     commands.add_parser("models", parents=[anywhere], help="the loaded models").set_defaults(command=models)
     run = commands.add_parser(
