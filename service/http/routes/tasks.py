@@ -4,12 +4,12 @@ dumping them)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.options import ClassifyOptions, DetectOptions, ExplainOptions, SegmentOptions
+from service.api.options import ClassifyOptions, DetectOptions, ExplainOptions, SegmentOptions, TaskOptions
 from service.api.schemas import ClassifyResponse, DetectResponse, ExplainResponse, SegmentResponse
 from service.core.engine import ModelId
 from service.core.errors import CannotExplainError, UnknownLabelError
@@ -31,7 +31,6 @@ router = APIRouter(
 )
 
 JSON = "application/json"
-Options = TypeVar("Options", SegmentOptions, ExplainOptions)
 _IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -198,7 +197,7 @@ async def explain_json(request: Request, options: Annotated[ExplainOptions, Quer
 
 
 async def _one_image(
-    request: Request, task: TaskSpec, options: Options, batch_route: str
+    request: Request, task: TaskSpec, options: TaskOptions, batch_route: str
 ) -> tuple[ModelId, Any]:
     """One upload through `task` for a PNG answer, which has room for one image and no image's error: more
     than one is refused (pointing to `batch_route`), and `partial` cannot apply."""
