@@ -37,7 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 LONGEST_FILES = (
     "training/test_backbones.py",
     "training/test_catalogue.py",
-    "training/test_saved_models.py",
     "deploy/test_image_contents.py",
 )
 
