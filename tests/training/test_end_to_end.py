@@ -1,13 +1,18 @@
-"""Synthesise, train each task for an epoch, export, and load the ONNX files the way the service does."""
+"""Synthesise, train each task for an epoch, export, load the ONNX files the way the service does, and serve
+them as the tasks' defaults on a live server that answers over HTTP."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import LiveServer, ServerFactory, encode
+from PIL import Image
 
 from service.core.model import open_model
 from service.core.runtime import plan_execution
@@ -52,6 +57,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def exported(runs: Path) -> Path:
+    """Each task's run exported as `tiny-TASK` into one model repository."""
+    for task, _, _ in TASKS:
+        export = ["export", "--run", str(runs / f"run-{task}"), "--name", f"tiny-{task}"]
+        assert cli([*export, "--models-dir", str(runs / "models")]) == 0
+    return runs / "models"
+
+
+@pytest.fixture(scope="module")
+def served(exported: Path, start_server: ServerFactory) -> LiveServer:
+    defaults = {task: f"tiny-{task}" for task, _, _ in TASKS}
+    return start_server(exported, default_models=json.dumps(defaults))
+
+
 def _open(path: Path) -> tuple[onnx.ModelProto, object, ort.InferenceSession]:
     """Open a model file as the service does: contract, tensor shapes and digest checked."""
     model = open_model(path, plan_execution("cpu", cores=1, threads=1, workers=1))
@@ -60,16 +80,11 @@ def _open(path: Path) -> tuple[onnx.ModelProto, object, ort.InferenceSession]:
 
 
 @pytest.mark.parametrize(("task", "data", "size"), TASKS)
-def test_train_export_and_serve_contract(task: str, data: str, size: int, runs: Path) -> None:
+def test_train_export_and_serve_contract(task: str, data: str, size: int, runs: Path, exported: Path) -> None:
     run = runs / f"run-{task}"
     for artefact in ("model.keras", "metrics.json", "curves.png", "samples.png", "augment.png"):
         assert (run / artefact).is_file()
-    assert (
-        cli(["export", "--run", str(run), "--name", f"tiny-{task}", "--models-dir", str(runs / "models")])
-        == 0
-    )
-
-    target = runs / "models" / f"tiny-{task}" / "1"
+    target = exported / f"tiny-{task}" / "1"
     assert (target / "README.md").read_text().startswith(f"# tiny-{task} (version 1)")
     _, metadata, session = _open(target / "model.onnx")
     assert (metadata.task, metadata.name, metadata.version) == (task, f"tiny-{task}", 1)
@@ -88,8 +103,9 @@ def test_train_export_and_serve_contract(task: str, data: str, size: int, runs: 
 
 def test_export_int8_classifier_records_accuracy_change(runs: Path) -> None:
     args = ["export", "--run", str(runs / "run-classify"), "--name", "tiny-int8", "--quantize"]
-    assert cli([*args, "--models-dir", str(runs / "models")]) == 0
-    proto, metadata, _ = _open(runs / "models" / "tiny-int8" / "1" / "model.onnx")
+    # A repository of its own: the served one holds the three tasks' defaults only.
+    assert cli([*args, "--models-dir", str(runs / "int8")]) == 0
+    proto, metadata, _ = _open(runs / "int8" / "tiny-int8" / "1" / "model.onnx")
     assert metadata.metrics["accuracy_change"] == pytest.approx(
         metadata.metrics["accuracy"] - metadata.metrics["fp32_accuracy"]
     )
@@ -128,3 +144,42 @@ def test_a_localiser_starts_from_the_segmenters_whole_encoder(runs: Path) -> Non
     assert cli([*args, *transfer, *SMOKE]) == 0
     # Eight conv + BatchNorm pairs: the U-Net encoder, copied and kept.
     assert kept_as_the_source(source_run, run, 16) == [True] * 16
+
+
+def scene_jpeg() -> bytes:
+    return encode(Image.new("RGB", (120, 90), (40, 120, 200)), "JPEG")
+
+
+def test_all_trained_models_load(served: LiveServer) -> None:
+    body = served.client.get("/models").json()
+    assert body["failures"] == []
+    assert {m["name"]: m["default_for"] for m in body["models"]} == {
+        f"tiny-{task}": task for task, _, _ in TASKS
+    }
+
+
+def test_classify_answers_with_the_shape_labels(served: LiveServer) -> None:
+    response = served.client.post("/classify", files={"image": ("a.jpg", scene_jpeg())}, params={"top_k": 6})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["results"][0]["predictions"]
+    assert sorted(p["label"] for p in predictions) == sorted(SHAPES)
+    assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_detect_answers_boxes_inside_the_image(served: LiveServer) -> None:
+    params = {"score_threshold": 0.0, "max_detections": 5}
+    response = served.client.post("/detect", files={"image": ("a.jpg", scene_jpeg())}, params=params)
+    assert response.status_code == 200, response.text
+    for detection in response.json()["results"][0]["detections"]:
+        box = detection["box"]
+        assert 0 <= box["x_min"] <= box["x_max"] <= 120
+        assert 0 <= box["y_min"] <= box["y_max"] <= 90
+        assert detection["label"] in SHAPES
+
+
+def test_segment_answers_a_trimap_of_the_input_size(served: LiveServer) -> None:
+    response = served.client.post("/segment", files={"image": ("a.jpg", scene_jpeg())})
+    assert response.status_code == 200, response.text
+    mask = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert mask.shape == (90, 120)
+    assert set(np.unique(mask).tolist()) <= {1, 2, 3}
