@@ -36,7 +36,7 @@ BACKBONE_NAMES = [arch.name for arch in ARCHITECTURES if arch.backbone]
 # this backbone's case stays well-conditioned; ResNet50 keeps 32 px, the case the check's noise bound covers.
 SIZES = {arch.name: arch.min_size for arch in ARCHITECTURES if arch.backbone} | {"efficientnet_b0": 64}
 CLASSES = ("astronaut", "coffee", "rocket")
-# Each backbone's training and export in one process peaked at 1.2 to 3.0 GiB, so two `make test` runs fit
+# Each backbone's training and export in one process peaked at 1.0 to 2.5 GiB, so two `make test` runs fit
 # on 24 GiB beside each other; when tf2onnx's dropped graph copies piled up, ResNet50's took 10.6 GiB.
 MAX_PEAK_BYTES = 5 * 2**30
 
