@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,7 +315,8 @@ def bench_monitoring(
 ) -> dict[str, Any]:
     """Every task at 16 clients with drift monitoring on and off (`VISION_MONITOR`): two servers up at once,
     measured in turn (who goes first alternating), so each pair of levels sees the machine in the same
-    state; the images per second of each side by round, the ratio of each pair, and their medians."""
+    state; each side's images per second and server CPU ms per image by round, the ratio of each pair, and
+    their medians."""
     sides = {"on": "true", "off": "false"}
     started = {
         side: start_service(
@@ -328,41 +329,58 @@ def bench_monitoring(
         for side, flag in sides.items()
     }
     runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    cpu: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     try:
         for turn in range(rounds):
             for side in ("on", "off") if turn % 2 == 0 else ("off", "on"):
                 server = started[side]
-                runs[side].append(
-                    {
-                        task: level_summary(
-                            server,
-                            wrk.Target("127.0.0.1", server.port, route(task, models[task])),
-                            photos,
-                            BAR_LEVEL,
-                            opts,
-                        )["throughput"]
-                        for task in models
-                    }
-                )
+                levels = {
+                    task: level_summary(
+                        server,
+                        wrk.Target("127.0.0.1", server.port, route(task, models[task])),
+                        photos,
+                        BAR_LEVEL,
+                        opts,
+                    )
+                    for task in models
+                }
+                runs[side].append({task: level["throughput"] for task, level in levels.items()})
+                cpu[side].append({task: cpu_ms_per_image(level) for task, level in levels.items()})
     finally:
         for server in started.values():
             server.stop()
-    ratios = {
-        task: [on[task] / off[task] for on, off in zip(runs["on"], runs["off"], strict=True)]
-        for task in models
-    }
+    ratios, cpu_ratios = pair_ratios(runs, models), pair_ratios(cpu, models)
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "clients": BAR_LEVEL,
         "seconds": opts.level_seconds,
         "rounds": rounds,
         "runs": runs,
-        "median": {
-            side: {task: statistics.median(run[task] for run in runs[side]) for task in models}
-            for side in runs
-        },
+        "median": medians(runs, models),
         "ratio": {task: statistics.median(values) for task, values in ratios.items()},
         "ratios": ratios,
+        "cpu_ms_per_image": medians(cpu, models),
+        "cpu_ratio": {task: statistics.median(values) for task, values in cpu_ratios.items()},
+    }
+
+
+def cpu_ms_per_image(level: dict[str, Any]) -> float:
+    """The server's CPU per image it answered: what monitoring costs, which time the machine gives to other
+    work does not enter, as it enters images per second."""
+    return 1000 * level["server_cores"] * level["wall_s"] / level["ok"] if level["ok"] else float("nan")
+
+
+def medians(runs: dict[str, list[dict[str, float]]], tasks: Iterable[str]) -> dict[str, dict[str, float]]:
+    return {
+        side: {task: statistics.median(run[task] for run in runs[side]) for task in tasks} for side in runs
+    }
+
+
+def pair_ratios(runs: dict[str, list[dict[str, float]]], tasks: Iterable[str]) -> dict[str, list[float]]:
+    """Each round's on over off, per task."""
+    return {
+        task: [on[task] / off[task] for on, off in zip(runs["on"], runs["off"], strict=True)]
+        for task in tasks
     }
 
 

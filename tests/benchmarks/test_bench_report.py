@@ -216,11 +216,16 @@ def test_monitoring_on_against_off_is_held_to_two_per_cent_pair_by_pair() -> Non
                 "classify": [441 / 445, 460 / 462, 450 / 440],
                 "detect": [300 / 310, 290 / 300, 296 / 300],
             },
+            "cpu_ms_per_image": {
+                "on": {"classify": 4.52, "detect": 6.71},
+                "off": {"classify": 4.5, "detect": 6.6},
+            },
+            "cpu_ratio": {"classify": 1.004, "detect": 1.0125},
         }
     }
     lines = monitoring_section(results)
-    assert "| /classify | 450.0 | 445.0 | -0.9 % | yes |" in lines
-    assert "| /detect | 296.0 | 300.0 | -3.3 % | **no** |" in lines
+    assert "| /classify | 450.0 | 445.0 | -0.9 % | yes | 4.520 | 4.500 | 0.4 % |" in lines
+    assert "| /detect | 296.0 | 300.0 | -3.3 % | **no** | 6.710 | 6.600 | 1.2 % |" in lines
     assert "- /classify, on against off by round: -0.9 %, -0.4 %, 2.3 %" in lines
     assert monitoring_section({}) == ["Not measured: absent from the results"]
     assert monitoring_section({"monitoring": {"error": "boom"}}) == ["Not measured: boom"]
