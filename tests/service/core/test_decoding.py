@@ -129,3 +129,9 @@ def test_a_worker_loads_only_what_decoding_needs() -> None:
     # Each worker is a process of its own on every decode thread: pydantic alone would add 16 MiB to each.
     heavy = {"pydantic", "onnxruntime", "fastapi", "starlette", "tensorflow"}
     assert heavy.isdisjoint(packages_imported_by("import service.core.decoding"))
+
+
+def test_a_ready_worker_has_every_codec_loaded_before_its_first_upload(worker: Worker) -> None:
+    # Loaded lazily, the codecs cost an upload's decode time, and mapped under the worker's memory cap.
+    maps = Path(f"/proc/{pid_of(worker)}/maps").read_text()
+    assert "PIL/_webp" in maps
