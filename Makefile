@@ -51,7 +51,7 @@ $(CLIENT_WHEELS)/.stamp: client/pyproject.toml | $(BIN)/python
 	touch $@
 
 # Whole test files go to TEST_WORKERS pytest-xdist processes, the longest first (tests/conftest.py; without
-# --no-loadscope-reorder xdist sends the files with the most tests first, and the 9-minute backbones file
+# --no-loadscope-reorder xdist sends the files with the most tests first, and the longest file, the backbones,
 # went out three quarters of the way through). The suite mostly waits on servers and subprocesses: on 2
 # cores, pytest took 20 min 49 s in one process, 13 min 51 s in two, 15 min 24 s in three (the trainings then
 # share the cores).
