@@ -69,8 +69,8 @@ def exported(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
         training += ["--size", str(SIZES[arch]), *SMOKE]
         export = ["export", "--run", str(root / arch), "--name", arch, "--models-dir", str(root / "models")]
         evaluate = ["evaluate", "--run", str(root / arch)]
-        exported = root / "models" / arch / "1" / "model.onnx"
-        predict = ["predict", str(sorted(photos.rglob("*.jpg"))[0]), "--model", str(exported)]
+        model_file = root / "models" / arch / "1" / "model.onnx"
+        predict = ["predict", str(sorted(photos.rglob("*.jpg"))[0]), "--model", str(model_file)]
         peaks[arch] = run_in_a_child(training, export, evaluate, predict, eager=True)
     return root, peaks
 
