@@ -7,20 +7,26 @@ PORT ?= 8000
 
 .PHONY: serve test lint format models bench bench-against clean test-tools screenshots
 
+# uv installs what pip would, from the same registry: the dev and training extras took 1 min 44 s with pip and
+# a warm cache, 34 s with uv's warm cache and 53 s with its cache empty (2 cores, 7 Dec 2026). Bytecode is
+# compiled at install time because a PYTHONDONTWRITEBYTECODE environment would recompile TensorFlow on every
+# import.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip 'uv>=0.5'
+
+INSTALL := $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode
 
 # Stamps re-run the install only when pyproject.toml changes.
 $(VENV)/.stamp-serve: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(INSTALL) -e .
 	touch $@
 
 # The client is a distribution of its own (client/), installed beside the server for the tests; second, so
 # that its `vision` command stands where an older server install may have owned one.
 $(VENV)/.stamp-dev: pyproject.toml client/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,training]'
-	$(BIN)/pip install -q -e ./client
+	$(INSTALL) -e '.[dev,training]'
+	$(INSTALL) -e ./client
 	touch $@
 
 serve: $(VENV)/.stamp-serve
