@@ -187,13 +187,18 @@ def glob_regex(pattern: str) -> str:
 
 def context_files(context: Path, rules: list[tuple[re.Pattern[str], bool]]) -> set[str]:
     """Paths (relative, POSIX) of the files Docker would send as the build context."""
+    # As Docker does, an excluded directory is not walked unless a `!` pattern could bring a file back: a
+    # checkout's .venv alone held 3 GB in tens of thousands of files, and walking it took 6.9 s of each check.
+    prunable = all(excludes for _, excludes in rules)
     kept = set()
-    for path in context.rglob("*"):
-        if path.is_dir():
-            continue
-        relative = path.relative_to(context).as_posix()
-        if not is_ignored(relative, rules):
-            kept.add(relative)
+    for directory, subdirectories, names in os.walk(context):
+        inside = Path(directory).relative_to(context)
+        if prunable:
+            subdirectories[:] = [d for d in subdirectories if not is_ignored((inside / d).as_posix(), rules)]
+        for name in names:
+            relative = (inside / name).as_posix()
+            if not is_ignored(relative, rules):
+                kept.add(relative)
     return kept
 
 

@@ -33,8 +33,9 @@ def context(tmp_path_factory: pytest.TempPathFactory, test_models_dir: Path) -> 
 
 
 def settings(test_models_dir: Path) -> list[str]:
-    """The image's VISION_MODELS_DIR is its baked-in models; only default model names may need telling."""
-    pairs = backend_settings(test_models_dir)[1::2]
+    """The image's VISION_MODELS_DIR is its baked-in models; only default model names may need telling.
+    Stopping the checked server needs no drain (5 s by default)."""
+    pairs = [*backend_settings(test_models_dir)[1::2], "VISION_DRAIN_SECONDS=0"]
     return [arg for pair in pairs if not pair.startswith("VISION_MODELS_DIR=") for arg in ("--env", pair)]
 
 
