@@ -26,6 +26,9 @@ CLASSIFIERS = [arch for arch in WALKED if arch.task == "classify"]
 # Global pooling then dense give class activation maps (training/cam.py); LeNet-5 and course_cifar flatten.
 EXPLAINING = {"small_cnn", "resnet34", "unet_encoder"}
 RUN_PREDICTED = "resnet34"
+# `visualize` draws with the function the export draws each classifier's card with: one head of each kind,
+# ResNet-34's custom layer loaded in a fresh process and LeNet-5's flattening head, which has no CAM.
+VISUALIZED = {"resnet34", "lenet5"}
 
 
 def data_for(arch: Architecture, root: Path) -> Path:
@@ -102,6 +105,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(root / "seen" / arch.name),
         ]
         for arch in CLASSIFIERS
+        if arch.name in VISUALIZED
     ]
     run_in_a_child(*leaving)
     return root
@@ -112,6 +116,7 @@ def test_the_walk_and_the_backbones_cover_the_catalogue() -> None:
     backbones = {arch.name for arch in ARCHITECTURES if arch.backbone}
     assert walked | backbones == {arch.name for arch in ARCHITECTURES}
     assert {"resnet34", "course_cifar", "localize", "encoder_localize", "fcn"} <= walked
+    assert VISUALIZED <= {arch.name for arch in CLASSIFIERS}
 
 
 @pytest.mark.parametrize("arch", WALKED, ids=[arch.name for arch in WALKED])
@@ -154,7 +159,8 @@ def test_each_classifier_explains_when_its_head_allows_and_shows_what_it_sees(
     version = walked / "models" / arch.name / "1"
     card = (version / "README.md").read_text()
     assert ("![class activation map](cam.png)" in card) is explains
-    for pictures in (version, walked / "seen" / arch.name):
+    seen = [walked / "seen" / arch.name] if arch.name in VISUALIZED else []
+    for pictures in (version, *seen):
         assert Image.open(pictures / "filters.png").format == "PNG"
         assert Image.open(pictures / "feature-maps.png").format == "PNG"
         assert (pictures / "cam.png").is_file() is explains
