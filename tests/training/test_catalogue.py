@@ -116,7 +116,7 @@ def test_the_walk_and_the_backbones_cover_the_catalogue() -> None:
     backbones = {arch.name for arch in ARCHITECTURES if arch.backbone}
     assert walked | backbones == {arch.name for arch in ARCHITECTURES}
     assert {"resnet34", "course_cifar", "localize", "encoder_localize", "fcn"} <= walked
-    assert VISUALIZED <= {arch.name for arch in CLASSIFIERS}
+    assert {arch.name for arch in CLASSIFIERS} >= VISUALIZED
 
 
 @pytest.mark.parametrize("arch", WALKED, ids=[arch.name for arch in WALKED])
