@@ -51,6 +51,8 @@ from vision_client.client import (
 
 # Exit statuses scripts can tell apart.
 OK, FAILED, USAGE, UNREACHABLE, REFUSED_KEY, BAD_REQUEST, UNAVAILABLE = 0, 1, 2, 3, 4, 5, 6
+# What a shell reports for a command SIGPIPE ended (128 + 13), as `git log | head` gives.
+READER_GONE = 141
 EXIT_CODES = f"""exit status:
   {OK}  done
   {USAGE}  bad usage, or a file that cannot be read
@@ -58,6 +60,7 @@ EXIT_CODES = f"""exit status:
   {REFUSED_KEY}  the API key is missing or wrong (401, 403)
   {BAD_REQUEST}  the service refused the request or a file (400, 404, 413, 415, 422): the message says why
   {UNAVAILABLE}  the service is overloaded or not ready (503, after retries), or failed (5xx)
+  {READER_GONE}  standard output was closed before everything was written (`| head`)
 """
 Answer = TypeVar("Answer", ClassifyResponse, DetectResponse, SegmentResponse, ExplainResponse)
 # Files per request: few enough that the progress bar moves, enough for the server to batch them.
@@ -75,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Client(
             options.url, api_key=options.api_key, timeout=options.timeout, on_retry=_say_retry
         ) as vision:
-            return options.command(vision, options, files)
+            status = options.command(vision, options, files)
+            sys.stdout.flush()
+            return status
+    except BrokenPipeError:
+        # Python's own flush at exit would fail again on the closed pipe: point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return READER_GONE
     except VisionError as error:
         print(f"vision: {error}", file=sys.stderr)
         return exit_status(error)

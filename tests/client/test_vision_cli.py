@@ -26,6 +26,7 @@ from vision_client.api.schemas import ClassifyResponse, DetectResponse
 from vision_client.cli import (
     BAD_REQUEST,
     BOX_COLOURS,
+    READER_GONE,
     REFUSED_KEY,
     UNAVAILABLE,
     UNREACHABLE,
@@ -131,6 +132,23 @@ def test_global_options_after_the_command_and_the_version(bundled_server: LiveSe
     version = vision("--version")
     assert version.returncode == 0
     assert version.stdout.strip() == f"vision {importlib.metadata.version('vision-service-client')}"
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["table", "json"])
+def test_a_reader_that_stops_early_ends_it_quietly(bundled_server: LiveServer, output: list[str]) -> None:
+    # `vision classify *.jpg | head -1`: the read end is closed before the command writes anything.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "wb") as closed_pipe:
+        done = subprocess.run(
+            [VISION, "--url", bundled_server.url, *output, "classify", EXAMPLES / "star.jpg"],
+            stdout=closed_pipe,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.stderr == ""
+    assert done.returncode == READER_GONE
 
 
 @pytest.mark.parametrize(
