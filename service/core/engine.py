@@ -303,9 +303,21 @@ def _finish_and_watch(
     options: Options,
     monitor: DriftMonitor,
 ) -> Result:
-    """The task's answer, counted by the model's drift monitor and marked unfamiliar or not when the model
-    has a reference to judge by."""
-    finished = task.finish(outputs, image, labels, options)
+    """The task's answer, watched by the model's drift monitor."""
+    return watch(task, outputs, image, task.finish(outputs, image, labels, options), labels, options, monitor)
+
+
+def watch(
+    task: TaskSpec[Options, Result],
+    outputs: dict[str, np.ndarray],
+    image: PreparedImage,
+    finished: Result,
+    labels: Sequence[str],
+    options: Options,
+    monitor: DriftMonitor,
+) -> Result:
+    """`finished` counted by the model's drift monitor, and marked unfamiliar or not when the model has a
+    reference to judge by: all that monitoring adds to an image."""
     unfamiliar = monitor.observe(image, task.observe(outputs, image, finished, labels, options))
     return finished if unfamiliar is None else replace(finished, unfamiliar=unfamiliar)
 

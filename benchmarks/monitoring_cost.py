@@ -1,0 +1,120 @@
+"""What drift monitoring adds to one answered image: the engine's `watch` timed on its own, image by image,
+right after the task's finish it follows in the run thread, on a bundled model's real outputs for the photos.
+
+Timing the two steps apart in one loop keeps a slow moment of the machine from landing on one side only: the
+difference of two timed loops was within its own noise for a segmenter, whose finish is 30 times the watch.
+It runs as its own process (`python -m benchmarks.monitoring_cost TASK=MODEL.onnx ...`, one JSON line out) so
+that its Prometheus metrics live in files, as they do under the service's default workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import images
+
+# Blocks per task, each answering the photos as many times as fill about BLOCK_SECONDS; the medians are taken
+# over blocks.
+BLOCKS = 21
+BLOCK_SECONDS = 0.1
+
+
+def measure(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
+    """Each task's microseconds per image for its finish and for the watch that follows it."""
+    with tempfile.TemporaryDirectory(prefix="vision-metrics-") as metrics_dir:
+        command = [sys.executable, "-m", "benchmarks.monitoring_cost"]
+        command += [f"{task}={path}" for task, path in models.items()]
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+        done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _time_tasks(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
+    # Imported here, in the child: prometheus_client picks files or memory when its values are first made.
+    from service.core.imaging import ImageLimits
+    from service.core.model import open_model
+    from service.core.monitor import DriftMonitor, MonitorConfig
+    from service.core.runtime import CPU, ExecutionPlan
+
+    jpegs, _ = images.upload_set()
+    limits = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
+    timed = {}
+    for task, path in models.items():
+        model = open_model(path, ExecutionPlan((CPU,), 1, 1))
+        if model.metadata.reference is None:
+            raise ValueError(f"{path} carries no drift reference: nothing to monitor")
+        spec, options = _task(task)
+        prepared = [model.prepare(jpeg, limits, spec.preview_side(options)) for jpeg in jpegs]
+        answered = [(_outputs_of(model, image.pixels), image) for image in prepared]
+        monitor = DriftMonitor(model.metadata, MonitorConfig())
+        one_pass = functools.partial(_one_pass, spec, options, model.metadata.labels, monitor, answered)
+        # A full window first, so each image also slides the oldest one out, as in steady service.
+        fill = [one_pass() for _ in range(MonitorConfig().window // len(answered) + 1)]
+        passes = max(1, round(BLOCK_SECONDS * 1e9 / sum(map(sum, fill)) * len(fill)))
+        blocks = [[one_pass() for _ in range(passes)] for _ in range(BLOCKS)]
+        per_block = passes * len(answered)
+        timed[task] = {
+            "finish_us": round(statistics.median(sum(f for f, _ in b) / per_block / 1000 for b in blocks), 2),
+            "watch_us": round(statistics.median(sum(w for _, w in b) / per_block / 1000 for b in blocks), 2),
+            "blocks": BLOCKS,
+            "images_per_block": per_block,
+        }
+        monitor.close()
+    return timed
+
+
+def _one_pass(
+    spec: Any, options: Any, labels: Sequence[str], monitor: Any, answered: Sequence[tuple[Any, Any]]
+) -> tuple[int, int]:
+    """Nanoseconds in the finishes and in the watches of one pass over the answered photos."""
+    from service.core.engine import watch
+
+    clock = time.perf_counter_ns
+    finishing = watching = 0
+    for outputs, image in answered:
+        started = clock()
+        finished = spec.finish(outputs, image, labels, options)
+        finished_at = clock()
+        watch(spec, outputs, image, finished, labels, options, monitor)
+        finishing += finished_at - started
+        watching += clock() - finished_at
+    return finishing, watching
+
+
+def _task(task: str) -> tuple[Any, Any]:
+    """The task as the engine runs it, with the options a request without any gets."""
+    from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
+    from service.core.tasks.classify import CLASSIFY
+    from service.core.tasks.detect import DETECT
+    from service.core.tasks.segment import SEGMENT
+
+    specs = {
+        "classify": (CLASSIFY, ClassifyOptions()),
+        "detect": (DETECT, DetectOptions()),
+        "segment": (SEGMENT, SegmentOptions()),
+    }
+    return specs[task]
+
+
+def _outputs_of(model: Any, pixels: Any) -> dict[str, Any]:
+    """One image's outputs by role, as the batcher hands them to a finish."""
+    return {role: values[0] for role, values in model.run(pixels[None]).items()}
+
+
+def main(argv: Sequence[str]) -> None:
+    models = {task: Path(path) for task, path in (argument.split("=", 1) for argument in argv)}
+    print(json.dumps(_time_tasks(models)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
