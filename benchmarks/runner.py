@@ -33,6 +33,7 @@ from benchmarks import (
     images,
     inprocess,
     kernels,
+    monitoring_cost,
     null_model,
     production,
     report,
@@ -49,8 +50,9 @@ NAIVE_LEVELS = (1, 16)
 PEER_LEVELS = (16,)
 BAR_LEVEL = 16
 STARTS = 3
-# Turns each side of the monitoring comparison gets; its second server listens this far above the first.
-MONITOR_ROUNDS = 7
+# Turns each side of the monitoring comparison gets (9 give the median a 96 % interval between the second
+# smallest and second largest pair); its second server listens this far above the first.
+MONITOR_ROUNDS = 9
 AGAINST_ROUNDS = 3
 MONITOR_PORT_OFFSET = 8
 INT8_SUFFIX = "-int8"
@@ -316,7 +318,7 @@ def bench_monitoring(
     """Every task at 16 clients with drift monitoring on and off (`VISION_MONITOR`): two servers up at once,
     measured in turn (who goes first alternating), so each pair of levels sees the machine in the same
     state; each side's images per second and server CPU ms per image by round, the ratio of each pair, and
-    their medians."""
+    their medians; then what monitoring adds to an image, timed alone (`monitoring_cost`)."""
     sides = {"on": "true", "off": "false"}
     started = {
         side: start_service(
@@ -352,6 +354,7 @@ def bench_monitoring(
     ratios, cpu_ratios = pair_ratios(runs, models), pair_ratios(cpu, models)
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cost": monitoring_cost.measure({task: model.path for task, model in models.items()}),
         "clients": BAR_LEVEL,
         "seconds": opts.level_seconds,
         "rounds": rounds,

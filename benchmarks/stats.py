@@ -1,8 +1,11 @@
-"""What one load level produced, summarised: pure arithmetic, tested on its own."""
+"""What load levels produced, summarised, and how far a median of them can be trusted: pure arithmetic,
+tested on its own."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -68,3 +71,16 @@ class LevelResult:
             "loop_cpu_ms_per_request": round(1000 * self.server_loop_cpu_seconds / requests, 3),
             "other_cpu_ms_per_request": round(1000 * other / requests, 3),
         }
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free interval for the median of `values`: the k-th smallest to the k-th largest, with
+    k the largest rank whose binomial tail leaves at least `confidence` covered, and the coverage it gives.
+    Too few values for `confidence` give their whole range and the smaller coverage that has."""
+    ordered = sorted(values)
+    n = len(ordered)
+    tails = [math.comb(n, i) / 2**n for i in range(n + 1)]
+    k = 1
+    while k < n // 2 and 1 - 2 * sum(tails[: k + 1]) >= confidence:
+        k += 1
+    return ordered[k - 1], ordered[n - k], 1 - 2 * sum(tails[:k])
