@@ -25,7 +25,7 @@ from benchmarks import images
 
 # Blocks per task, each answering the photos as many times as fill about BLOCK_SECONDS; the medians are taken
 # over blocks.
-BLOCKS = 21
+BLOCKS = 11
 BLOCK_SECONDS = 0.1
 
 
@@ -37,6 +37,19 @@ def measure(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
         done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def medians(measured: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Several `measure` answers as one: per task, the median of each time, and how many there were."""
+    return {
+        task: {
+            "finish_us": round(statistics.median(one[task]["finish_us"] for one in measured), 2),
+            "watch_us": round(statistics.median(one[task]["watch_us"] for one in measured), 2),
+            "blocks": measured[0][task]["blocks"],
+            "runs": len(measured),
+        }
+        for task in measured[0]
+    }
 
 
 def _time_tasks(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:

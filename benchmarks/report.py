@@ -934,13 +934,14 @@ def _monitoring_cost(monitoring: dict[str, Any]) -> list[str]:
                 "yes" if change >= -MONITORING_BAR else "**no**",
             ]
         )
-    blocks = next(iter(cost.values()))["blocks"]
+    timings = next(iter(cost.values()))
     return [
         "What monitoring adds to one image, timed alone: the engine's `watch` (the task's observation, the "
         "drift window, the confidence histogram, the unfamiliar mark), image by image right after the task's "
         "finish, on the bundled models' outputs for the photos, in a process whose metrics live in files as "
-        f"under the service's workers; medians of {blocks} blocks. Set against the server's CPU per image "
-        "with monitoring off (measured end to end below), it is what monitoring takes from throughput "
+        f"under the service's workers; timed after each of the {timings['runs']} rounds below, the median "
+        f"of each timing's own median of {timings['blocks']} blocks. Set against the server's CPU per image "
+        "with monitoring off (measured in the same rounds), it is what monitoring takes from throughput "
         "where the cores are the limit.",
         "",
         *_table(
@@ -982,10 +983,11 @@ def _monitoring_end_to_end(monitoring: dict[str, Any]) -> list[str]:
         for task, ratios in monitoring["ratios"].items()
     ]
     return [
-        f"End to end: {monitoring['clients']} clients on photos, {monitoring['seconds']:.0f} s a level. Two "
-        f"servers up at once, `VISION_MONITOR` on and off, measured in turn, {monitoring['rounds']} rounds, "
-        "who goes first alternating, so that each pair of levels sees the machine alike; the change is the "
-        "median of the pairs' ratios, with the median's distribution-free interval (its coverage in "
+        f"End to end: {monitoring['clients']} clients on photos, {monitoring['seconds']:.0f} s a level. "
+        f"{monitoring['rounds']} rounds, each of a fresh server with `VISION_MONITOR` on and one with it "
+        "off, every route measured on both back to back, who goes first alternating, so that each pair of "
+        "levels sees the machine alike; the change is the median of the pairs' ratios, with the median's "
+        "distribution-free interval (its coverage in "
         "brackets). Where that interval is wider than the bar, this machine's noise hides the bar end to "
         "end, and the cost above is the measure. CPU per image is the server's CPU time over the images it "
         f"answered. Measured {monitoring['date']}.",
