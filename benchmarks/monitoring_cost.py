@@ -21,7 +21,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import images
+import numpy as np
+
+from benchmarks import images, inprocess
+from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions, TaskOptions
+from service.core.engine import watch
+from service.core.imaging import PreparedImage
+from service.core.model import Model, open_model
+from service.core.monitor import DriftMonitor, MonitorConfig
+from service.core.runtime import CPU, ExecutionPlan
+from service.core.tasks.classify import CLASSIFY
+from service.core.tasks.detect import DETECT
+from service.core.tasks.segment import SEGMENT
+from service.core.tasks.task import TaskSpec
+
+# The task as the engine runs it, with the options a request without any gets.
+TASKS: dict[str, tuple[TaskSpec[Any, Any], TaskOptions]] = {
+    "classify": (CLASSIFY, ClassifyOptions()),
+    "detect": (DETECT, DetectOptions()),
+    "segment": (SEGMENT, SegmentOptions()),
+}
+Answered = Sequence[tuple[dict[str, np.ndarray], PreparedImage]]
 
 # Blocks per task, each answering the photos as many times as fill about BLOCK_SECONDS; the medians are taken
 # over blocks.
@@ -53,21 +73,14 @@ def medians(measured: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, 
 
 
 def _time_tasks(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
-    # Imported here, in the child: prometheus_client picks files or memory when its values are first made.
-    from service.core.imaging import ImageLimits
-    from service.core.model import open_model
-    from service.core.monitor import DriftMonitor, MonitorConfig
-    from service.core.runtime import CPU, ExecutionPlan
-
     jpegs, _ = images.upload_set()
-    limits = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
     timed = {}
     for task, path in models.items():
         model = open_model(path, ExecutionPlan((CPU,), 1, 1))
         if model.metadata.reference is None:
             raise ValueError(f"{path} carries no drift reference: nothing to monitor")
-        spec, options = _task(task)
-        prepared = [model.prepare(jpeg, limits, spec.preview_side(options)) for jpeg in jpegs]
+        spec, options = TASKS[task]
+        prepared = [model.prepare(jpeg, inprocess.LIMITS, spec.preview_side(options)) for jpeg in jpegs]
         answered = [(_outputs_of(model, image.pixels), image) for image in prepared]
         monitor = DriftMonitor(model.metadata, MonitorConfig())
         one_pass = functools.partial(_one_pass, spec, options, model.metadata.labels, monitor, answered)
@@ -87,11 +100,13 @@ def _time_tasks(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
 
 
 def _one_pass(
-    spec: Any, options: Any, labels: Sequence[str], monitor: Any, answered: Sequence[tuple[Any, Any]]
+    spec: TaskSpec[Any, Any],
+    options: TaskOptions,
+    labels: Sequence[str],
+    monitor: DriftMonitor,
+    answered: Answered,
 ) -> tuple[int, int]:
     """Nanoseconds in the finishes and in the watches of one pass over the answered photos."""
-    from service.core.engine import watch
-
     clock = time.perf_counter_ns
     finishing = watching = 0
     for outputs, image in answered:
@@ -104,22 +119,7 @@ def _one_pass(
     return finishing, watching
 
 
-def _task(task: str) -> tuple[Any, Any]:
-    """The task as the engine runs it, with the options a request without any gets."""
-    from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions
-    from service.core.tasks.classify import CLASSIFY
-    from service.core.tasks.detect import DETECT
-    from service.core.tasks.segment import SEGMENT
-
-    specs = {
-        "classify": (CLASSIFY, ClassifyOptions()),
-        "detect": (DETECT, DetectOptions()),
-        "segment": (SEGMENT, SegmentOptions()),
-    }
-    return specs[task]
-
-
-def _outputs_of(model: Any, pixels: Any) -> dict[str, Any]:
+def _outputs_of(model: Model, pixels: np.ndarray) -> dict[str, np.ndarray]:
     """One image's outputs by role, as the batcher hands them to a finish."""
     return {role: values[0] for role, values in model.run(pixels[None]).items()}
 
