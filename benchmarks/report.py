@@ -902,7 +902,7 @@ MONITORING_BAR = 0.02
 
 def monitoring_section(results: Result) -> list[str]:
     """Drift monitoring's cost per image timed alone against the server's CPU per image, then monitoring on
-    against off end to end, two servers measured in turn, when that was measured."""
+    against off end to end, a fresh pair of servers each round, when that was measured."""
     monitoring = results.get("monitoring")
     if not monitoring:
         return ["Not measured: absent from the results"]
@@ -911,7 +911,7 @@ def monitoring_section(results: Result) -> list[str]:
     return [*_monitoring_cost(monitoring), *_monitoring_end_to_end(monitoring)]
 
 
-def monitoring_throughput_change(watch_us: float, cpu_ms_off: float) -> float:
+def _throughput_change(watch_us: float, cpu_ms_off: float) -> float:
     """What `watch_us` more CPU per image takes from throughput where the server's cores are the limit."""
     return -watch_us / (cpu_ms_off * 1000 + watch_us)
 
@@ -923,7 +923,7 @@ def _monitoring_cost(monitoring: dict[str, Any]) -> list[str]:
     cpu_off = monitoring["cpu_ms_per_image"]["off"]
     rows = []
     for task, timed in cost.items():
-        change = monitoring_throughput_change(timed["watch_us"], cpu_off[task])
+        change = _throughput_change(timed["watch_us"], cpu_off[task])
         rows.append(
             [
                 f"/{task}",
@@ -975,7 +975,7 @@ def _monitoring_end_to_end(monitoring: dict[str, Any]) -> list[str]:
             _fmt((monitoring["cpu_ratio"][task] - 1) * 100, 1, " %"),
         ]
         if cost:
-            expected = 1 + monitoring_throughput_change(cost[task]["watch_us"], cpu["off"][task])
+            expected = 1 + _throughput_change(cost[task]["watch_us"], cpu["off"][task])
             row.append("yes" if low <= expected <= high else "**no**")
         rows.append(row)
     by_round = [
@@ -987,10 +987,9 @@ def _monitoring_end_to_end(monitoring: dict[str, Any]) -> list[str]:
         f"{monitoring['rounds']} rounds, each of a fresh server with `VISION_MONITOR` on and one with it "
         "off, every route measured on both back to back, who goes first alternating, so that each pair of "
         "levels sees the machine alike; the change is the median of the pairs' ratios, with the median's "
-        "distribution-free interval (its coverage in "
-        "brackets). Where that interval is wider than the bar, this machine's noise hides the bar end to "
-        "end, and the cost above is the measure. CPU per image is the server's CPU time over the images it "
-        f"answered. Measured {monitoring['date']}.",
+        "distribution-free interval (its coverage in brackets). Where that interval is wider than the bar, "
+        "this machine's noise hides the bar end to end, and the cost above is the measure. CPU per image is "
+        f"the server's CPU time over the images it answered. Measured {monitoring['date']}.",
         "",
         *_table(
             [
