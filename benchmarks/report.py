@@ -418,9 +418,12 @@ def int8_bars(results: Result) -> list[Bar]:
     acc32 = models["classify"]["metrics"].get("accuracy")
     acc8 = models["int8"]["metrics"].get("accuracy")
     drop = None if acc32 is None or acc8 is None else 100 * (acc32 - acc8)
-    return [
-        Bar("INT8 accuracy within 1 point of FP32", _fmt(drop, suffix=" points lower"), _lower(drop, 1.0))
-    ]
+    said = (
+        _fmt(drop, suffix=" points lower")
+        if drop is None or drop >= 0
+        else _fmt(-drop, suffix=" points higher")
+    )
+    return [Bar("INT8 accuracy within 1 point of FP32", said, _lower(drop, 1.0))]
 
 
 def all_bars(results: Result) -> list[Bar]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from benchmarks.report import (
     against_section,
     all_bars,
     cpu_table,
     efficiency_bars,
+    int8_bars,
     latency_bars,
     loop_bars,
     model_table,
@@ -101,6 +104,22 @@ def test_missing_sides_are_not_measured_rather_than_passed() -> None:
     assert found["/classify at 16 clients >= 1.5 x the best peer"] is None
     assert found["production-sized model at 16 clients >= 0.95 x in-process limit"] is None
     assert found["INT8 accuracy within 1 point of FP32"] is None
+
+
+@pytest.mark.parametrize(
+    ("fp32", "int8", "said", "passed"),
+    [
+        (0.986, 0.988, "0.20 points higher", True),
+        (0.990, 0.985, "0.50 points lower", True),
+        (0.99, 0.97, "2.00 points lower", False),
+    ],
+)
+def test_int8_accuracy_says_which_way_it_moved(fp32: float, int8: float, said: str, passed: bool) -> None:
+    results = {
+        "models": {"classify": {"metrics": {"accuracy": fp32}}, "int8": {"metrics": {"accuracy": int8}}}
+    }
+    (bar,) = int8_bars(results)
+    assert (bar.measured, bar.passed) == (said, passed)
 
 
 def test_the_event_loop_bar_holds_only_if_photos_and_thumbnails_both_do() -> None:
