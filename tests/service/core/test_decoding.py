@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from hostile import jpeg_with_repeated_scans
 from PIL import Image
 from probes import packages_imported_by
 
-from service.core.decoding import DecodeJob, DecodeLimits, Decoders, Worker
+from service.core.decoding import PIPE_BYTES, DecodeJob, DecodeLimits, Decoders, Worker
 from service.core.errors import CorruptImageError, ImageTooLargeError
 from service.core.imaging import ImageLimits
 from service.core.inspection import MAX_JPEG_SCANS
@@ -77,6 +79,33 @@ def test_a_worker_gives_the_pixels_and_preview_of_a_decode_in_process() -> None:
     assert remote.preview is not None
     assert local.preview is not None
     assert remote.preview.tobytes() == local.preview.tobytes()
+
+
+def test_an_upload_and_an_answer_larger_than_the_pipe_arrive_whole(worker: Worker) -> None:
+    # Noise does not compress: a PNG over the pipe's size, and its preview's pixels too.
+    noise = np.random.default_rng(7).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    upload = encode(Image.fromarray(noise), "PNG")
+    assert len(upload) > PIPE_BYTES
+    remote = worker.decode(job(upload, preview_side=1024), given_up=lambda: False)
+    local = job(upload, preview_side=1024).run()
+    np.testing.assert_array_equal(remote.pixels, local.pixels)
+    assert remote.preview is not None
+    assert remote.preview.size == (1024, 1024)
+    assert remote.preview.tobytes() == noise.tobytes()
+
+
+def test_a_worker_that_exits_before_it_is_ready_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def spawn_one_that_exits(self: Worker) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+
+    monkeypatch.setattr(Worker, "_spawn", spawn_one_that_exits)
+    worker = Worker(DecodeLimits(memory_bytes=256 * 2**20, seconds=10))
+    try:
+        with pytest.raises(RuntimeError, match=r"failed to start \(exit status 3\)"):
+            worker.wait_ready()
+    finally:
+        worker.close()
 
 
 def test_a_decode_over_its_time_is_killed_and_the_worker_replaced() -> None:
