@@ -96,6 +96,7 @@ def measure_side(side: Side, load: Load) -> dict[str, dict[str, Any]]:
                 duration=load.seconds,
                 server_cpu=server.cpu,
                 server_loop_cpu=server.loop_cpu,
+                server_decode_cpu=server.decode_cpu,
             )
             results[task] = result.summary()
             logger.info("%s %s x%d: %s", side.label, path, load.clients, results[task])

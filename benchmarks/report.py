@@ -449,29 +449,89 @@ def _errors(row: Result) -> str:
 
 
 def cpu_table(results: Result) -> list[str]:
-    """Per route, images and level: the service's CPU per request on its event loop and on its workers."""
+    """Per route, images and level: the service's CPU per request on its event loop, in its decode worker
+    processes and on its other threads."""
     service = results.get("service", {})
     rows = []
     for task in served_tasks(results):
         for images in IMAGES:
             for row in service.get(levels_key(images), {}).get(task, []):
                 if "loop_cpu_ms_per_request" in row:
+                    decode = row.get("decode_cpu_ms_per_request")
+                    engine = None if decode is None else row["other_cpu_ms_per_request"] - decode
                     rows.append(
                         [
                             f"/{task}",
                             IMAGES[images],
                             row["concurrency"],
                             f"{row['loop_cpu_ms_per_request']:.3f}",
+                            _fmt(decode, 3),
+                            _fmt(engine, 3),
                             f"{row['other_cpu_ms_per_request']:.3f}",
                         ]
                     )
     if not rows:
         return ["Not measured."]
+    header = [
+        "route",
+        "images",
+        "clients",
+        "event loop ms",
+        "decode workers ms",
+        "engine threads ms",
+        "all but the loop ms",
+    ]
     return [
-        "The event loop (HTTP, routing, validation, JSON) is one thread and caps one process; the workers",
-        "(decoding, inference, post-processing, PNGs) use the other cores. Per request, all answers counted:",
+        "The event loop (HTTP, routing, validation, JSON) is one thread and caps one process; the",
+        "decode workers (decode and resize, each in a process of its own) and the engine's threads (those",
+        "that lend them the uploads, inference, post-processing, PNGs) use the other cores. Per request,",
+        "all answers counted:",
         "",
-        *_table(["route", "images", "clients", "event loop ms", "worker threads ms"], rows),
+        *_table(header, rows),
+    ]
+
+
+def layers_section(results: Result) -> list[str]:
+    """At 16 clients, each layer's CPU per image in the service against the same work done alone in the
+    same minutes (the in-process limit, and decode and resize alone in its configuration): where the CPU
+    that the service adds goes."""
+    rows = []
+    for task in served_tasks(results):
+        for images in IMAGES:
+            served = level(results.get("service", {}), task, CONCURRENCY, images)
+            alone = results.get("service", {}).get(limit_key(images), {}).get(task)
+            if not (
+                served
+                and "decode_cpu_ms_per_request" in served
+                and alone
+                and "decode_images_per_cpu_second" in alone
+            ):
+                continue
+            work = 1000 / alone["images_per_cpu_second"]
+            decode = 1000 / alone["decode_images_per_cpu_second"]
+            loop = served["loop_cpu_ms_per_request"]
+            decoding = served["decode_cpu_ms_per_request"]
+            engine = served["other_cpu_ms_per_request"] - decoding
+            where = f"/{task}, {IMAGES[images]}"
+            for layer, in_service, by_itself in (
+                ("decode and resize (decode workers)", decoding, decode),
+                ("inference and answers (engine threads)", engine, work - decode),
+                ("HTTP, the gate, hand-offs (event loop)", loop, 0.0),
+                ("all", loop + decoding + engine, work),
+            ):
+                rows.append(
+                    [where, layer, f"{in_service:.3f}", f"{by_itself:.3f}", f"{in_service - by_itself:+.3f}"]
+                )
+                where = ""
+    if not rows:
+        return ["Not measured."]
+    return [
+        "At 16 clients, one image per request: the service's CPU per image in each layer against the same",
+        "work done alone in the same minutes: the in-process limit's configuration (decode, resize and",
+        "`session.run` in threads, no HTTP) and decode and resize alone in it. The inference layer alone is",
+        "the limit less decode and resize. What a layer adds is what the service costs beyond the work.",
+        "",
+        *_table(["route, images", "layer", "the service, ms/img", "alone, ms/img", "added, ms/img"], rows),
     ]
 
 
@@ -1056,6 +1116,10 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         "## CPU per request: event loop and workers",
         "",
         *cpu_table(results),
+        "",
+        "## Where the CPU goes, layer by layer",
+        "",
+        *layers_section(results),
         "",
         "## Peers",
         "",

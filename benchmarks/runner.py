@@ -150,10 +150,13 @@ def adjacent_limit(
     model: BundledModel, jpegs: Sequence[bytes], best: dict[str, Any], opts: Options
 ) -> dict[str, Any]:
     """The best in-process configuration again, right before the service's 16-client level: the same
-    minutes of a shared machine, so the ratio is not skewed by load that came and went in between."""
+    minutes of a shared machine, so the ratio is not skewed by load that came and went in between. With it,
+    decode and resize alone in that configuration, which splits the work into its layers."""
     config = inprocess.Config(best["streams"], best["threads"], best["batch"])
-    row = inprocess.measure(model.path, jpegs, config, duration=opts.level_seconds).row()
-    logger.info("in-process %s %s again: %s", model.name, config.label, row)
+    row: dict[str, Any] = inprocess.measure(model.path, jpegs, config, duration=opts.level_seconds).row()
+    decode = inprocess.measure_prepare_only(model.path, jpegs, config, duration=opts.level_seconds).row()
+    row["decode_images_per_cpu_second"] = decode["images_per_cpu_second"]
+    logger.info("in-process %s %s again: %s, decode alone %s", model.name, config.label, row, decode)
     return row
 
 
@@ -185,7 +188,7 @@ def level_summary(
     uploads: Sequence[bytes],
     clients: int,
     opts: Options,
-    split_loop_cpu: bool = False,
+    split_cpu: bool = False,
 ) -> dict[str, Any]:
     result = wrk.measure(
         target,
@@ -193,7 +196,8 @@ def level_summary(
         concurrency=clients,
         duration=opts.level_seconds,
         server_cpu=server.cpu,
-        server_loop_cpu=server.loop_cpu if split_loop_cpu else None,
+        server_loop_cpu=server.loop_cpu if split_cpu else None,
+        server_decode_cpu=server.decode_cpu if split_cpu else None,
     )
     summary = result.summary()
     logger.info("%s %s x%d: %s", server.name, target.path, clients, summary)
@@ -208,7 +212,7 @@ def load_levels(
     levels: Sequence[int],
     opts: Options,
     before_level: Callable[[str, int], None] = lambda task, clients: None,
-    split_loop_cpu: bool = False,
+    split_cpu: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every task at every concurrency level against one running server."""
     results: dict[str, list[dict[str, Any]]] = {}
@@ -216,9 +220,7 @@ def load_levels(
         results[task] = []
         for clients in levels:
             before_level(task, clients)
-            results[task].append(
-                level_summary(server, target_for(task), uploads, clients, opts, split_loop_cpu)
-            )
+            results[task].append(level_summary(server, target_for(task), uploads, clients, opts, split_cpu))
     return results
 
 
@@ -297,7 +299,7 @@ def bench_service(
                 SERVICE_LEVELS,
                 opts,
                 remeasure_limit,
-                split_loop_cpu=True,
+                split_cpu=True,
             )
             facts[report.limit_key(images_name)] = adjacent
         photos = uploads["photo"]
@@ -433,7 +435,7 @@ def bench_production(photos: Sequence[bytes], opts: Options) -> dict[str, Any]:
     try:
         limit = adjacent_limit(model, photos, best, opts)
         target = wrk.Target("127.0.0.1", server.port, route("classify", model))
-        at16 = level_summary(server, target, photos, BAR_LEVEL, opts, split_loop_cpu=True)
+        at16 = level_summary(server, target, photos, BAR_LEVEL, opts, split_cpu=True)
     finally:
         server.stop()
     return {"model": model_facts(model), "inprocess": rows, "adjacent_limit": limit, "service_16": at16}
@@ -463,7 +465,7 @@ def bench_null(
             facts[images_name] = {
                 "decode_only": max(rows, key=lambda row: row["images_per_second"]),
                 "decode_only_sweep": rows,
-                "service_16": level_summary(server, target, images_set, BAR_LEVEL, opts, split_loop_cpu=True),
+                "service_16": level_summary(server, target, images_set, BAR_LEVEL, opts, split_cpu=True),
             }
     finally:
         server.stop()

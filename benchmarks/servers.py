@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.core import decoding
 from service.http.workers import LISTEN_FD_OPTION
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -94,6 +95,12 @@ class Server:
         tree = process_tree(self.process.pid)
         serving = [pid for pid in tree if LISTEN_FD_OPTION.encode() in _command_line(pid)]
         return sum(thread_cpu_seconds(pid, pid) for pid in serving or [self.process.pid])
+
+    def decode_cpu(self) -> float:
+        """CPU time of the decode worker processes (`python -m service.core.decoding`) under the server, its
+        workers' included; a decode worker killed and replaced takes its time with it."""
+        tree = process_tree(self.process.pid)
+        return cpu_seconds([pid for pid in tree if decoding.__name__.encode() in _command_line(pid)])
 
     def rss(self) -> int:
         return rss_bytes(process_tree(self.process.pid))

@@ -22,6 +22,8 @@ class LevelResult:
     server_cpu_seconds: float = 0.0
     # The server's event-loop thread alone, where it was measured (this service): None elsewhere.
     server_loop_cpu_seconds: float | None = None
+    # Its decode worker processes, part of what is not the loop, where measured with the loop.
+    server_decode_cpu_seconds: float | None = None
     # 503 answers that did not say when to come back (`Retry-After`).
     shed_without_retry_after: int = 0
 
@@ -62,15 +64,19 @@ class LevelResult:
         return round(seconds / self.wall_seconds, 3) if self.wall_seconds else 0.0
 
     def _cpu_split(self) -> dict[str, float]:
-        """Server CPU per request on the event loop and on every other thread, in ms."""
+        """Server CPU per request on the event loop and on every other thread (of which the decode workers'),
+        in ms."""
         requests = sum(self.statuses.values())
         if self.server_loop_cpu_seconds is None or not requests:
             return {}
         other = self.server_cpu_seconds - self.server_loop_cpu_seconds
-        return {
+        split = {
             "loop_cpu_ms_per_request": round(1000 * self.server_loop_cpu_seconds / requests, 3),
             "other_cpu_ms_per_request": round(1000 * other / requests, 3),
         }
+        if self.server_decode_cpu_seconds is not None:
+            split["decode_cpu_ms_per_request"] = round(1000 * self.server_decode_cpu_seconds / requests, 3)
+        return split
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:

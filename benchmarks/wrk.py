@@ -111,6 +111,7 @@ def run(
     duration: float,
     server_cpu: Callable[[], float] = lambda: 0.0,
     server_loop_cpu: Callable[[], float] | None = None,
+    server_decode_cpu: Callable[[], float] | None = None,
 ) -> LevelResult:
     """`concurrency` connections sending the uploads in turn for `duration` seconds."""
     with tempfile.TemporaryDirectory(prefix="wrk-bodies-") as folder:
@@ -134,6 +135,7 @@ def run(
         client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before = server_cpu()
         loop_before = server_loop_cpu() if server_loop_cpu else 0.0
+        decode_before = server_decode_cpu() if server_decode_cpu else 0.0
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - started
@@ -150,6 +152,8 @@ def run(
     )
     if server_loop_cpu:
         result.server_loop_cpu_seconds = server_loop_cpu() - loop_before
+    if server_decode_cpu:
+        result.server_decode_cpu_seconds = server_decode_cpu() - decode_before
     return result
 
 
@@ -162,6 +166,7 @@ def measure(
     warmup: float = 1.0,
     server_cpu: Callable[[], float] = lambda: 0.0,
     server_loop_cpu: Callable[[], float] | None = None,
+    server_decode_cpu: Callable[[], float] | None = None,
 ) -> LevelResult:
     """Warm the level up (results dropped), then measure it."""
     if warmup > 0:
@@ -173,6 +178,7 @@ def measure(
         duration=duration,
         server_cpu=server_cpu,
         server_loop_cpu=server_loop_cpu,
+        server_decode_cpu=server_decode_cpu,
     )
 
 

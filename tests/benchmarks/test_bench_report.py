@@ -14,6 +14,7 @@ from benchmarks.report import (
     efficiency_bars,
     int8_bars,
     latency_bars,
+    layers_section,
     loop_bars,
     model_table,
     monitoring_section,
@@ -170,8 +171,30 @@ def test_cpu_table_lists_each_route_images_and_level() -> None:
         loop_cpu_ms_per_request=0.5, other_cpu_ms_per_request=2.25
     )
     lines = cpu_table(results)
-    assert "| /classify | photos 640x480 | 16 | 0.500 | 2.250 |" in lines
+    assert "| /classify | photos 640x480 | 16 | 0.500 | n/a | n/a | 2.250 |" in lines
+    results["service"]["levels"]["classify"][0]["decode_cpu_ms_per_request"] = 1.5
+    assert "| /classify | photos 640x480 | 16 | 0.500 | 1.500 | 0.750 | 2.250 |" in cpu_table(results)
     assert cpu_table({"models": {}}) == ["Not measured."]
+
+
+def test_each_layer_is_held_against_the_same_work_done_alone() -> None:
+    results = _results(90.0)
+    assert layers_section(results) == ["Not measured."]
+    results["service"]["levels"]["classify"][0].update(
+        loop_cpu_ms_per_request=1.0, other_cpu_ms_per_request=5.0, decode_cpu_ms_per_request=2.5
+    )
+    # 250 images per CPU-second is 4 ms an image, of which decode and resize alone (500 a CPU-second) 2 ms.
+    results["service"]["adjacent_limit"] = {
+        "classify": {"images_per_cpu_second": 250.0, "decode_images_per_cpu_second": 500.0}
+    }
+    table = "\n".join(layers_section(results))
+    assert (
+        "| /classify, photos 640x480 | decode and resize (decode workers) | 2.500 | 2.000 | +0.500 |" in table
+    )
+    assert "|  | inference and answers (engine threads) | 2.500 | 2.000 | +0.500 |" in table
+    assert "|  | HTTP, the gate, hand-offs (event loop) | 1.000 | 0.000 | +1.000 |" in table
+    assert "|  | all | 6.000 | 4.000 | +2.000 |" in table
+    assert "/detect" not in table  # measured without the split: left out rather than guessed
 
 
 def test_a_naive_stand_in_is_named_as_one_in_its_models_table() -> None:

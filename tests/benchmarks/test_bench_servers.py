@@ -62,7 +62,9 @@ def test_a_server_stops_only_once_its_workers_are_gone(tmp_path: Path) -> None:
     assert servers.live_group_members(server.process.pid) == []
 
 
-def test_under_a_supervisor_the_loop_cpu_is_every_workers_main_thread(tmp_path: Path) -> None:
+def test_under_a_supervisor_the_loop_cpu_is_every_workers_main_thread_and_decode_cpu_their_decoders(
+    tmp_path: Path,
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -82,5 +84,14 @@ def test_under_a_supervisor_the_loop_cpu_is_every_workers_main_thread(tmp_path: 
         loops = sum(thread_cpu_seconds(pid, pid) for pid in serving)
         assert len(serving) == 2
         assert server.loop_cpu() >= loops > thread_cpu_seconds(server.process.pid, server.process.pid)
+        # One decode worker per worker (one core each here at most), started with its codecs warmed up.
+        decoders = [
+            pid
+            for pid in servers.process_tree(server.process.pid)
+            if b"service.core.decoding" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert decoders
+        assert server.decode_cpu() >= servers.cpu_seconds(decoders) > 0
+        assert server.decode_cpu() < server.cpu() - server.loop_cpu()
     finally:
         server.stop()

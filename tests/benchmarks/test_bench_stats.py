@@ -42,6 +42,11 @@ def test_summary_splits_server_cpu_between_event_loop_and_other_threads_when_mea
     summary = result.summary()
     assert summary["loop_cpu_ms_per_request"] == pytest.approx(1.5)
     assert summary["other_cpu_ms_per_request"] == pytest.approx(4.5)
+    assert "decode_cpu_ms_per_request" not in summary
+    result.server_decode_cpu_seconds = 0.4
+    summary = result.summary()
+    assert summary["decode_cpu_ms_per_request"] == pytest.approx(2.0)
+    assert summary["other_cpu_ms_per_request"] == pytest.approx(4.5)  # the decode workers' share is in it
 
 
 @pytest.mark.parametrize(
