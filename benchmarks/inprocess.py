@@ -1,12 +1,15 @@
 """The in-process limit: decode + resize + `session.run` through the engine's own model, no HTTP at all.
 
 Each stream is a thread that takes `batch` JPEGs, prepares them with `service.core.model.Model.prepare` and
-runs them with `Model.run` on one shared session, as the engine does. Streams run concurrently (Pillow and
-ONNX Runtime release the GIL), so this also finds whether concurrent runs beat one run using every core.
+runs them with `Model.run` on one shared session, as the engine does. A segmenter's images are then finished
+as the engine finishes them, the mask at the image's size and its PNG: #25's /segment bar counts that work in
+the limit. Streams run concurrently (Pillow and ONNX Runtime release the GIL), so this also finds whether
+concurrent runs beat one run using every core.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -17,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from service.api.options import SegmentOptions
 from service.core.contract import ModelMetadata, parse_metadata
-from service.core.imaging import ImageLimits
+from service.core.imaging import ImageLimits, PreparedImage
 from service.core.model import Model, open_model
 from service.core.runtime import CPU, ExecutionPlan
+from service.core.tasks.segment import SEGMENT
 
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
 
@@ -76,15 +81,26 @@ def prepare(model: Model, jpeg: bytes) -> np.ndarray:
     return model.prepare(jpeg, LIMITS).pixels
 
 
+def segment_finish(model: Model) -> Callable[[dict[str, np.ndarray], PreparedImage], object] | None:
+    """How the engine finishes one image of a segmenter with the default options; None for other tasks."""
+    if model.metadata.task != SEGMENT.runs_on:
+        return None
+    return functools.partial(SEGMENT.finish, labels=model.metadata.labels, options=SegmentOptions())
+
+
 def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
     """Images per second through `config.streams` threads for `duration` seconds (after one warm-up run)."""
     model = load(path, config)
+    finish = segment_finish(model)
     order = itertools.count()
 
     def one_batch() -> int:
         start = next(order) * config.batch
-        picked = [jpegs[(start + i) % len(jpegs)] for i in range(config.batch)]
-        model.run(np.stack([prepare(model, jpeg) for jpeg in picked]))
+        picked = [model.prepare(jpegs[(start + i) % len(jpegs)], LIMITS) for i in range(config.batch)]
+        outputs = model.run(np.stack([image.pixels for image in picked]))
+        if finish is not None:
+            for row, image in enumerate(picked):
+                finish({role: values[row] for role, values in outputs.items()}, image)
         return config.batch
 
     return _timed_streams(config, one_batch, duration)
