@@ -48,5 +48,5 @@ def test_the_segmenters_limit_finishes_every_image_it_counts(monkeypatch: pytest
 
     monkeypatch.setattr(inprocess, "segment_finish", counting)
     measured = inprocess.measure(SEGMENTER, [PHOTO], inprocess.Config(1, 1, 2), duration=0.2)
-    assert measured.images >= 2
-    assert len(finished) == measured.images + 2  # and the warm-up batch's two
+    # However few batches a loaded machine fits in, each image counted was finished, and the warm-up's two.
+    assert len(finished) == measured.images + 2
