@@ -1150,7 +1150,7 @@ def render(results: Result, plot_paths: Sequence[Path], doc: Path) -> str:
         *monitoring_section(results),
         "",
         *against_section(results),
-        "## In-process limit: every configuration tried (images/s, decode + resize + run)",
+        "## In-process limit: every configuration tried (images/s, decode + resize + run; /segment: + masks)",
         "",
         *inprocess_table(results),
         "",
