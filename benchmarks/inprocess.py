@@ -16,18 +16,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
-from service.api.options import SegmentOptions
+from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions, TaskOptions
 from service.core.contract import ModelMetadata, parse_metadata
 from service.core.imaging import ImageLimits, PreparedImage
 from service.core.model import Model, open_model
 from service.core.runtime import CPU, ExecutionPlan
+from service.core.tasks.classify import CLASSIFY
+from service.core.tasks.detect import DETECT
 from service.core.tasks.segment import SEGMENT
+from service.core.tasks.task import TaskSpec
 
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
+# Each task as the engine runs it, with the options a request without any gets.
+TASKS: dict[str, tuple[TaskSpec[Any, Any], TaskOptions]] = {
+    "classify": (CLASSIFY, ClassifyOptions()),
+    "detect": (DETECT, DetectOptions()),
+    "segment": (SEGMENT, SegmentOptions()),
+}
 
 
 @dataclass(frozen=True)
@@ -81,11 +91,17 @@ def prepare(model: Model, jpeg: bytes) -> np.ndarray:
     return model.prepare(jpeg, LIMITS).pixels
 
 
+def image_outputs(outputs: dict[str, np.ndarray], row: int) -> dict[str, np.ndarray]:
+    """One image's outputs by role, out of its batch's, as the batcher hands them to a finish."""
+    return {role: values[row] for role, values in outputs.items()}
+
+
 def segment_finish(model: Model) -> Callable[[dict[str, np.ndarray], PreparedImage], object] | None:
     """How the engine finishes one image of a segmenter with the default options; None for other tasks."""
-    if model.metadata.task != SEGMENT.runs_on:
+    spec, options = TASKS["segment"]
+    if model.metadata.task != spec.runs_on:
         return None
-    return functools.partial(SEGMENT.finish, labels=model.metadata.labels, options=SegmentOptions())
+    return functools.partial(spec.finish, labels=model.metadata.labels, options=options)
 
 
 def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: float) -> Measurement:
@@ -100,7 +116,7 @@ def measure(path: Path, jpegs: Sequence[bytes], config: Config, *, duration: flo
         outputs = model.run(np.stack([image.pixels for image in picked]))
         if finish is not None:
             for row, image in enumerate(picked):
-                finish({role: values[row] for role, values in outputs.items()}, image)
+                finish(image_outputs(outputs, row), image)
         return config.batch
 
     return _timed_streams(config, one_batch, duration)

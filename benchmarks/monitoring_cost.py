@@ -24,23 +24,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks import images, inprocess
-from service.api.options import ClassifyOptions, DetectOptions, SegmentOptions, TaskOptions
+from service.api.options import TaskOptions
 from service.core.engine import watch
 from service.core.imaging import PreparedImage
 from service.core.model import Model, open_model
 from service.core.monitor import DriftMonitor, MonitorConfig
 from service.core.runtime import CPU, ExecutionPlan
-from service.core.tasks.classify import CLASSIFY
-from service.core.tasks.detect import DETECT
-from service.core.tasks.segment import SEGMENT
 from service.core.tasks.task import TaskSpec
 
-# The task as the engine runs it, with the options a request without any gets.
-TASKS: dict[str, tuple[TaskSpec[Any, Any], TaskOptions]] = {
-    "classify": (CLASSIFY, ClassifyOptions()),
-    "detect": (DETECT, DetectOptions()),
-    "segment": (SEGMENT, SegmentOptions()),
-}
 Answered = Sequence[tuple[dict[str, np.ndarray], PreparedImage]]
 
 # Blocks per task, each answering the photos as many times as fill about BLOCK_SECONDS; the medians are taken
@@ -79,7 +70,7 @@ def _time_tasks(models: Mapping[str, Path]) -> dict[str, dict[str, float]]:
         model = open_model(path, ExecutionPlan((CPU,), 1, 1))
         if model.metadata.reference is None:
             raise ValueError(f"{path} carries no drift reference: nothing to monitor")
-        spec, options = TASKS[task]
+        spec, options = inprocess.TASKS[task]
         prepared = [model.prepare(jpeg, inprocess.LIMITS, spec.preview_side(options)) for jpeg in jpegs]
         answered = [(_outputs_of(model, image.pixels), image) for image in prepared]
         monitor = DriftMonitor(model.metadata, MonitorConfig())
@@ -121,7 +112,7 @@ def _one_pass(
 
 def _outputs_of(model: Model, pixels: np.ndarray) -> dict[str, np.ndarray]:
     """One image's outputs by role, as the batcher hands them to a finish."""
-    return {role: values[0] for role, values in model.run(pixels[None]).items()}
+    return inprocess.image_outputs(model.run(pixels[None]), 0)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -448,6 +448,12 @@ def _errors(row: Result) -> str:
     return ", ".join(f"{count} x {status}" for status, count in row["errors"].items()) or "none"
 
 
+def _engine_threads_ms(row: Result) -> float | None:
+    """A level's CPU per request on the engine's threads: all but the loop, less the decode workers'."""
+    decode = row.get("decode_cpu_ms_per_request")
+    return None if decode is None else row["other_cpu_ms_per_request"] - decode
+
+
 def cpu_table(results: Result) -> list[str]:
     """Per route, images and level: the service's CPU per request on its event loop, in its decode worker
     processes and on its other threads."""
@@ -457,16 +463,14 @@ def cpu_table(results: Result) -> list[str]:
         for images in IMAGES:
             for row in service.get(levels_key(images), {}).get(task, []):
                 if "loop_cpu_ms_per_request" in row:
-                    decode = row.get("decode_cpu_ms_per_request")
-                    engine = None if decode is None else row["other_cpu_ms_per_request"] - decode
                     rows.append(
                         [
                             f"/{task}",
                             IMAGES[images],
                             row["concurrency"],
                             f"{row['loop_cpu_ms_per_request']:.3f}",
-                            _fmt(decode, 3),
-                            _fmt(engine, 3),
+                            _fmt(row.get("decode_cpu_ms_per_request"), 3),
+                            _fmt(_engine_threads_ms(row), 3),
                             f"{row['other_cpu_ms_per_request']:.3f}",
                         ]
                     )
@@ -500,18 +504,13 @@ def layers_section(results: Result) -> list[str]:
         for images in IMAGES:
             served = level(results.get("service", {}), task, CONCURRENCY, images)
             alone = results.get("service", {}).get(limit_key(images), {}).get(task)
-            if not (
-                served
-                and "decode_cpu_ms_per_request" in served
-                and alone
-                and "decode_images_per_cpu_second" in alone
-            ):
+            engine = _engine_threads_ms(served) if served else None
+            if served is None or engine is None or not alone or "decode_images_per_cpu_second" not in alone:
                 continue
             work = 1000 / alone["images_per_cpu_second"]
             decode = 1000 / alone["decode_images_per_cpu_second"]
             loop = served["loop_cpu_ms_per_request"]
             decoding = served["decode_cpu_ms_per_request"]
-            engine = served["other_cpu_ms_per_request"] - decoding
             where = f"/{task}, {IMAGES[images]}"
             for layer, in_service, by_itself in (
                 ("decode and resize (decode workers)", decoding, decode),

@@ -27,7 +27,7 @@ def test_a_segmenters_image_is_finished_into_a_mask_png_at_its_own_size() -> Non
     assert finish is not None
     image = model.prepare(PHOTO, inprocess.LIMITS)
     outputs = model.run(np.stack([image.pixels]))
-    finished = finish({role: values[0] for role, values in outputs.items()}, image)
+    finished = finish(inprocess.image_outputs(outputs, 0), image)
     assert Image.open(io.BytesIO(finished.png)).size == (451, 300)  # type: ignore[attr-defined]
     assert inprocess.segment_finish(inprocess.load(CLASSIFIER, inprocess.Config(1, 1, 1))) is None
 
